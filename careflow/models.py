@@ -1,0 +1,317 @@
+"""Domain models shared by the API, the workflow, the activities and the store.
+
+Vocabulary follows the contract (``CONTRACT.md`` §2): identifier systems are FHIR
+``Identifier.system`` URIs, care flow definitions own baseline data point definitions,
+webhooks map payload fields to those data points with JSONPath.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class RequestStatus(StrEnum):
+    """Request statuses, exact strings of contract §3."""
+
+    RECEIVED = "RECEIVED"
+    SCHEDULED = "SCHEDULED"
+    REJECTED = "REJECTED"
+    TEST = "TEST"
+    PROCESSING = "PROCESSING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {RequestStatus.REJECTED, RequestStatus.TEST, RequestStatus.SUCCESS, RequestStatus.FAILED}
+)
+
+
+class ValueType(StrEnum):
+    """Baseline data point value types (contract §5)."""
+
+    STRING = "string"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    TELEPHONE = "telephone"
+    STRINGS_ARRAY = "strings_array"
+    NUMBERS_ARRAY = "numbers_array"
+    JSON = "json"
+
+
+class RequestError(BaseModel):
+    """One problem with a request, as reported to senders, logs and the timeline.
+
+    ``message`` never quotes payload values (they may be PHI); ``code`` is a stable snake_case code.
+    """
+
+    code: str
+    message: str
+    data_point_definition_id: str | None = None
+    path: str | None = None
+
+
+# --- identifier systems -------------------------------------------------------------------------
+
+
+def _check_absolute_uri(value: str) -> str:
+    """Require an absolute URI (RFC 3986 §4.3: a scheme, then ``:``, then something)."""
+    scheme, sep, rest = value.partition(":")
+    if not sep or not rest or not scheme or not scheme[0].isalpha():
+        raise ValueError("must be an absolute URI, e.g. https://example-hospital.org/mrn")
+    if not all(c.isalnum() or c in "+-." for c in scheme):
+        raise ValueError("must be an absolute URI, e.g. https://example-hospital.org/mrn")
+    return value
+
+
+class IdentifierSystemCreate(BaseModel):
+    """An identifier namespace, as FHIR ``Identifier.system``; ``name`` is a label and route key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=SLUG_PATTERN)
+    system: str = Field(min_length=3, max_length=2048)
+    description: str = ""
+
+    _system_is_uri = field_validator("system")(_check_absolute_uri)
+
+
+class IdentifierSystemUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    system: str = Field(min_length=3, max_length=2048)
+    description: str = ""
+
+    _system_is_uri = field_validator("system")(_check_absolute_uri)
+
+
+class IdentifierSystem(IdentifierSystemCreate):
+    pass
+
+
+class Identifier(BaseModel):
+    """A FHIR-style identifier: ``system`` (absolute URI) and ``value`` (non-empty string)."""
+
+    system: str
+    value: str
+
+
+# --- care flow definitions ---------------------------------------------------------------------
+
+
+class ValueRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min: float | None = None
+    max: float | None = None
+
+
+class DataPointDefinition(BaseModel):
+    """A baseline data point of a care flow definition (contract §2, §5)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128)
+    title: str = ""
+    value_type: ValueType
+    optional: bool = False
+    possible_values: list[Any] | None = None
+    range: ValueRange | None = None
+
+
+class CareFlowDefinitionUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    published: bool = False
+    data_point_definitions: list[DataPointDefinition] = Field(default_factory=list)
+
+    @field_validator("data_point_definitions")
+    @classmethod
+    def _unique_ids(cls, value: list[DataPointDefinition]) -> list[DataPointDefinition]:
+        ids = [d.id for d in value]
+        if len(ids) != len(set(ids)):
+            raise ValueError("data point definition ids must be unique")
+        return value
+
+
+class CareFlowDefinitionCreate(CareFlowDefinitionUpdate):
+    id: str = Field(pattern=SLUG_PATTERN)
+
+
+class CareFlowDefinition(CareFlowDefinitionCreate):
+    pass
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+class DataPointMapping(BaseModel):
+    """``path`` is a JSONPath (jsonpath-ng extended syntax) evaluated on the parsed body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_point_definition_id: str
+    path: str = Field(min_length=1)
+    date_format: str | None = None
+
+
+class PatientIdentifierMapping(BaseModel):
+    """Where the patient identifier is: exactly one of ``system`` / ``system_path``, plus ``value_path``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system: str | None = None
+    system_path: str | None = None
+    value_path: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one_system(self) -> PatientIdentifierMapping:
+        if (self.system is None) == (self.system_path is None):
+            raise ValueError("give exactly one of system, system_path")
+        if self.system is not None:
+            _check_absolute_uri(self.system)
+        return self
+
+
+class PatientProfileMapping(BaseModel):
+    """JSONPaths to profile fields used when a new patient is created."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_name: str | None = None
+    last_name: str | None = None
+    birth_date: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    sex: str | None = None
+    preferred_language: str | None = None
+
+
+SignatureScheme = Literal["standard-webhooks", "hmac", "api-key"]
+
+
+class SignatureConfig(BaseModel):
+    """How a webhook's requests are authenticated. ``secret`` is write-only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scheme: str
+    secret: str | None = None
+    header: str | None = None
+    algorithm: str | None = None
+    encoding: str | None = None
+    prefix: str | None = None
+
+
+class WebhookFields(BaseModel):
+    """Fields a client may set on a webhook (create and merge-patch)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    care_flow_definition_id: str
+    data_point_mappings: list[DataPointMapping] = Field(default_factory=list)
+    patient_identifier: PatientIdentifierMapping | None = None
+    patient_profile: PatientProfileMapping | None = None
+    default_region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    delivery_id_path: str | None = None
+    signature: SignatureConfig | None = None
+
+
+class WebhookCreate(WebhookFields):
+    pass
+
+
+class Webhook(WebhookFields):
+    """A stored webhook, secrets included; never returned as is."""
+
+    id: str
+    enabled: bool = False
+    deleted: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class SignaturePublic(BaseModel):
+    scheme: str
+    header: str | None = None
+    algorithm: str | None = None
+    encoding: str | None = None
+    prefix: str | None = None
+    has_secret: bool
+
+
+class WebhookPublic(BaseModel):
+    id: str
+    name: str
+    care_flow_definition_id: str
+    enabled: bool
+    data_point_mappings: list[DataPointMapping]
+    patient_identifier: PatientIdentifierMapping | None
+    patient_profile: PatientProfileMapping | None
+    default_region: str | None
+    delivery_id_path: str | None
+    signature: SignaturePublic | None
+    url: str
+    test_url: str
+    created_at: datetime
+    updated_at: datetime
+
+
+# --- validation / mapping results --------------------------------------------------------------
+
+
+class MappingResult(BaseModel):
+    """What a webhook's mappings give for one payload (contract §5, §6).
+
+    ``data_points`` maps data point definition id → coerced value (absent optional points omitted);
+    ``patient_identifier`` is the extracted identifier, or None (no mapping and no body field);
+    ``profile`` holds the mapped patient profile fields that coerced cleanly.
+    """
+
+    data_points: dict[str, Any] = Field(default_factory=dict)
+    patient_identifier: Identifier | None = None
+    profile: dict[str, Any] = Field(default_factory=dict)
+    errors: list[RequestError] = Field(default_factory=list)
+
+
+# --- patients and care flows (built-in backend) -------------------------------------------------
+
+
+class Patient(BaseModel):
+    id: str
+    identifiers: list[Identifier]
+    anonymous: bool
+    profile: dict[str, Any]
+    created_at: datetime
+
+
+class CareFlow(BaseModel):
+    id: str
+    care_flow_definition_id: str
+    patient_id: str
+    data_points: dict[str, Any]
+    request_id: str
+    started_at: datetime
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list answer; ``next_page_token`` is opaque, null on the last page."""
+
+    items: list[T]
+    next_page_token: str | None = None
