@@ -1,0 +1,51 @@
+"""``resolve_patient``: find the patient by identifier or create one (anonymous without one)."""
+
+from __future__ import annotations
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from careflow import temporal
+from careflow.backends.base import BackendRefusedError, BackendUnavailableError, CareFlowBackend
+from careflow.messages import ResolvePatientInput, ResolvePatientResult
+
+
+class PatientActivities:
+    """Args: backend: the care-flow backend holding patients."""
+
+    def __init__(self, backend: CareFlowBackend) -> None:
+        self._backend = backend
+
+    @activity.defn(name=temporal.RESOLVE_PATIENT)
+    def resolve_patient(self, request: ResolvePatientInput) -> ResolvePatientResult:
+        """Find-or-create the request's patient (contract §6). Idempotent: keyed by identifier,
+        or by ``request_id`` for an anonymous patient, so a retry or reset reuses it.
+
+        Raises:
+            ApplicationError: retryable ``backend_unavailable``; non-retryable with the
+                backend's code when it refuses.
+        """
+        try:
+            identifier = request.patient_identifier
+            if identifier is not None:
+                found = self._backend.find_patient(identifier)
+                if found is not None:
+                    return ResolvePatientResult(
+                        patient_id=found.id,
+                        created=False,
+                        anonymous=False,
+                        attempt=activity.info().attempt,
+                    )
+            patient, created = self._backend.create_patient(
+                identifier, request.profile, request.request_id
+            )
+        except BackendUnavailableError as exc:
+            raise ApplicationError("care-flow backend unavailable", type="backend_unavailable") from exc
+        except BackendRefusedError as exc:
+            raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from exc
+        return ResolvePatientResult(
+            patient_id=patient.id,
+            created=created,
+            anonymous=patient.anonymous,
+            attempt=activity.info().attempt,
+        )

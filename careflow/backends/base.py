@@ -1,0 +1,63 @@
+"""The care-flow backend interface: where patients live and care flows start.
+
+The workflow never talks to a backend directly; activities do, through this interface, so
+another backend (Awell's API, a FHIR server) can be added without touching the workflow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from careflow.models import CareFlow, Identifier, Patient
+
+
+class BackendError(Exception):
+    """Base of backend failures."""
+
+
+class BackendUnavailableError(BackendError):
+    """A transient fault (timeout, database locked, 5xx): retrying may succeed."""
+
+
+class BackendRefusedError(BackendError):
+    """A permanent refusal (unknown or unpublished definition, rejected data): do not retry.
+
+    Args:
+        code: stable snake_case error code.
+        message: text without PHI.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class CareFlowBackend(Protocol):
+    """What the activities need from a care-flow backend. Every method is idempotent."""
+
+    def find_patient(self, identifier: Identifier) -> Patient | None:
+        """The patient with this identifier (system URI and value match exactly), or None."""
+        ...
+
+    def create_patient(
+        self, identifier: Identifier | None, profile: dict[str, Any], idempotency_key: str
+    ) -> tuple[Patient, bool]:
+        """Insert-or-fetch: with an identifier, the one patient holding it; without, an anonymous
+        patient keyed by ``idempotency_key``. Returns (patient, created)."""
+        ...
+
+    def start_care_flow(
+        self,
+        care_flow_definition_id: str,
+        patient_id: str,
+        data_points: dict[str, Any],
+        idempotency_key: str,
+    ) -> tuple[CareFlow, bool]:
+        """Start a care flow at most once per ``idempotency_key``. Returns (care flow, created).
+
+        Raises:
+            BackendRefusedError: the definition is unknown or unpublished.
+            BackendUnavailableError: a transient fault.
+        """
+        ...

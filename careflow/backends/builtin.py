@@ -1,0 +1,59 @@
+"""The built-in care-flow backend: patients and care flows in the service's own database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from careflow.backends.base import BackendRefusedError, BackendUnavailableError
+from careflow.errors import NotFoundError, TransientStoreError
+from careflow.models import CareFlow, Identifier, Patient
+from careflow.store import Store
+
+
+class BuiltinBackend:
+    """``CareFlowBackend`` on top of ``Store``; transient database faults become
+    ``BackendUnavailableError``.
+
+    Args:
+        store: the service's store.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def find_patient(self, identifier: Identifier) -> Patient | None:
+        try:
+            return self._store.find_patient(identifier)
+        except TransientStoreError as exc:
+            raise BackendUnavailableError(str(exc)) from exc
+
+    def create_patient(
+        self, identifier: Identifier | None, profile: dict[str, Any], idempotency_key: str
+    ) -> tuple[Patient, bool]:
+        try:
+            return self._store.create_patient(identifier, profile, idempotency_key)
+        except TransientStoreError as exc:
+            raise BackendUnavailableError(str(exc)) from exc
+
+    def start_care_flow(
+        self,
+        care_flow_definition_id: str,
+        patient_id: str,
+        data_points: dict[str, Any],
+        idempotency_key: str,
+    ) -> tuple[CareFlow, bool]:
+        try:
+            definition = self._store.get_care_flow_definition(care_flow_definition_id)
+            if not definition.published:
+                raise BackendRefusedError(
+                    "care_flow_definition_unpublished", "the care flow definition is not published"
+                )
+            return self._store.start_care_flow(
+                care_flow_definition_id, patient_id, data_points, idempotency_key
+            )
+        except NotFoundError as exc:
+            raise BackendRefusedError(
+                "care_flow_definition_not_found", "the care flow definition does not exist"
+            ) from exc
+        except TransientStoreError as exc:
+            raise BackendUnavailableError(str(exc)) from exc

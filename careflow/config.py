@@ -1,0 +1,76 @@
+"""A per-process cache of the configuration, refreshed when the store's revision changes.
+
+Ingest answers from this cache without touching the database; every process checks the
+revision at least every ``config_refresh_seconds`` (1 s by default), so a change made through
+the API reaches every API replica and worker within 2 s (contract §1).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from careflow.models import CareFlowDefinition, IdentifierSystem, Webhook
+from careflow.store import Store
+
+
+@dataclass(frozen=True)
+class ConfigSnapshot:
+    """All configuration at one revision; read-only."""
+
+    revision: int = -1
+    webhooks: dict[str, Webhook] = field(default_factory=dict)
+    definitions: dict[str, CareFlowDefinition] = field(default_factory=dict)
+    identifier_systems: dict[str, IdentifierSystem] = field(default_factory=dict)
+
+    @property
+    def system_uris(self) -> frozenset[str]:
+        return frozenset(s.system for s in self.identifier_systems.values())
+
+
+class ConfigCache:
+    """Holds the newest ``ConfigSnapshot``; thread-safe.
+
+    Args:
+        store: where the configuration lives.
+        refresh_seconds: how old a snapshot may get before ``get`` checks the revision.
+    """
+
+    def __init__(self, store: Store, refresh_seconds: float = 1.0) -> None:
+        self._store = store
+        self._refresh_seconds = refresh_seconds
+        self._lock = threading.Lock()
+        self._snapshot = ConfigSnapshot()
+        self._checked_at = 0.0
+
+    @property
+    def snapshot(self) -> ConfigSnapshot:
+        """The current snapshot, without any I/O."""
+        return self._snapshot
+
+    def get(self) -> ConfigSnapshot:
+        """The current snapshot, checking the store's revision when it is stale."""
+        if time.monotonic() - self._checked_at >= self._refresh_seconds:
+            self.refresh()
+        return self._snapshot
+
+    def refresh(self) -> ConfigSnapshot:
+        """Check the revision now and reload everything when it changed.
+
+        Raises:
+            TransientStoreError: when the database cannot be read.
+        """
+        with self._lock:
+            revision = self._store.revision()
+            if revision != self._snapshot.revision:
+                self._snapshot = ConfigSnapshot(
+                    revision=revision,
+                    webhooks={w.id: w for w in self._store.list_webhooks(include_deleted=True)},
+                    definitions={d.id: d for d in self._store.list_care_flow_definitions()},
+                    identifier_systems={
+                        s.name: s for s in self._store.list_identifier_systems()
+                    },
+                )
+            self._checked_at = time.monotonic()
+            return self._snapshot

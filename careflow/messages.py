@@ -1,0 +1,109 @@
+"""Inputs and outputs of the workflow, its activities and its query: one pydantic model each, so
+fields can be added without breaking histories (STYLE.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from careflow.models import Identifier, RequestError, RequestStatus
+
+
+class WebhookRequestInput(BaseModel):
+    """What the ingest handler hands to ``WebhookRequestWorkflow``.
+
+    ``body`` is carried once, as received (raw bytes, base64 in the history), never as a parsed
+    tree: that keeps a 1 MiB body under Temporal's 2 MiB payload limit even when every character
+    needs JSON escaping, and away from the data converter's recursion limit (contract §7).
+    ``door_rejected`` marks a request refused before parsing/dedupe (signature, size, media type,
+    JSON syntax); such a request is logged but never retryable.
+    """
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    request_id: str
+    webhook_id: str
+    webhook_name: str = ""
+    care_flow_definition_id: str
+    received_at: datetime
+    body: bytes | None = None
+    media_type: str = "application/json"
+    is_test: bool = False
+    delivery_id: str | None = None
+    handler_status: RequestStatus
+    handler_errors: list[RequestError] = Field(default_factory=list)
+    door_rejected: bool = False
+    activity_max_attempts: int = 10
+    activity_max_seconds: float = 600.0
+
+
+class ValidateRequestInput(BaseModel):
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    request_id: str
+    webhook_id: str
+    body: bytes
+    media_type: str
+    is_test: bool = False
+
+
+class ValidationResult(BaseModel):
+    """Verdict of ``validate_request``: SCHEDULED or REJECTED, with everything mapped."""
+
+    verdict: RequestStatus
+    errors: list[RequestError] = Field(default_factory=list)
+    care_flow_definition_id: str | None = None
+    data_points: dict[str, Any] = Field(default_factory=dict)
+    patient_identifier: Identifier | None = None
+    profile: dict[str, Any] = Field(default_factory=dict)
+    webhook_enabled: bool = True
+    attempt: int = 1
+
+
+class ResolvePatientInput(BaseModel):
+    request_id: str
+    patient_identifier: Identifier | None = None
+    profile: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResolvePatientResult(BaseModel):
+    patient_id: str
+    created: bool
+    anonymous: bool
+    attempt: int = 1
+
+
+class StartCareFlowInput(BaseModel):
+    request_id: str
+    care_flow_definition_id: str
+    patient_id: str
+    data_points: dict[str, Any] = Field(default_factory=dict)
+
+
+class StartCareFlowResult(BaseModel):
+    care_flow_id: str
+    created: bool
+    attempt: int = 1
+
+
+class TimelineEntry(BaseModel):
+    """One line of a request's timeline; ``message`` carries codes and ids, never PHI."""
+
+    status: RequestStatus
+    at: datetime
+    message: str | None = None
+
+
+class RequestState(BaseModel):
+    """The live state the ``status`` query answers with (and the memo mirrors, minus PHI)."""
+
+    status: RequestStatus
+    verdict: RequestStatus | None = None
+    errors: list[RequestError] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    data_points: dict[str, Any] = Field(default_factory=dict)
+    patient_identifier: Identifier | None = None
+    patient_id: str | None = None
+    care_flow_id: str | None = None

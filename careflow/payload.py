@@ -1,0 +1,131 @@
+"""Turning a request body into JSON: media types, BOM, form encoding, depth and number limits.
+
+The same functions run in the ingest handler (to answer at once) and in ``validate_request``
+(on the body carried in the workflow input), so both see the same tree.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+from urllib.parse import parse_qsl
+
+from careflow.models import RequestError
+
+MAX_DEPTH = 64
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+class PayloadError(Exception):
+    """The body cannot be turned into JSON; ``error.code`` is the contract's stable code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code)
+        self.error = RequestError(code=code, message=message)
+
+
+def media_type_of(content_type: str | None) -> str | None:
+    """The supported media type named by a ``Content-Type`` header, or None.
+
+    Parameters such as ``charset`` are ignored; ``application/*+json`` counts as JSON.
+    """
+    if not content_type:
+        return None
+    essence = content_type.split(";", 1)[0].strip().lower()
+    if essence == JSON or (essence.startswith("application/") and essence.endswith("+json")):
+        return JSON
+    if essence == FORM:
+        return FORM
+    return None
+
+
+def _reject_constant(name: str) -> Any:
+    raise PayloadError("non_finite_number", "NaN and Infinity are not JSON numbers")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise PayloadError("non_finite_number", "a number overflows a 64-bit float")
+    return value
+
+
+def _parse_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:  # over Python's int digit limit
+        raise PayloadError("non_finite_number", "an integer has too many digits") from exc
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value (a scalar is 0), computed without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def parse_body(body: bytes, media_type: str) -> Any:
+    """Parse a request body into a JSON value.
+
+    Args:
+        body: the raw bytes as received.
+        media_type: ``application/json`` (UTF-8, optional BOM) or
+            ``application/x-www-form-urlencoded`` (a flat object; repeated keys give a list).
+
+    Returns:
+        The JSON value: object, array or scalar (RFC 8259).
+
+    Raises:
+        PayloadError: ``empty_body``, ``invalid_json``, ``nesting_too_deep`` (more than 64
+            levels) or ``non_finite_number`` (NaN, Infinity, overflowing numbers).
+    """
+    if not body.strip():
+        raise PayloadError("empty_body", "the request body is empty")
+    if media_type == FORM:
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise PayloadError("invalid_json", "the form body cannot be decoded") from exc
+        form: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in form:
+                previous = form[key]
+                form[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+            else:
+                form[key] = value
+        return form
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PayloadError("invalid_json", "the body is not UTF-8 text") from exc
+    try:
+        value = json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_parse_float,
+            parse_int=_parse_int,
+        )
+    except RecursionError as exc:
+        raise PayloadError("nesting_too_deep", f"JSON nests deeper than {MAX_DEPTH} levels") from exc
+    except json.JSONDecodeError as exc:
+        raise PayloadError(
+            "invalid_json", f"the body is not valid JSON (line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    if _depth(value) > MAX_DEPTH:
+        raise PayloadError("nesting_too_deep", f"JSON nests deeper than {MAX_DEPTH} levels")
+    return value

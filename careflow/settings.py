@@ -1,0 +1,82 @@
+"""Service settings, read from the environment (and ``.env``) once per process (contract §1)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """All knobs of the service; names are the environment variables of contract §1.
+
+    Attributes:
+        careflow_admin_token: bearer token for ``/v1``; when unset, generated once and kept in
+            ``$CAREFLOW_DATA_DIR/admin-token``.
+        careflow_data_dir: directory of the SQLite files and the admin token.
+        database_url: SQLAlchemy URL; defaults to ``sqlite:///$CAREFLOW_DATA_DIR/careflow.db``.
+        max_payload_bytes: largest accepted request body, in bytes.
+        activity_max_attempts / activity_max_seconds: bounds of the transient-fault retries
+            of every activity (attempts, and seconds of schedule-to-close time).
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    careflow_admin_token: str | None = None
+    careflow_data_dir: Path = Path(".data")
+    careflow_api_host: str = "127.0.0.1"
+    careflow_api_port: int = 8000
+    careflow_public_url: str | None = None
+    careflow_task_queue: str = "careflow-webhooks"
+    database_url: str | None = None
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_api_key: str | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_ui_port: int = 8233
+    temporal_ui_url: str | None = None
+    max_payload_bytes: int = Field(default=1_048_576, gt=0)
+    config_refresh_seconds: float = Field(default=1.0, gt=0)
+    activity_max_attempts: int = Field(default=10, ge=1)
+    activity_max_seconds: float = Field(default=600.0, gt=0)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.careflow_data_dir / 'careflow.db').resolve()}"
+
+    @property
+    def ui_base_url(self) -> str:
+        if self.temporal_ui_url:
+            return self.temporal_ui_url.rstrip("/")
+        return f"http://127.0.0.1:{self.temporal_ui_port}"
+
+    @property
+    def public_base_url(self) -> str:
+        if self.careflow_public_url:
+            return self.careflow_public_url.rstrip("/")
+        return f"http://{self.careflow_api_host}:{self.careflow_api_port}"
+
+    def admin_token(self) -> str:
+        """The admin bearer token: as given, else read from or generated into the data dir."""
+        if self.careflow_admin_token:
+            return self.careflow_admin_token
+        path = self.careflow_data_dir / "admin-token"
+        if path.exists():
+            return path.read_text().strip()
+        self.careflow_data_dir.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        path.touch(mode=0o600)
+        path.write_text(token + "\n")
+        return token
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

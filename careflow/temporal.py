@@ -1,0 +1,81 @@
+"""Temporal names and helpers in one place: workflow and activity names, search attribute keys,
+request ids, and the client connection (contract §7)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from temporalio.client import Client, TLSConfig
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from careflow.settings import Settings
+
+WORKFLOW_TYPE = "WebhookRequestWorkflow"
+VALIDATE_REQUEST = "validate_request"
+RESOLVE_PATIENT = "resolve_patient"
+START_CARE_FLOW = "start_care_flow"
+STATUS_QUERY = "status"
+
+SA_WEBHOOK_ID = SearchAttributeKey.for_keyword("WebhookId")
+SA_CARE_FLOW_DEFINITION_ID = SearchAttributeKey.for_keyword("CareFlowDefinitionId")
+SA_REQUEST_STATUS = SearchAttributeKey.for_keyword("RequestStatus")
+SA_PATIENT_ID = SearchAttributeKey.for_keyword("PatientId")
+SA_CARE_FLOW_ID = SearchAttributeKey.for_keyword("CareFlowId")
+SA_IS_TEST = SearchAttributeKey.for_bool("IsTest")
+
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
+    SA_WEBHOOK_ID,
+    SA_CARE_FLOW_DEFINITION_ID,
+    SA_REQUEST_STATUS,
+    SA_PATIENT_ID,
+    SA_CARE_FLOW_ID,
+    SA_IS_TEST,
+)
+
+MEMO_STATE = "state"
+
+
+def request_id_for_delivery(webhook_id: str, delivery_id: str, *, test: bool = False) -> str:
+    """The workflow id of a delivery: a hash, so no delivery id (possibly PHI) shows in ids.
+
+    Args:
+        webhook_id: the webhook's id.
+        delivery_id: the sender's delivery id (``webhook-id``, ``Idempotency-Key`` or the body path).
+        test: a test request; hashes ("test", webhook id, delivery id) so it never collides.
+
+    Returns:
+        ``req_`` or ``test_`` followed by 32 hex digits (128 bits of SHA-256).
+    """
+    parts = ("test" if test else "real", webhook_id, delivery_id)
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    return ("test_" if test else "req_") + digest
+
+
+def new_request_id(*, test: bool = False) -> str:
+    """A fresh random request id for a request without a delivery id."""
+    return ("test_" if test else "req_") + uuid.uuid4().hex
+
+
+async def connect(settings: Settings) -> Client:
+    """Connect to Temporal with the pydantic data converter (API, worker and tests alike).
+
+    Raises:
+        RuntimeError: when the server cannot be reached.
+    """
+    tls: TLSConfig | bool = False
+    if settings.temporal_tls_cert and settings.temporal_tls_key:
+        tls = TLSConfig(
+            client_cert=settings.temporal_tls_cert.read_bytes(),
+            client_private_key=settings.temporal_tls_key.read_bytes(),
+        )
+    elif settings.temporal_api_key:
+        tls = True
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        api_key=settings.temporal_api_key,
+        tls=tls,
+        data_converter=pydantic_data_converter,
+    )

@@ -1,0 +1,134 @@
+"""Request validation and the enable gate. Pure: configuration snapshot in, verdict out.
+
+``validate`` is the one function both the ingest handler (in-process, on the cached
+configuration) and the ``validate_request`` activity run, so they cannot disagree (contract §7).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from careflow import mapping
+from careflow.config import ConfigSnapshot
+from careflow.messages import ValidationResult
+from careflow.models import RequestError, RequestStatus, WebhookFields
+
+
+def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> ValidationResult:
+    """Validate one parsed request body against its webhook's current configuration.
+
+    Args:
+        snapshot: the configuration to validate against.
+        webhook_id: the webhook the request was sent to.
+        body: the parsed JSON body (any JSON value).
+
+    Returns:
+        SCHEDULED with the mapped data points and patient identifier, or REJECTED with every
+        problem found (mapping errors, ``unknown_identifier_system``, ``webhook_disabled``,
+        ``webhook_not_found``, ``care_flow_definition_not_found``). ``webhook_enabled`` reports
+        the webhook's state; callers that ignore it (test requests) drop ``webhook_disabled``.
+    """
+    webhook = snapshot.webhooks.get(webhook_id)
+    if webhook is None or webhook.deleted:
+        return _rejected(RequestError(code="webhook_not_found", message="webhook not found"))
+    definition = snapshot.definitions.get(webhook.care_flow_definition_id)
+    if definition is None:
+        return _rejected(
+            RequestError(
+                code="care_flow_definition_not_found",
+                message="the webhook's care flow definition does not exist",
+            ),
+            care_flow_definition_id=webhook.care_flow_definition_id,
+            webhook_enabled=webhook.enabled,
+        )
+    result = mapping.map_payload(webhook, definition, body)
+    errors = list(result.errors)
+    identifier = result.patient_identifier
+    if identifier is not None and identifier.system not in snapshot.system_uris:
+        errors.append(
+            RequestError(
+                code="unknown_identifier_system",
+                message="the patient identifier's system is not a configured identifier system",
+                path=webhook.patient_identifier.system_path if webhook.patient_identifier else None,
+            )
+        )
+    if not webhook.enabled:
+        errors.insert(0, RequestError(code="webhook_disabled", message="the webhook is disabled"))
+    return ValidationResult(
+        verdict=RequestStatus.REJECTED if errors else RequestStatus.SCHEDULED,
+        errors=errors,
+        care_flow_definition_id=definition.id,
+        data_points=result.data_points,
+        patient_identifier=identifier,
+        profile=result.profile,
+        webhook_enabled=webhook.enabled,
+    )
+
+
+def without_enabled_check(result: ValidationResult) -> ValidationResult:
+    """The verdict a request would get if its webhook were enabled (test requests, contract §4)."""
+    errors = [e for e in result.errors if e.code != "webhook_disabled"]
+    if len(errors) == len(result.errors):
+        return result
+    verdict = RequestStatus.REJECTED if errors else RequestStatus.SCHEDULED
+    return result.model_copy(update={"errors": errors, "verdict": verdict})
+
+
+def _rejected(error: RequestError, **fields: Any) -> ValidationResult:
+    return ValidationResult(verdict=RequestStatus.REJECTED, errors=[error], **fields)
+
+
+def enable_problems(webhook: WebhookFields, snapshot: ConfigSnapshot) -> list[RequestError]:
+    """Why a webhook cannot be enabled; empty when it can (contract §4).
+
+    Checks that every path parses, every required data point has a mapping, every mapping names
+    a data point of the definition, the identifier system (when given literally) is configured,
+    and the care flow definition exists and is published.
+    """
+    problems = list(mapping.check_paths(webhook))
+    definition = snapshot.definitions.get(webhook.care_flow_definition_id)
+    if definition is None:
+        problems.append(
+            RequestError(
+                code="care_flow_definition_not_found",
+                message="the care flow definition does not exist",
+            )
+        )
+    else:
+        if not definition.published:
+            problems.append(
+                RequestError(
+                    code="care_flow_definition_unpublished",
+                    message="the care flow definition is not published",
+                )
+            )
+        mapped = {m.data_point_definition_id for m in webhook.data_point_mappings}
+        known = {d.id for d in definition.data_point_definitions}
+        for point in definition.data_point_definitions:
+            if not point.optional and point.id not in mapped:
+                problems.append(
+                    RequestError(
+                        code="missing_data_point_mapping",
+                        message="a required baseline data point has no mapping",
+                        data_point_definition_id=point.id,
+                    )
+                )
+        for m in webhook.data_point_mappings:
+            if m.data_point_definition_id not in known:
+                problems.append(
+                    RequestError(
+                        code="unknown_data_point_definition",
+                        message="the mapping names a data point the definition does not have",
+                        data_point_definition_id=m.data_point_definition_id,
+                        path=m.path,
+                    )
+                )
+    ident = webhook.patient_identifier
+    if ident is not None and ident.system is not None and ident.system not in snapshot.system_uris:
+        problems.append(
+            RequestError(
+                code="unknown_identifier_system",
+                message="the identifier system is not configured",
+            )
+        )
+    return problems

@@ -1,0 +1,162 @@
+"""Webhook configuration: create, merge-patch (RFC 7396), enable / disable, soft delete.
+
+Every save is checked: unparsable paths → ``invalid_path``, unknown signature schemes →
+``invalid_signature_scheme`` (422); an edit that would leave an enabled webhook incomplete is
+refused with the enable gate's problems (409).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from careflow import mapping
+from careflow.config import ConfigCache
+from careflow.errors import ConflictError, InvalidConfigError
+from careflow.models import (
+    RequestError,
+    SignaturePublic,
+    Webhook,
+    WebhookCreate,
+    WebhookFields,
+    WebhookPublic,
+)
+from careflow.store import Store, new_webhook_id
+from careflow.validation import enable_problems
+
+SIGNATURE_SCHEMES = ("standard-webhooks", "hmac", "api-key")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """Apply a JSON merge patch (RFC 7396 §2): objects merge, ``null`` removes, the rest replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def _check_save(fields: WebhookFields) -> None:
+    problems = mapping.check_paths(fields)
+    if fields.signature is not None and fields.signature.scheme not in SIGNATURE_SCHEMES:
+        problems.append(
+            RequestError(
+                code="invalid_signature_scheme",
+                message=f"signature scheme must be one of {', '.join(SIGNATURE_SCHEMES)}",
+            )
+        )
+    if problems:
+        raise InvalidConfigError(problems)
+
+
+def to_public(hook: Webhook, base_url: str) -> WebhookPublic:
+    """The API view of a webhook: URLs added, secrets left out."""
+    signature = None
+    if hook.signature is not None:
+        signature = SignaturePublic(
+            **hook.signature.model_dump(exclude={"secret"}), has_secret=bool(hook.signature.secret)
+        )
+    data = hook.model_dump(exclude={"signature", "deleted"})
+    return WebhookPublic(
+        **data,
+        signature=signature,
+        url=f"{base_url}/hooks/{hook.id}",
+        test_url=f"{base_url}/hooks/{hook.id}/test",
+    )
+
+
+class WebhookService:
+    """Args: store: the store; config: the process's configuration cache (refreshed on writes)."""
+
+    def __init__(self, store: Store, config: ConfigCache) -> None:
+        self._store = store
+        self._config = config
+
+    def create(self, fields: WebhookCreate) -> Webhook:
+        """Create a webhook, disabled. Raises InvalidConfigError (422)."""
+        _check_save(fields)
+        now = datetime.now(UTC)
+        hook = Webhook(
+            **fields.model_dump(), id=new_webhook_id(), enabled=False, created_at=now, updated_at=now
+        )
+        self._store.insert_webhook(hook)
+        self._config.refresh()
+        return hook
+
+    def patch(self, webhook_id: str, patch: dict[str, Any]) -> Webhook:
+        """Apply a JSON merge patch; arrays replace, an omitted secret is kept.
+
+        Raises:
+            NotFoundError: unknown webhook (404).
+            InvalidConfigError: the result does not validate or a path does not parse (422).
+            ConflictError: the webhook is enabled and the result would be incomplete (409).
+        """
+        current = self._store.get_webhook(webhook_id)
+        for key in ("id", "enabled", "created_at", "updated_at", "url", "test_url"):
+            if key in patch:
+                raise InvalidConfigError(
+                    RequestError(code="read_only_field", message=f"{key} cannot be changed here")
+                )
+        document = current.model_dump(
+            mode="json", exclude={"id", "enabled", "deleted", "created_at", "updated_at"}
+        )
+        merged = merge_patch(document, patch)
+        old_secret = current.signature.secret if current.signature else None
+        if isinstance(merged.get("signature"), dict) and "secret" not in merged["signature"]:
+            merged["signature"]["secret"] = old_secret
+        try:
+            fields = WebhookFields.model_validate(merged)
+        except ValidationError as exc:
+            raise InvalidConfigError(
+                [
+                    RequestError(
+                        code="invalid_webhook",
+                        message=f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
+                    )
+                    for e in exc.errors()
+                ]
+            ) from exc
+        _check_save(fields)
+        if current.enabled:
+            problems = enable_problems(fields, self._config.refresh())
+            if problems:
+                raise ConflictError(problems)
+        updated = Webhook(
+            **fields.model_dump(),
+            id=current.id,
+            enabled=current.enabled,
+            deleted=current.deleted,
+            created_at=current.created_at,
+            updated_at=current.updated_at,
+        )
+        saved = self._store.save_webhook(updated)
+        self._config.refresh()
+        return saved
+
+    def enable(self, webhook_id: str) -> Webhook:
+        """Enable a webhook. Raises ConflictError (409) with one error per problem."""
+        current = self._store.get_webhook(webhook_id)
+        problems = enable_problems(current, self._config.refresh())
+        if problems:
+            raise ConflictError(problems)
+        return self._set_enabled(current, True)
+
+    def disable(self, webhook_id: str) -> Webhook:
+        return self._set_enabled(self._store.get_webhook(webhook_id), False)
+
+    def delete(self, webhook_id: str) -> None:
+        """Soft delete: disabled and hidden; requests in flight finish."""
+        current = self._store.get_webhook(webhook_id)
+        self._store.save_webhook(current.model_copy(update={"enabled": False, "deleted": True}))
+        self._config.refresh()
+
+    def _set_enabled(self, hook: Webhook, enabled: bool) -> Webhook:
+        saved = self._store.save_webhook(hook.model_copy(update={"enabled": enabled}))
+        self._config.refresh()
+        return saved

@@ -1,0 +1,65 @@
+"""The worker: wires the workflow and the activities to the task queue. ``python worker.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.care_flows import CareFlowActivities
+from activities.patients import PatientActivities
+from activities.validation import ValidationActivities
+from careflow import temporal
+from careflow.backends.builtin import BuiltinBackend
+from careflow.config import ConfigCache
+from careflow.settings import Settings, get_settings
+from careflow.store import Store
+from workflows.request import WebhookRequestWorkflow
+
+
+def build_worker(client: Client, store: Store, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
+    """A worker for ``settings.careflow_task_queue`` with the three activities on ``store``.
+
+    Activities are synchronous (SQLAlchemy) and run on ``executor``.
+    """
+    config = ConfigCache(store, settings.config_refresh_seconds)
+    backend = BuiltinBackend(store)
+    validation = ValidationActivities(config)
+    patients = PatientActivities(backend)
+    care_flows = CareFlowActivities(backend)
+    return Worker(
+        client,
+        task_queue=settings.careflow_task_queue,
+        workflows=[WebhookRequestWorkflow],
+        activities=[
+            validation.validate_request,
+            patients.resolve_patient,
+            care_flows.start_care_flow,
+        ],
+        activity_executor=executor,
+        max_concurrent_activities=executor._max_workers,
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    store = Store(settings.sqlalchemy_url)
+    store.migrate()
+    client = await temporal.connect(settings)
+    with ThreadPoolExecutor(max_workers=16) as executor:
+        worker = build_worker(client, store, settings, executor)
+        logging.getLogger("careflow.worker").info(
+            "worker polling task queue %s", settings.careflow_task_queue
+        )
+        await worker.run()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
