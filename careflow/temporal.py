@@ -58,11 +58,15 @@ def new_request_id(*, test: bool = False) -> str:
     return ("test_" if test else "req_") + uuid.uuid4().hex
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, *, lazy: bool = False) -> Client:
     """Connect to Temporal with the pydantic data converter (API, worker and tests alike).
 
+    Args:
+        settings: address, namespace and credentials.
+        lazy: connect on first use (the API starts even while Temporal is down and answers 503).
+
     Raises:
-        RuntimeError: when the server cannot be reached.
+        RuntimeError: when the server cannot be reached (not lazy).
     """
     tls: TLSConfig | bool = False
     if settings.temporal_tls_cert and settings.temporal_tls_key:
@@ -78,4 +82,46 @@ async def connect(settings: Settings) -> Client:
         api_key=settings.temporal_api_key,
         tls=tls,
         data_converter=pydantic_data_converter,
+        lazy=lazy,
+    )
+
+
+async def ensure_search_attributes(client: Client) -> list[str]:
+    """Register the contract's search attributes on the client's namespace (idempotent).
+
+    Returns:
+        The names that were added (empty when all existed).
+    """
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import (
+        AddSearchAttributesRequest,
+        ListSearchAttributesRequest,
+    )
+
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    known = set(existing.custom_attributes) | set(existing.system_attributes)
+    wanted = {
+        key.name: IndexedValueType.ValueType(int(key.indexed_value_type)) for key in SEARCH_ATTRIBUTES
+    }
+    missing = {name: kind for name, kind in wanted.items() if name not in known}
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+        )
+    return sorted(missing)
+
+
+async def set_retention(client: Client, days: int) -> None:
+    """Set the namespace's workflow execution retention (request logs and dedupe last as long)."""
+    from google.protobuf.duration_pb2 import Duration
+    from temporalio.api.namespace.v1 import NamespaceConfig
+    from temporalio.api.workflowservice.v1 import UpdateNamespaceRequest
+
+    await client.workflow_service.update_namespace(
+        UpdateNamespaceRequest(
+            namespace=client.namespace,
+            config=NamespaceConfig(workflow_execution_retention_ttl=Duration(seconds=days * 86400)),
+        )
     )

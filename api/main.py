@@ -1,0 +1,141 @@
+"""The API application: ingest routes, admin routes, health; resources built in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.deps import Services
+from api.routes import (
+    backend,
+    care_flow_definitions,
+    health,
+    identifier_systems,
+    ingest,
+    requests,
+    webhooks,
+)
+from careflow import temporal
+from careflow.config import ConfigCache
+from careflow.errors import DomainError, TransientStoreError
+from careflow.ingest import IngestService
+from careflow.request_log import RequestLog
+from careflow.settings import Settings, get_settings
+from careflow.store import Store
+from careflow.webhooks import WebhookService
+
+log = logging.getLogger("careflow.api")
+
+
+async def _refresh_config(config: ConfigCache, every: float) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(config.refresh)
+        except TransientStoreError:
+            log.warning("configuration refresh failed; keeping the last snapshot")
+        await asyncio.sleep(every)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. ``settings`` defaults to the environment's (tests pass their own)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cfg = settings or get_settings()
+        store = Store(cfg.sqlalchemy_url)
+        await asyncio.to_thread(store.migrate)
+        config = ConfigCache(store, cfg.config_refresh_seconds)
+        await asyncio.to_thread(config.refresh)
+        client = await temporal.connect(cfg, lazy=True)
+        request_log = RequestLog(client, cfg.ui_base_url)
+        app.state.services = Services(
+            settings=cfg,
+            admin_token=cfg.admin_token(),
+            store=store,
+            config=config,
+            client=client,
+            requests=request_log,
+            ingest=IngestService(client, config, cfg, request_log),
+            webhooks=WebhookService(store, config),
+        )
+        refresher = asyncio.create_task(_refresh_config(config, cfg.config_refresh_seconds))
+        try:
+            yield
+        finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+            store.dispose()
+
+    app = FastAPI(
+        title="careflow-webhooks",
+        version="0.1.0",
+        description="Incoming webhooks that start care flows; one Temporal workflow per request.",
+        lifespan=lifespan,
+    )
+    for router in (
+        ingest.router,
+        identifier_systems.router,
+        care_flow_definitions.router,
+        webhooks.router,
+        requests.router,
+        backend.router,
+        health.router,
+    ):
+        app.include_router(router)
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse(
+            {"errors": [e.model_dump(exclude_none=True) for e in exc.errors]},
+            status_code=exc.status_code,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "code": "invalid_request",
+                "message": f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
+            }
+            for e in exc.errors()
+        ]
+        return JSONResponse({"errors": errors}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"errors": [{"code": code, "message": str(exc.detail)}]},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(TransientStoreError)
+    async def store_unavailable(_: Request, exc: TransientStoreError) -> JSONResponse:
+        return JSONResponse(
+            {"errors": [{"code": "database_unavailable", "message": "try again shortly"}]},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error: %s", type(exc).__name__)
+        return JSONResponse(
+            {"errors": [{"code": "internal_error", "message": "an internal error occurred"}]},
+            status_code=500,
+        )
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,42 @@
+"""Admin: the built-in care-flow backend's patients and care flows."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+
+from api.deps import StoreDep, require_admin
+from careflow.errors import DomainError
+from careflow.models import CareFlow, Identifier, Page, Patient, RequestError
+
+router = APIRouter(prefix="/v1", tags=["care-flow backend"], dependencies=[Depends(require_admin)])
+
+
+@router.get("/patients", response_model=Page[Patient])
+def find_patients(
+    store: StoreDep, identifier: str = Query(description="<system>|<value>")
+) -> Page[Patient]:
+    """Patients holding ``identifier`` (``<system URI>|<value>``, as FHIR token search)."""
+    system, sep, value = identifier.rpartition("|")
+    if not sep or not system or not value:
+        raise DomainError(
+            RequestError(code="invalid_identifier", message="use identifier=<system>|<value>")
+        )
+    patient = store.find_patient(Identifier(system=system, value=value))
+    return Page(items=[patient] if patient else [])
+
+
+@router.get("/patients/{patient_id}", response_model=Patient)
+def get_patient(patient_id: str, store: StoreDep) -> Patient:
+    return store.get_patient(patient_id)
+
+
+@router.get("/care-flows", response_model=Page[CareFlow])
+def list_care_flows(store: StoreDep, patient_id: str | None = None) -> Page[CareFlow]:
+    return Page(items=store.list_care_flows(patient_id))
+
+
+@router.get("/care-flows/{care_flow_id}", response_model=CareFlow)
+def get_care_flow(care_flow_id: str, store: StoreDep) -> CareFlow:
+    return store.get_care_flow(care_flow_id)
+
+

@@ -1,0 +1,49 @@
+"""Admin: care flow definitions and their baseline data point definitions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from api.deps import ServicesDep, StoreDep, require_admin
+from careflow.models import (
+    CareFlowDefinition,
+    CareFlowDefinitionCreate,
+    CareFlowDefinitionUpdate,
+    Page,
+)
+
+router = APIRouter(
+    prefix="/v1/care-flow-definitions",
+    tags=["care flow definitions"],
+    dependencies=[Depends(require_admin)],
+)
+
+
+@router.get("", response_model=Page[CareFlowDefinition])
+def list_care_flow_definitions(store: StoreDep) -> Page[CareFlowDefinition]:
+    return Page(items=store.list_care_flow_definitions())
+
+
+@router.post("", status_code=201, response_model=CareFlowDefinition)
+def create_care_flow_definition(
+    body: CareFlowDefinitionCreate, services: ServicesDep
+) -> CareFlowDefinition:
+    created = services.store.create_care_flow_definition(CareFlowDefinition(**body.model_dump()))
+    services.config.refresh()
+    return created
+
+
+@router.get("/{definition_id}", response_model=CareFlowDefinition)
+def get_care_flow_definition(definition_id: str, store: StoreDep) -> CareFlowDefinition:
+    return store.get_care_flow_definition(definition_id)
+
+
+@router.put("/{definition_id}", response_model=CareFlowDefinition)
+def put_care_flow_definition(
+    definition_id: str, body: CareFlowDefinitionUpdate, services: ServicesDep
+) -> CareFlowDefinition:
+    updated = services.store.update_care_flow_definition(
+        CareFlowDefinition(id=definition_id, **body.model_dump())
+    )
+    services.config.refresh()
+    return updated

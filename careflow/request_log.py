@@ -1,0 +1,271 @@
+"""The request log: requests read back from Temporal (visibility, describe, query, history).
+
+There is no second copy of requests in the app database: a request *is* its workflow execution,
+so the log lives exactly as long as the namespace retention (contract §7).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from careflow import temporal
+from careflow.errors import DomainError, NotFoundError
+from careflow.messages import RequestState, TimelineEntry, ValidationResult, WebhookRequestInput
+from careflow.models import Identifier, RequestError, RequestStatus
+from careflow.payload import PayloadError, parse_body
+
+QUERY_TIMEOUT = timedelta(seconds=1)
+
+
+class TemporalDetails(BaseModel):
+    namespace: str
+    workflow_id: str
+    run_id: str | None
+    ui_url: str
+
+
+class RequestSummary(BaseModel):
+    request_id: str
+    webhook_id: str | None
+    care_flow_definition_id: str | None
+    status: RequestStatus
+    received_at: datetime
+    updated_at: datetime | None
+    is_test: bool
+
+
+class RequestDetail(RequestSummary):
+    verdict: RequestStatus | None = None
+    payload: Any = None
+    data_points: dict[str, Any] = Field(default_factory=dict)
+    patient_identifier: Identifier | None = None
+    patient_id: str | None = None
+    care_flow_id: str | None = None
+    errors: list[RequestError] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    temporal: TemporalDetails
+
+
+class RequestFilters(BaseModel):
+    webhook_id: str | None = None
+    status: RequestStatus | None = None
+    care_flow_definition_id: str | None = None
+    patient_id: str | None = None
+    is_test: bool = False
+
+
+def _quote(value: str) -> str:
+    """A visibility-query string literal; values with quotes or backslashes are refused."""
+    if "'" in value or "\\" in value or '"' in value:
+        raise DomainError(RequestError(code="invalid_filter", message="filter values cannot quote"))
+    return f"'{value}'"
+
+
+def visibility_query(filters: RequestFilters) -> str:
+    """The Temporal visibility query (SQL-like list filter) for ``filters``."""
+    clauses = [f"WorkflowType = '{temporal.WORKFLOW_TYPE}'"]
+    for key, value in (
+        ("WebhookId", filters.webhook_id),
+        ("RequestStatus", filters.status.value if filters.status else None),
+        ("CareFlowDefinitionId", filters.care_flow_definition_id),
+        ("PatientId", filters.patient_id),
+    ):
+        if value is not None:
+            clauses.append(f"{key} = {_quote(value)}")
+    clauses.append(f"IsTest = {'true' if filters.is_test else 'false'}")
+    return " AND ".join(clauses)
+
+
+def _encode_token(token: bytes | None) -> str | None:
+    return base64.urlsafe_b64encode(token).decode() if token else None
+
+
+def _decode_token(token: str | None) -> bytes | None:
+    if not token:
+        return None
+    try:
+        return base64.urlsafe_b64decode(token.encode())
+    except (binascii.Error, ValueError) as exc:
+        raise DomainError(
+            RequestError(code="invalid_page_token", message="page_token is not valid")
+        ) from exc
+
+
+def _sa(execution: WorkflowExecution, key: Any) -> Any:
+    return execution.typed_search_attributes.get(key)
+
+
+class RequestLog:
+    """Reads requests from Temporal.
+
+    Args:
+        client: a Temporal client using the pydantic data converter.
+        ui_base_url: the Temporal Web UI's base URL, for ``temporal.ui_url``.
+    """
+
+    def __init__(self, client: Client, ui_base_url: str) -> None:
+        self._client = client
+        self._ui_base_url = ui_base_url
+
+    def ui_url(self, workflow_id: str, run_id: str | None = None) -> str:
+        url = f"{self._ui_base_url}/namespaces/{self._client.namespace}/workflows/{workflow_id}"
+        return f"{url}/{run_id}/history" if run_id else url
+
+    async def describe(self, request_id: str) -> WorkflowExecutionDescription:
+        """The latest run of a request.
+
+        Raises:
+            NotFoundError: ``request_not_found``.
+        """
+        try:
+            return await self._client.get_workflow_handle(request_id).describe()
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise NotFoundError(
+                    RequestError(code="request_not_found", message="request not found")
+                ) from exc
+            raise
+
+    async def current_status(self, request_id: str) -> RequestStatus:
+        """The status a request shows now (its search attribute), for duplicate answers."""
+        description = await self.describe(request_id)
+        value = _sa(description, temporal.SA_REQUEST_STATUS)
+        return RequestStatus(value) if value else RequestStatus.RECEIVED
+
+    async def get(self, request_id: str) -> RequestDetail:
+        """Everything about one request (contract §4), answering even when no worker runs.
+
+        The live state comes from the ``status`` query (1 s timeout) while the run is open, else
+        from the memo; the payload and mapped values come from the run's history.
+        """
+        description = await self.describe(request_id)
+        handle = self._client.get_workflow_handle(request_id, run_id=description.run_id)
+        state: RequestState | None = None
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            try:
+                state = await handle.query(
+                    temporal.STATUS_QUERY, result_type=RequestState, rpc_timeout=QUERY_TIMEOUT
+                )
+            except Exception:  # no worker, or a slow one: fall back to the memo
+                state = None
+        if state is None:
+            memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+            state = RequestState.model_validate(memo) if memo else RequestState(
+                status=RequestStatus.RECEIVED
+            )
+        request, validation = await self._from_history(handle)
+        status_sa = _sa(description, temporal.SA_REQUEST_STATUS)
+        status = state.status if state.timeline else RequestStatus(status_sa or "RECEIVED")
+        return RequestDetail(
+            request_id=request_id,
+            webhook_id=_sa(description, temporal.SA_WEBHOOK_ID),
+            care_flow_definition_id=_sa(description, temporal.SA_CARE_FLOW_DEFINITION_ID),
+            status=status,
+            verdict=state.verdict,
+            received_at=description.start_time,
+            updated_at=description.close_time or _last_update(state, description),
+            is_test=bool(_sa(description, temporal.SA_IS_TEST)),
+            payload=_payload(request),
+            data_points=validation.data_points if validation else state.data_points,
+            patient_identifier=(
+                validation.patient_identifier if validation else state.patient_identifier
+            ),
+            patient_id=state.patient_id or _sa(description, temporal.SA_PATIENT_ID),
+            care_flow_id=state.care_flow_id or _sa(description, temporal.SA_CARE_FLOW_ID),
+            errors=state.errors,
+            timeline=state.timeline,
+            temporal=TemporalDetails(
+                namespace=self._client.namespace,
+                workflow_id=request_id,
+                run_id=description.run_id,
+                ui_url=self.ui_url(request_id, description.run_id),
+            ),
+        )
+
+    async def _from_history(
+        self, handle: Any
+    ) -> tuple[WebhookRequestInput | None, ValidationResult | None]:
+        converter = self._client.data_converter
+        request: WebhookRequestInput | None = None
+        validation: ValidationResult | None = None
+        validate_scheduled: set[int] = set()
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+                payloads = event.workflow_execution_started_event_attributes.input.payloads
+                if payloads:
+                    [request] = await converter.decode(payloads, [WebhookRequestInput])
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                attrs = event.activity_task_scheduled_event_attributes
+                if attrs.activity_type.name == temporal.VALIDATE_REQUEST:
+                    validate_scheduled.add(event.event_id)
+            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+                attrs = event.activity_task_completed_event_attributes
+                if attrs.scheduled_event_id in validate_scheduled and attrs.result.payloads:
+                    [validation] = await converter.decode(attrs.result.payloads, [ValidationResult])
+        return request, validation
+
+    async def list(
+        self, filters: RequestFilters, limit: int = 50, page_token: str | None = None
+    ) -> tuple[list[RequestSummary], str | None]:
+        """One row per request (its latest run), running first, then most recently closed.
+
+        A reset leaves the earlier run in visibility (closed as Terminated); such rows are
+        dropped when a newer run of the same request exists.
+        """
+        iterator = self._client.list_workflows(
+            visibility_query(filters),
+            page_size=limit,
+            next_page_token=_decode_token(page_token),
+        )
+        await iterator.fetch_next_page()
+        items: list[RequestSummary] = []
+        seen: set[str] = set()
+        for execution in iterator.current_page or []:
+            if execution.id in seen:
+                continue
+            if execution.status == WorkflowExecutionStatus.TERMINATED:
+                latest = await self.describe(execution.id)
+                if latest.run_id != execution.run_id:
+                    continue
+            seen.add(execution.id)
+            status = _sa(execution, temporal.SA_REQUEST_STATUS)
+            items.append(
+                RequestSummary(
+                    request_id=execution.id,
+                    webhook_id=_sa(execution, temporal.SA_WEBHOOK_ID),
+                    care_flow_definition_id=_sa(execution, temporal.SA_CARE_FLOW_DEFINITION_ID),
+                    status=RequestStatus(status) if status else RequestStatus.RECEIVED,
+                    received_at=execution.start_time,
+                    updated_at=execution.close_time,
+                    is_test=bool(_sa(execution, temporal.SA_IS_TEST)),
+                )
+            )
+        return items, _encode_token(iterator.next_page_token)
+
+
+def _payload(request: WebhookRequestInput | None) -> Any:
+    """The logged payload: parsed JSON, else the text as received, else None (omitted)."""
+    if request is None or request.body is None:
+        return None
+    try:
+        return parse_body(request.body, request.media_type)
+    except PayloadError:
+        return request.body.decode("utf-8", errors="replace")
+
+
+def _last_update(state: RequestState, description: WorkflowExecutionDescription) -> datetime | None:
+    return state.timeline[-1].at if state.timeline else description.start_time
+
