@@ -56,11 +56,21 @@ class WebhookRequestWorkflow:
         )
         info = workflow.info()
         first_run = info.run_id == info.first_execution_run_id
-        if request.door_rejected or request.body is None or (
-            first_run and request.handler_status == RequestStatus.REJECTED
-        ):
+        if request.door_rejected or request.body is None:
+            # Refused at the door (size, media type, signature, syntax): final, never retried.
+            self._state.verdict = RequestStatus.REJECTED
+            status = RequestStatus.TEST if request.is_test else RequestStatus.REJECTED
+            self._set(status, errors=request.handler_errors, message=_codes(request.handler_errors))
+            self._flush()
+            return self._state
+        if first_run and not request.is_test and request.handler_status == RequestStatus.REJECTED:
             # The sender was told REJECTED and may have resent: the first run keeps that verdict.
-            self._set(RequestStatus.REJECTED, errors=request.handler_errors)
+            self._state.verdict = RequestStatus.REJECTED
+            self._set(
+                RequestStatus.REJECTED,
+                errors=request.handler_errors,
+                message=_codes(request.handler_errors),
+            )
             self._flush()
             return self._state
         try:
@@ -115,7 +125,7 @@ class WebhookRequestWorkflow:
             self._set(
                 RequestStatus.REJECTED,
                 errors=validation.errors,
-                message=", ".join(sorted({e.code for e in validation.errors})),
+                message=_codes(validation.errors),
             )
             self._flush()
             return self._state
@@ -202,6 +212,10 @@ class WebhookRequestWorkflow:
             mode="json", include={"status", "verdict", "errors", "timeline", "patient_id", "care_flow_id"}
         )
         workflow.upsert_memo({temporal.MEMO_STATE: memo})
+
+
+def _codes(errors: list[RequestError]) -> str:
+    return ", ".join(sorted({e.code for e in errors}))
 
 
 def _attempt(activity_name: str, attempt: int) -> str:
