@@ -18,6 +18,7 @@ run: $(STAMP)
 	$(BIN)/python -m careflow.cli run
 
 test: $(STAMP)
+	command -v docker-compose >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose; }
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
 
 from api.deps import Services
 from api.routes import (
@@ -42,6 +43,14 @@ async def _refresh_config(config: ConfigCache, every: float) -> None:
         except TransientStoreError:
             log.warning("configuration refresh failed; keeping the last snapshot")
         await asyncio.sleep(every)
+
+
+def _temporal_unavailable() -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"code": "temporal_unavailable", "message": "Temporal is unreachable"}]},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -127,8 +136,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers={"Retry-After": "1"},
         )
 
+    @app.exception_handler(RPCError)
+    async def temporal_error(_: Request, exc: RPCError) -> JSONResponse:
+        log.warning("temporal call failed: %s", exc.status.name if exc.status else "unknown")
+        return _temporal_unavailable()
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, RuntimeError) and "client connect" in str(exc):
+            return _temporal_unavailable()
         log.exception("unhandled error: %s", type(exc).__name__)
         return JSONResponse(
             {"errors": [{"code": "internal_error", "message": "an internal error occurred"}]},

@@ -249,6 +249,9 @@ class IngestService:
         except RPCError as exc:
             log.warning("temporal unavailable: %s", exc.status.name if exc.status else "unknown")
             raise TemporalUnavailableError from exc
+        except RuntimeError as exc:  # the lazy client could not connect at all
+            log.warning("temporal unavailable: cannot connect")
+            raise TemporalUnavailableError from exc
 
 
 def _delivery_id(headers: Mapping[str, str], hook: Webhook, body: Any) -> str | None:

