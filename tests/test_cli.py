@@ -1,0 +1,50 @@
+"""The namespace preparation that `make run` performs on every start."""
+
+from __future__ import annotations
+
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+
+from careflow import temporal
+from careflow.cli import dev_server_command, prepare_namespace
+from careflow.settings import Settings
+from tests.conftest import start_dev_server
+
+
+async def test_prepare_namespace_registers_attributes_and_retention(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = await start_dev_server(register=False)
+    try:
+        settings = Settings(
+            temporal_address=env.client.service_client.config.target_host,
+            careflow_data_dir=tmp_path,
+        )
+        assert await temporal.ensure_search_attributes(env.client) == sorted(
+            k.name for k in temporal.SEARCH_ATTRIBUTES
+        )
+        await prepare_namespace(settings, timeout=10)
+        await prepare_namespace(settings, timeout=10)  # idempotent
+        client = env.client
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+        for key in temporal.SEARCH_ATTRIBUTES:
+            assert key.name in listed.custom_attributes
+        described = await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=client.namespace)
+        )
+        assert described.config.workflow_execution_retention_ttl.seconds == 30 * 86400
+    finally:
+        await env.shutdown()
+
+
+def test_dev_server_command_uses_sqlite_wal_in_data_dir(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(
+        careflow_data_dir=tmp_path, temporal_address="127.0.0.1:7999", temporal_ui_port=8999
+    )
+    command = dev_server_command(settings)
+    assert command[1:3] == ["server", "start-dev"]
+    joined = " ".join(command)
+    assert f"--db-filename {tmp_path / 'temporal.db'}" in joined
+    assert "--sqlite-pragma journal_mode=wal" in joined
+    assert "--sqlite-pragma synchronous=normal" in joined
+    assert "--port 7999" in joined and "--ui-port 8999" in joined
