@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from temporalio.api.enums.v1 import EventType
+from temporalio.api.enums.v1 import EventType, ResetReapplyType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -22,12 +24,36 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from careflow import temporal
-from careflow.errors import DomainError, NotFoundError
+from careflow.errors import ConflictError, DomainError, NotFoundError
 from careflow.messages import RequestState, TimelineEntry, ValidationResult, WebhookRequestInput
 from careflow.models import Identifier, RequestError, RequestStatus
 from careflow.payload import PayloadError, parse_body
 
 QUERY_TIMEOUT = timedelta(seconds=1)
+
+# Rejected at the door (contract §3): retrying would replay the same refusal.
+DOOR_CODES = frozenset(
+    {
+        "invalid_signature",
+        "payload_too_large",
+        "unsupported_media_type",
+        "invalid_json",
+        "empty_body",
+        "nesting_too_deep",
+        "non_finite_number",
+    }
+)
+
+
+class RetryAnswer(BaseModel):
+    request_id: str
+    run_id: str
+    status: RequestStatus
+
+
+class BulkRetryAnswer(BaseModel):
+    reset: int
+    skipped: int
 
 
 class TemporalDetails(BaseModel):
@@ -216,6 +242,82 @@ class RequestLog:
                 if attrs.scheduled_event_id in validate_scheduled and attrs.result.payloads:
                     [validation] = await converter.decode(attrs.result.payloads, [ValidationResult])
         return request, validation
+
+    async def _retryable_run(self, request_id: str) -> str | None:
+        """The latest run id when the request may be retried (contract §3), else None."""
+        description = await self.describe(request_id)
+        if _sa(description, temporal.SA_IS_TEST):
+            return None
+        status = _sa(description, temporal.SA_REQUEST_STATUS)
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return None
+        if status == RequestStatus.FAILED.value:
+            return description.run_id
+        if status != RequestStatus.REJECTED.value:
+            return None
+        memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+        codes = {e["code"] for e in (memo or {}).get("errors", [])}
+        if not codes or codes & DOOR_CODES:
+            return None
+        return description.run_id
+
+    async def retry(self, request_id: str) -> RetryAnswer:
+        """Reset a retryable request to its first workflow task (the UI's Reset), so it
+        re-validates against the current configuration; the reset starts a new run.
+
+        Raises:
+            NotFoundError: ``request_not_found``.
+            ConflictError: ``not_retryable`` (door rejections, TEST, not terminal, SUCCESS).
+        """
+        run_id = await self._retryable_run(request_id)
+        if run_id is None:
+            raise ConflictError(
+                RequestError(
+                    code="not_retryable",
+                    message="only FAILED requests and REJECTED ones with payload or "
+                    "configuration errors can be retried",
+                )
+            )
+        handle = self._client.get_workflow_handle(request_id, run_id=run_id)
+        first_task = None
+        async for event in handle.fetch_history_events():
+            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                first_task = event.event_id
+                break
+        if first_task is None:
+            raise ConflictError(
+                RequestError(code="not_retryable", message="the request has no completed task")
+            )
+        # Same run → same reset request id: concurrent retries of one run reset it once.
+        reset_request_id = hashlib.sha256(f"{request_id}/{run_id}".encode()).hexdigest()
+        answer = await self._client.workflow_service.reset_workflow_execution(
+            ResetWorkflowExecutionRequest(
+                namespace=self._client.namespace,
+                workflow_execution={"workflow_id": request_id, "run_id": run_id},
+                reason="retry requested through the careflow-webhooks API",
+                workflow_task_finish_event_id=first_task,
+                request_id=reset_request_id,
+                reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_NONE,
+            )
+        )
+        return RetryAnswer(request_id=request_id, run_id=answer.run_id, status=RequestStatus.RECEIVED)
+
+    async def retry_many(self, filters: RequestFilters, limit: int) -> BulkRetryAnswer:
+        """Reset every retryable request matching ``filters`` (at most ``limit`` looked at)."""
+        reset = skipped = 0
+        seen: set[str] = set()
+        async for execution in self._client.list_workflows(
+            visibility_query(filters), limit=limit, page_size=min(limit, 200)
+        ):
+            if execution.id in seen:
+                continue
+            seen.add(execution.id)
+            try:
+                await self.retry(execution.id)
+                reset += 1
+            except ConflictError:
+                skipped += 1
+        return BulkRetryAnswer(reset=reset, skipped=skipped)
 
     async def list(
         self, filters: RequestFilters, limit: int = 50, page_token: str | None = None

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep, require_admin
 from careflow.models import Page, RequestStatus
-from careflow.request_log import RequestDetail, RequestFilters, RequestSummary
+from careflow.request_log import (
+    BulkRetryAnswer,
+    RequestDetail,
+    RequestFilters,
+    RequestSummary,
+    RetryAnswer,
+)
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"], dependencies=[Depends(require_admin)])
 
@@ -38,3 +45,26 @@ async def list_requests(
 async def get_request(request_id: str, services: ServicesDep) -> RequestDetail:
     """Everything about a request; answers within 2 s even when no worker runs."""
     return await services.requests.get(request_id)
+
+
+class BulkRetry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    webhook_id: str | None = None
+    status: RequestStatus
+    care_flow_definition_id: str | None = None
+    patient_id: str | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+@router.post("/retry", response_model=BulkRetryAnswer)
+async def retry_requests(body: BulkRetry, services: ServicesDep) -> BulkRetryAnswer:
+    """Bulk retry: reset every request matching the filters whose latest run is retryable."""
+    filters = RequestFilters(**body.model_dump(exclude={"limit"}))
+    return await services.requests.retry_many(filters, body.limit)
+
+
+@router.post("/{request_id}/retry", status_code=202, response_model=RetryAnswer)
+async def retry_request(request_id: str, services: ServicesDep) -> RetryAnswer:
+    """Reset a FAILED (or payload/config-REJECTED) request to its first workflow task."""
+    return await services.requests.retry(request_id)
