@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,7 +21,9 @@ from careflow.store import Store
 from workflows.request import WebhookRequestWorkflow
 
 
-def build_worker(client: Client, store: Store, settings: Settings, executor: ThreadPoolExecutor) -> Worker:
+def build_worker(
+    client: Client, store: Store, settings: Settings, executor: ThreadPoolExecutor
+) -> Worker:
     """A worker for ``settings.careflow_task_queue`` with the three activities on ``store``.
 
     Activities are synchronous (SQLAlchemy) and run on ``executor``.
@@ -59,7 +62,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    except KeyboardInterrupt:
-        pass

@@ -32,7 +32,9 @@ class CareFlowActivities:
                 request.request_id,
             )
         except BackendUnavailableError as exc:
-            raise ApplicationError("care-flow backend unavailable", type="backend_unavailable") from exc
+            raise ApplicationError(
+                "care-flow backend unavailable", type="backend_unavailable"
+            ) from exc
         except BackendRefusedError as exc:
             raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from exc
         return StartCareFlowResult(

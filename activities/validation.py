@@ -1,4 +1,4 @@
-"""``validate_request``: parse the carried body and validate it against the current configuration."""
+"""``validate_request``: parse the carried body, validate it against the current config."""
 
 from __future__ import annotations
 

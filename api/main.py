@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             config=config,
             client=client,
             requests=request_log,
-            ingest=IngestService(client, config, cfg, request_log),
+            ingest=IngestService(client, config, cfg, request_log, store),
             webhooks=WebhookService(store, config),
         )
         refresher = asyncio.create_task(_refresh_config(config, cfg.config_refresh_seconds))

@@ -7,6 +7,7 @@ cached configuration, and the verdict travels to the workflow as input (contract
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,10 +27,11 @@ from temporalio.service import RPCError
 from careflow import mapping, temporal
 from careflow.config import ConfigCache
 from careflow.messages import ValidationResult, WebhookRequestInput
-from careflow.models import RequestError, RequestStatus, Webhook
+from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
 from careflow.payload import PayloadError, media_type_of, parse_body
 from careflow.request_log import RequestLog
 from careflow.settings import Settings
+from careflow.store import Store
 from careflow.validation import validate, without_enabled_check
 
 log = logging.getLogger("careflow.ingest")
@@ -59,12 +61,30 @@ class IngestService:
     requests: the request log (for duplicate answers)."""
 
     def __init__(
-        self, client: Client, config: ConfigCache, settings: Settings, requests: RequestLog
+        self,
+        client: Client,
+        config: ConfigCache,
+        settings: Settings,
+        requests: RequestLog,
+        store: Store,
     ) -> None:
         self._client = client
         self._config = config
         self._settings = settings
         self._requests = requests
+        self._store = store
+
+    async def _keep_test_payload(
+        self, hook: Webhook, request_id: str, verdict: RequestStatus, payload: Any
+    ) -> None:
+        item = TestPayload(
+            webhook_id=hook.id,
+            request_id=request_id,
+            received_at=datetime.now(UTC),
+            verdict=verdict,
+            payload=payload,
+        )
+        await asyncio.to_thread(self._store.add_test_payload, item)
 
     def webhook(self, webhook_id: str) -> Webhook | None:
         """The live (not deleted) webhook with this id from the cache, or None."""
@@ -133,6 +153,7 @@ class IngestService:
             return Outcome(200, {"request_id": request_id, "status": current, "duplicate": True})
         log.info("request webhook=%s request=%s status=%s", hook.id, request_id, status.value)
         if test:
+            await self._keep_test_payload(hook, request_id, status, parsed)
             return Outcome(200, self._test_answer(request_id, result, hook))
         if status == RequestStatus.SCHEDULED:
             return Outcome(
@@ -182,11 +203,19 @@ class IngestService:
         request_id = temporal.new_request_id(test=test)
         result = ValidationResult(verdict=RequestStatus.REJECTED, errors=[error])
         await self._start(
-            hook, request_id, body, media_type or "application/json", RequestStatus.REJECTED, result,
-            test=test, door_rejected=True,
+            hook,
+            request_id,
+            body,
+            media_type or "application/json",
+            RequestStatus.REJECTED,
+            result,
+            test=test,
+            door_rejected=True,
         )
         log.info("request webhook=%s request=%s rejected=%s", hook.id, request_id, error.code)
         if test:
+            text = body.decode("utf-8", errors="replace") if body is not None else None
+            await self._keep_test_payload(hook, request_id, RequestStatus.REJECTED, text)
             return Outcome(200, self._test_answer(request_id, result, hook))
         return Outcome(http_status, self._rejected_body(request_id, [error]))
 

@@ -168,7 +168,7 @@ class DataPointMapping(BaseModel):
 
 
 class PatientIdentifierMapping(BaseModel):
-    """Where the patient identifier is: exactly one of ``system`` / ``system_path``, plus ``value_path``."""
+    """Where the patient identifier is: one of ``system`` / ``system_path``, and ``value_path``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -285,6 +285,40 @@ class MappingResult(BaseModel):
     patient_identifier: Identifier | None = None
     profile: dict[str, Any] = Field(default_factory=dict)
     errors: list[RequestError] = Field(default_factory=list)
+
+
+class TestPayloadPublic(BaseModel):
+    """A kept test request: what a user builds mappings from (contract §4)."""
+
+    __test__ = False  # not a pytest test class
+
+    request_id: str
+    received_at: datetime
+    verdict: RequestStatus
+    payload: Any = None
+
+
+class TestPayload(TestPayloadPublic):
+    __test__ = False
+
+    webhook_id: str
+
+
+class PreviewRequest(BaseModel):
+    """A proposed mapping to evaluate against a kept test payload, saving nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_point_mappings: list[DataPointMapping] | None = None
+    patient_identifier: PatientIdentifierMapping | None = None
+    request_id: str | None = None
+
+
+class PreviewAnswer(BaseModel):
+    verdict: RequestStatus
+    errors: list[RequestError]
+    data_points: dict[str, Any]
+    patient_identifier: Identifier | None
 
 
 # --- patients and care flows (built-in backend) -------------------------------------------------

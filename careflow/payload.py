@@ -121,7 +121,9 @@ def parse_body(body: bytes, media_type: str) -> Any:
             parse_int=_parse_int,
         )
     except RecursionError as exc:
-        raise PayloadError("nesting_too_deep", f"JSON nests deeper than {MAX_DEPTH} levels") from exc
+        raise PayloadError(
+            "nesting_too_deep", f"JSON nests deeper than {MAX_DEPTH} levels"
+        ) from exc
     except json.JSONDecodeError as exc:
         raise PayloadError(
             "invalid_json", f"the body is not valid JSON (line {exc.lineno}, column {exc.colno})"

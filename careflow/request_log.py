@@ -189,8 +189,10 @@ class RequestLog:
                 state = None
         if state is None:
             memo = await description.memo_value(temporal.MEMO_STATE, default=None)
-            state = RequestState.model_validate(memo) if memo else RequestState(
-                status=RequestStatus.RECEIVED
+            state = (
+                RequestState.model_validate(memo)
+                if memo
+                else RequestState(status=RequestStatus.RECEIVED)
             )
         request, validation = await self._from_history(handle)
         status_sa = _sa(description, temporal.SA_REQUEST_STATUS)
@@ -300,7 +302,9 @@ class RequestLog:
                 reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_NONE,
             )
         )
-        return RetryAnswer(request_id=request_id, run_id=answer.run_id, status=RequestStatus.RECEIVED)
+        return RetryAnswer(
+            request_id=request_id, run_id=answer.run_id, status=RequestStatus.RECEIVED
+        )
 
     async def retry_many(self, filters: RequestFilters, limit: int) -> BulkRetryAnswer:
         """Reset every retryable request matching ``filters`` (at most ``limit`` looked at)."""
@@ -370,4 +374,3 @@ def _payload(request: WebhookRequestInput | None) -> Any:
 
 def _last_update(state: RequestState, description: WorkflowExecutionDescription) -> datetime | None:
     return state.timeline[-1].at if state.timeline else description.start_time
-

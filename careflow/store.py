@@ -28,6 +28,7 @@ from careflow.models import (
     IdentifierSystem,
     Patient,
     RequestError,
+    TestPayload,
     Webhook,
 )
 
@@ -100,6 +101,19 @@ care_flows = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+test_payloads = sa.Table(
+    "test_payloads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("webhook_id", sa.String(64), nullable=False),
+    sa.Column("request_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=True),
+)
+
+TEST_PAYLOADS_KEPT = 20
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -160,7 +174,9 @@ class Store:
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:
-            raise TransientStoreError(type(exc.orig).__name__ if exc.orig else "operational") from exc
+            raise TransientStoreError(
+                type(exc.orig).__name__ if exc.orig else "operational"
+            ) from exc
 
     def ping(self) -> None:
         with self._tx() as conn:
@@ -323,7 +339,14 @@ class Store:
     def _webhook_config(hook: Webhook) -> dict[str, Any]:
         return hook.model_dump(
             mode="json",
-            exclude={"id", "care_flow_definition_id", "enabled", "deleted", "created_at", "updated_at"},
+            exclude={
+                "id",
+                "care_flow_definition_id",
+                "enabled",
+                "deleted",
+                "created_at",
+                "updated_at",
+            },
         )
 
     def list_webhooks(self, include_deleted: bool = False) -> list[Webhook]:
@@ -372,6 +395,41 @@ class Store:
             )
             self._bump_revision(conn)
         return hook
+
+    # --- test payloads ----------------------------------------------------------------------
+
+    def add_test_payload(self, item: TestPayload) -> None:
+        """Keep a test request's payload; only the newest 20 per webhook are kept."""
+        try:
+            with self._tx() as conn:
+                conn.execute(test_payloads.insert().values(**item.model_dump()))
+                keep = (
+                    sa.select(test_payloads.c.id)
+                    .where(test_payloads.c.webhook_id == item.webhook_id)
+                    .order_by(test_payloads.c.id.desc())
+                    .limit(TEST_PAYLOADS_KEPT)
+                )
+                conn.execute(
+                    test_payloads.delete().where(
+                        test_payloads.c.webhook_id == item.webhook_id,
+                        test_payloads.c.id.not_in(keep.scalar_subquery()),
+                    )
+                )
+        except IntegrityError:
+            pass  # the same test delivery again: already kept
+
+    def list_test_payloads(self, webhook_id: str) -> list[TestPayload]:
+        """The kept test payloads of a webhook, newest first."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(test_payloads)
+                .where(test_payloads.c.webhook_id == webhook_id)
+                .order_by(test_payloads.c.id.desc())
+            )
+            return [
+                TestPayload.model_validate({**r._asdict(), "received_at": _aware(r.received_at)})
+                for r in rows
+            ]
 
     # --- patients (built-in backend) --------------------------------------------------------
 
@@ -446,7 +504,9 @@ class Store:
             else:
                 with self._tx() as conn:
                     found = conn.execute(
-                        sa.select(patients.c.id).where(patients.c.anonymous_request_id == request_id)
+                        sa.select(patients.c.id).where(
+                            patients.c.anonymous_request_id == request_id
+                        )
                     ).scalar()
                     existing = None if found is None else self._patient(conn, found)
             if existing is None:
@@ -467,7 +527,11 @@ class Store:
         return CareFlow.model_validate(data)
 
     def start_care_flow(
-        self, care_flow_definition_id: str, patient_id: str, data_points: dict[str, Any], request_id: str
+        self,
+        care_flow_definition_id: str,
+        patient_id: str,
+        data_points: dict[str, Any],
+        request_id: str,
     ) -> tuple[CareFlow, bool]:
         """Insert-or-fetch the care flow of ``request_id`` (unique), so it starts at most once.
 
@@ -517,7 +581,9 @@ class Store:
 
     def count_care_flows(self) -> int:
         with self._tx() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(care_flows)).scalar() or 0)
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(care_flows)).scalar() or 0
+            )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

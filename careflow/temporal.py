@@ -42,7 +42,7 @@ def request_id_for_delivery(webhook_id: str, delivery_id: str, *, test: bool = F
 
     Args:
         webhook_id: the webhook's id.
-        delivery_id: the sender's delivery id (``webhook-id``, ``Idempotency-Key`` or the body path).
+        delivery_id: the sender's delivery id (``webhook-id``, ``Idempotency-Key``, body path).
         test: a test request; hashes ("test", webhook id, delivery id) so it never collides.
 
     Returns:
@@ -103,7 +103,8 @@ async def ensure_search_attributes(client: Client) -> list[str]:
     )
     known = set(existing.custom_attributes) | set(existing.system_attributes)
     wanted = {
-        key.name: IndexedValueType.ValueType(int(key.indexed_value_type)) for key in SEARCH_ATTRIBUTES
+        key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
+        for key in SEARCH_ATTRIBUTES
     }
     missing = {name: kind for name, kind in wanted.items() if name not in known}
     if missing:

@@ -13,10 +13,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from careflow import mapping
-from careflow.config import ConfigCache
-from careflow.errors import ConflictError, InvalidConfigError
+from careflow.config import ConfigCache, ConfigSnapshot
+from careflow.errors import ConflictError, InvalidConfigError, NotFoundError
 from careflow.models import (
+    PreviewAnswer,
+    PreviewRequest,
     RequestError,
+    RequestStatus,
     SignaturePublic,
     Webhook,
     WebhookCreate,
@@ -24,13 +27,13 @@ from careflow.models import (
     WebhookPublic,
 )
 from careflow.store import Store, new_webhook_id
-from careflow.validation import enable_problems
+from careflow.validation import enable_problems, validate, without_enabled_check
 
 SIGNATURE_SCHEMES = ("standard-webhooks", "hmac", "api-key")
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    """Apply a JSON merge patch (RFC 7396 §2): objects merge, ``null`` removes, the rest replaces."""
+    """Apply a JSON merge patch (RFC 7396 §2): objects merge, ``null`` removes, rest replaces."""
     if not isinstance(patch, dict):
         return patch
     result = dict(target) if isinstance(target, dict) else {}
@@ -83,7 +86,11 @@ class WebhookService:
         _check_save(fields)
         now = datetime.now(UTC)
         hook = Webhook(
-            **fields.model_dump(), id=new_webhook_id(), enabled=False, created_at=now, updated_at=now
+            **fields.model_dump(),
+            id=new_webhook_id(),
+            enabled=False,
+            created_at=now,
+            updated_at=now,
         )
         self._store.insert_webhook(hook)
         self._config.refresh()
@@ -155,6 +162,50 @@ class WebhookService:
         current = self._store.get_webhook(webhook_id)
         self._store.save_webhook(current.model_copy(update={"enabled": False, "deleted": True}))
         self._config.refresh()
+
+    def preview(self, webhook_id: str, proposal: PreviewRequest) -> PreviewAnswer:
+        """Evaluate a proposed mapping on a kept test payload (newest when ``request_id`` is
+        omitted), saving nothing. Unparsable proposed paths come back as ``invalid_path`` errors.
+
+        Raises:
+            NotFoundError: unknown webhook, or no such kept test payload.
+        """
+        current = self._store.get_webhook(webhook_id)
+        kept = self._store.list_test_payloads(webhook_id)
+        if proposal.request_id is not None:
+            kept = [k for k in kept if k.request_id == proposal.request_id]
+        if not kept:
+            raise NotFoundError(
+                RequestError(code="test_payload_not_found", message="no kept test payload")
+            )
+        update: dict[str, Any] = {}
+        if proposal.data_point_mappings is not None:
+            update["data_point_mappings"] = proposal.data_point_mappings
+        if "patient_identifier" in proposal.model_fields_set:
+            update["patient_identifier"] = proposal.patient_identifier
+        candidate = current.model_copy(update=update)
+        problems = mapping.check_paths(candidate)
+        if problems:
+            return PreviewAnswer(
+                verdict=RequestStatus.REJECTED,
+                errors=problems,
+                data_points={},
+                patient_identifier=None,
+            )
+        snapshot = self._config.get()
+        trial = ConfigSnapshot(
+            revision=snapshot.revision,
+            webhooks={**snapshot.webhooks, webhook_id: candidate},
+            definitions=snapshot.definitions,
+            identifier_systems=snapshot.identifier_systems,
+        )
+        result = without_enabled_check(validate(trial, webhook_id, kept[0].payload))
+        return PreviewAnswer(
+            verdict=result.verdict,
+            errors=result.errors,
+            data_points=result.data_points,
+            patient_identifier=result.patient_identifier,
+        )
 
     def _set_enabled(self, hook: Webhook, enabled: bool) -> Webhook:
         saved = self._store.save_webhook(hook.model_copy(update={"enabled": enabled}))

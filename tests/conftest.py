@@ -55,7 +55,10 @@ async def start_dev_server(*, register: bool = True) -> WorkflowEnvironment:
         dev_server_existing_path=TEMPORAL_BIN,
         data_converter=pydantic_data_converter,
         search_attributes=temporal.SEARCH_ATTRIBUTES if register else (),
-        dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"],
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "frontend.enableUpdateWorkflowExecution=true",
+        ],
     )
 
 
@@ -161,7 +164,11 @@ async def serve_api(settings: Settings) -> AsyncIterator[Api]:
     app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=settings.careflow_api_port, log_level="warning", lifespan="on"
+            app,
+            host="127.0.0.1",
+            port=settings.careflow_api_port,
+            log_level="warning",
+            lifespan="on",
         )
     )
     task = asyncio.create_task(server.serve())

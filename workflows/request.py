@@ -145,8 +145,10 @@ class WebhookRequestWorkflow:
         )
         self._state.patient_id = patient.patient_id
         self._search_attributes["PatientId"] = patient.patient_id
-        what = "anonymous patient created" if patient.anonymous else (
-            "patient created" if patient.created else "patient matched"
+        what = (
+            "anonymous patient created"
+            if patient.anonymous
+            else ("patient created" if patient.created else "patient matched")
         )
         self._note(f"{what}; {_attempt('resolve_patient', patient.attempt)}")
         self._flush()
@@ -193,7 +195,9 @@ class WebhookRequestWorkflow:
         self._state.status = status
         if errors is not None:
             self._state.errors = list(errors)
-        self._state.timeline.append(TimelineEntry(status=status, at=workflow.now(), message=message))
+        self._state.timeline.append(
+            TimelineEntry(status=status, at=workflow.now(), message=message)
+        )
 
     def _note(self, message: str) -> None:
         self._state.timeline.append(
@@ -203,13 +207,18 @@ class WebhookRequestWorkflow:
     def _flush(self) -> None:
         """Write status, search attributes and the PHI-free memo: once per workflow task."""
         updates = [temporal.SA_REQUEST_STATUS.value_set(self._state.status.value)]
-        for key in (temporal.SA_CARE_FLOW_DEFINITION_ID, temporal.SA_PATIENT_ID, temporal.SA_CARE_FLOW_ID):
+        for key in (
+            temporal.SA_CARE_FLOW_DEFINITION_ID,
+            temporal.SA_PATIENT_ID,
+            temporal.SA_CARE_FLOW_ID,
+        ):
             value = self._search_attributes.pop(key.name, None)
             if value is not None:
                 updates.append(key.value_set(value))
         workflow.upsert_search_attributes(updates)
         memo = self._state.model_dump(
-            mode="json", include={"status", "verdict", "errors", "timeline", "patient_id", "care_flow_id"}
+            mode="json",
+            include={"status", "verdict", "errors", "timeline", "patient_id", "care_flow_id"},
         )
         workflow.upsert_memo({temporal.MEMO_STATE: memo})
 

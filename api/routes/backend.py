@@ -38,5 +38,3 @@ def list_care_flows(store: StoreDep, patient_id: str | None = None) -> Page[Care
 @router.get("/care-flows/{care_flow_id}", response_model=CareFlow)
 def get_care_flow(care_flow_id: str, store: StoreDep) -> CareFlow:
     return store.get_care_flow(care_flow_id)
-
-

@@ -8,7 +8,9 @@ from api.deps import ServicesDep, StoreDep, require_admin
 from careflow.models import IdentifierSystem, IdentifierSystemCreate, IdentifierSystemUpdate, Page
 
 router = APIRouter(
-    prefix="/v1/identifier-systems", tags=["identifier systems"], dependencies=[Depends(require_admin)]
+    prefix="/v1/identifier-systems",
+    tags=["identifier systems"],
+    dependencies=[Depends(require_admin)],
 )
 
 
@@ -18,7 +20,9 @@ def list_identifier_systems(store: StoreDep) -> Page[IdentifierSystem]:
 
 
 @router.post("", status_code=201, response_model=IdentifierSystem)
-def create_identifier_system(body: IdentifierSystemCreate, services: ServicesDep) -> IdentifierSystem:
+def create_identifier_system(
+    body: IdentifierSystemCreate, services: ServicesDep
+) -> IdentifierSystem:
     created = services.store.create_identifier_system(IdentifierSystem(**body.model_dump()))
     services.config.refresh()
     return created
@@ -33,7 +37,9 @@ def get_identifier_system(name: str, store: StoreDep) -> IdentifierSystem:
 def put_identifier_system(
     name: str, body: IdentifierSystemUpdate, services: ServicesDep
 ) -> IdentifierSystem:
-    updated = services.store.update_identifier_system(IdentifierSystem(name=name, **body.model_dump()))
+    updated = services.store.update_identifier_system(
+        IdentifierSystem(name=name, **body.model_dump())
+    )
     services.config.refresh()
     return updated
 

@@ -26,7 +26,9 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"errors": [RequestError(code=code, message=message).model_dump(exclude_none=True)]}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -46,7 +48,9 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _handle(webhook_id: str, request: Request, services: ServicesDep, *, test: bool) -> JSONResponse:
+async def _handle(
+    webhook_id: str, request: Request, services: ServicesDep, *, test: bool
+) -> JSONResponse:
     ingest = services.ingest
     hook = ingest.webhook(webhook_id)
     if hook is None:

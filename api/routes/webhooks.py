@@ -7,7 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Response
 
 from api.deps import ServicesDep, require_admin
-from careflow.models import Page, WebhookCreate, WebhookPublic
+from careflow.models import (
+    Page,
+    PreviewAnswer,
+    PreviewRequest,
+    TestPayload,
+    TestPayloadPublic,
+    WebhookCreate,
+    WebhookPublic,
+)
 from careflow.webhooks import to_public
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(require_admin)])
@@ -56,3 +64,16 @@ def enable_webhook(webhook_id: str, services: ServicesDep) -> WebhookPublic:
 @router.post("/{webhook_id}/disable", response_model=WebhookPublic)
 def disable_webhook(webhook_id: str, services: ServicesDep) -> WebhookPublic:
     return to_public(services.webhooks.disable(webhook_id), services.settings.public_base_url)
+
+
+@router.get("/{webhook_id}/test-payloads", response_model=Page[TestPayloadPublic])
+def list_test_payloads(webhook_id: str, services: ServicesDep) -> Page[TestPayload]:
+    """The last 20 test payloads of a webhook, newest first."""
+    services.store.get_webhook(webhook_id)
+    return Page(items=services.store.list_test_payloads(webhook_id))
+
+
+@router.post("/{webhook_id}/preview", response_model=PreviewAnswer)
+def preview_mapping(webhook_id: str, body: PreviewRequest, services: ServicesDep) -> PreviewAnswer:
+    """Evaluate a proposed mapping against a kept test payload, saving nothing."""
+    return services.webhooks.preview(webhook_id, body)

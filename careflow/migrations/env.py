@@ -8,7 +8,9 @@ from alembic import context
 from careflow.store import metadata
 
 config = context.config
-engine = config.attributes.get("engine") or sa.create_engine(config.get_main_option("sqlalchemy.url"))
+engine = config.attributes.get("engine") or sa.create_engine(
+    config.get_main_option("sqlalchemy.url")
+)
 
 with engine.begin() as connection:
     context.configure(

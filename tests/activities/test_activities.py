@@ -74,7 +74,9 @@ def test_start_care_flow_is_idempotent_on_request_id(store: Store) -> None:
     patient, _ = store.create_patient(None, {}, "req_1")
     activities = CareFlowActivities(BuiltinBackend(store))
     request = StartCareFlowInput(
-        request_id="req_1", care_flow_definition_id="intake", patient_id=patient.id,
+        request_id="req_1",
+        care_flow_definition_id="intake",
+        patient_id=patient.id,
         data_points={"age": 4},
     )
     env = ActivityEnvironment()
@@ -104,15 +106,21 @@ def test_validate_request_reads_the_current_configuration(store: Store) -> None:
     now = datetime.now(UTC)
     hook = store.insert_webhook(
         Webhook(
-            id=new_webhook_id(), name="h", care_flow_definition_id="intake", enabled=True,
+            id=new_webhook_id(),
+            name="h",
+            care_flow_definition_id="intake",
+            enabled=True,
             data_point_mappings=[DataPointMapping(data_point_definition_id="age", path="$.a")],
-            created_at=now, updated_at=now,
+            created_at=now,
+            updated_at=now,
         )
     )
     activities = ValidationActivities(ConfigCache(store, refresh_seconds=0))
     body = {"a": "7", "patient_identifier": {"system": SYSTEM, "value": " 12 "}}
     request = ValidateRequestInput(
-        request_id="r", webhook_id=hook.id, body=json.dumps(body).encode(),
+        request_id="r",
+        webhook_id=hook.id,
+        body=json.dumps(body).encode(),
         media_type="application/json",
     )
     result = ActivityEnvironment().run(activities.validate_request, request)

@@ -35,7 +35,11 @@ async def test_fhir_sample_reaches_success(api: Api, worker: RunningWorker) -> N
 
     detail = await api.wait_status(body["request_id"], {"SUCCESS", "FAILED", "REJECTED"})
     assert detail["status"] == "SUCCESS", detail
-    assert detail["data_points"] == {"mrn": "24680", "deceased": False, "contact_family": "du Exemplé"}
+    assert detail["data_points"] == {
+        "mrn": "24680",
+        "deceased": False,
+        "contact_family": "du Exemplé",
+    }
     statuses = [entry["status"] for entry in detail["timeline"]]
     assert statuses[0] == "RECEIVED"
     assert statuses.index("SCHEDULED") < statuses.index("PROCESSING") < statuses.index("SUCCESS")
@@ -54,7 +58,9 @@ async def test_fhir_sample_reaches_success(api: Api, worker: RunningWorker) -> N
     assert listed["items"][0]["status"] == "SUCCESS"
 
 
-async def test_missing_required_data_point_is_422_naming_it(api: Api, worker: RunningWorker) -> None:
+async def test_missing_required_data_point_is_422_naming_it(
+    api: Api, worker: RunningWorker
+) -> None:
     hook = await configure_fhir_webhook(api)
     payload = json.loads(sample_payload("fhir-r4-patient-example"))
     del payload["deceasedBoolean"]
@@ -96,7 +102,9 @@ async def test_anonymous_requests_get_distinct_patients(
     hook = await configure_fhir_webhook(api, enable=False)
     patch = {"patient_identifier": None}
     answer = await api.admin(
-        "PATCH", f"/v1/webhooks/{hook['id']}", json=patch,
+        "PATCH",
+        f"/v1/webhooks/{hook['id']}",
+        json=patch,
         headers={"Content-Type": "application/merge-patch+json"},
     )
     assert answer.status_code == 200, answer.text

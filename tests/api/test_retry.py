@@ -79,7 +79,9 @@ async def test_rejected_for_configuration_is_retryable_door_rejection_is_not(
     assert refused.status_code == 409
 
     answer = await api.admin(
-        "POST", "/v1/identifier-systems", json={"name": "other", "system": "https://other.example/mrn"}
+        "POST",
+        "/v1/identifier-systems",
+        json={"name": "other", "system": "https://other.example/mrn"},
     )
     assert answer.status_code == 201
     bulk = await api.admin(

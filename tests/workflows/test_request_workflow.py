@@ -137,10 +137,18 @@ async def test_handler_rejection_stays_on_first_run_and_reset_revalidates(
     temporal_client: Client, settings: Settings, store: Store, worker: RunningWorker
 ) -> None:
     hook = make_webhook(store)
-    errors = [RequestError(code="missing_required_data_point", message="m", data_point_definition_id="age")]
+    errors = [
+        RequestError(
+            code="missing_required_data_point", message="m", data_point_definition_id="age"
+        )
+    ]
     handle = await start(
-        temporal_client, settings, hook, {"age": 5},
-        handler_status=RequestStatus.REJECTED, handler_errors=errors,
+        temporal_client,
+        settings,
+        hook,
+        {"age": 5},
+        handler_status=RequestStatus.REJECTED,
+        handler_errors=errors,
     )
     state = await handle.result()
     assert state.status == RequestStatus.REJECTED
