@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from limits import parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -24,7 +29,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from careflow import mapping, temporal
+from careflow import mapping, signatures, temporal
 from careflow.config import ConfigCache
 from careflow.messages import ValidationResult, WebhookRequestInput
 from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
@@ -73,6 +78,20 @@ class IngestService:
         self._settings = settings
         self._requests = requests
         self._store = store
+        self._rate_limits = parse_many(settings.careflow_rate_limit)
+        self._limiter = FixedWindowRateLimiter(MemoryStorage())
+
+    def retry_after(self, webhook_id: str) -> int | None:
+        """Count one request against the webhook's rate limit (per API process).
+
+        Returns:
+            None when within the limit, else the seconds to wait before sending again.
+        """
+        for limit in self._rate_limits:
+            if not self._limiter.hit(limit, webhook_id):
+                reset = self._limiter.get_window_stats(limit, webhook_id).reset_time
+                return max(1, math.ceil(reset - time.time()))
+        return None
 
     async def _keep_test_payload(
         self, hook: Webhook, request_id: str, verdict: RequestStatus, payload: Any
@@ -130,10 +149,20 @@ class IngestService:
                 message="send application/json or application/x-www-form-urlencoded",
             )
             return await self._log_door_rejection(hook, 415, error, body, "", test=test)
+        signature_valid: bool | None = None
+        if hook.signature is not None:
+            signature_valid = signatures.verify(hook.signature, body, headers)
+            if not signature_valid and not test:
+                error = RequestError(
+                    code="invalid_signature", message="the request signature is missing or wrong"
+                )
+                return await self._log_door_rejection(hook, 401, error, body, media_type, test=test)
         try:
             parsed = parse_body(body, media_type)
         except PayloadError as exc:
-            return await self._log_door_rejection(hook, 400, exc.error, body, media_type, test=test)
+            return await self._log_door_rejection(
+                hook, 400, exc.error, body, media_type, test=test, signature_valid=signature_valid
+            )
 
         delivery_id = _delivery_id(headers, hook, parsed)
         if delivery_id is not None:
@@ -154,7 +183,7 @@ class IngestService:
         log.info("request webhook=%s request=%s status=%s", hook.id, request_id, status.value)
         if test:
             await self._keep_test_payload(hook, request_id, status, parsed)
-            return Outcome(200, self._test_answer(request_id, result, hook))
+            return Outcome(200, self._test_answer(request_id, result, hook, signature_valid))
         if status == RequestStatus.SCHEDULED:
             return Outcome(
                 202,
@@ -176,8 +205,13 @@ class IngestService:
         }
 
     @staticmethod
-    def _test_answer(request_id: str, result: ValidationResult, hook: Webhook) -> dict[str, Any]:
-        return {
+    def _test_answer(
+        request_id: str,
+        result: ValidationResult,
+        hook: Webhook,
+        signature_valid: bool | None = None,
+    ) -> dict[str, Any]:
+        answer = {
             "request_id": request_id,
             "status": RequestStatus.TEST.value,
             "verdict": result.verdict.value,
@@ -188,6 +222,9 @@ class IngestService:
             ),
             "webhook_enabled": hook.enabled,
         }
+        if signature_valid is not None:
+            answer["signature_valid"] = signature_valid
+        return answer
 
     async def _log_door_rejection(
         self,
@@ -198,6 +235,7 @@ class IngestService:
         media_type: str,
         *,
         test: bool,
+        signature_valid: bool | None = None,
     ) -> Outcome:
         """Log a request refused before dedupe: a fresh random id, never retryable."""
         request_id = temporal.new_request_id(test=test)
@@ -216,7 +254,7 @@ class IngestService:
         if test:
             text = body.decode("utf-8", errors="replace") if body is not None else None
             await self._keep_test_payload(hook, request_id, RequestStatus.REJECTED, text)
-            return Outcome(200, self._test_answer(request_id, result, hook))
+            return Outcome(200, self._test_answer(request_id, result, hook, signature_valid))
         return Outcome(http_status, self._rejected_body(request_id, [error]))
 
     async def _start(

@@ -19,6 +19,8 @@ class Settings(BaseSettings):
         careflow_data_dir: directory of the SQLite files and the admin token.
         database_url: SQLAlchemy URL; defaults to ``sqlite:///$CAREFLOW_DATA_DIR/careflow.db``.
         max_payload_bytes: largest accepted request body, in bytes.
+        careflow_rate_limit: requests accepted per webhook and API process, in the ``limits``
+            notation (``100/second;3000/minute``); more get 429 with ``Retry-After``.
         activity_max_attempts / activity_max_seconds: bounds of the transient-fault retries
             of every activity (attempts, and seconds of schedule-to-close time).
     """
@@ -41,6 +43,7 @@ class Settings(BaseSettings):
     temporal_ui_url: str | None = None
     max_payload_bytes: int = Field(default=1_048_576, gt=0)
     config_refresh_seconds: float = Field(default=1.0, gt=0)
+    careflow_rate_limit: str = "100/second;3000/minute"
     activity_max_attempts: int = Field(default=10, ge=1)
     activity_max_seconds: float = Field(default=600.0, gt=0)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from careflow import mapping
+from careflow import mapping, signatures
 from careflow.config import ConfigCache, ConfigSnapshot
 from careflow.errors import ConflictError, InvalidConfigError, NotFoundError
 from careflow.models import (
@@ -28,8 +28,6 @@ from careflow.models import (
 )
 from careflow.store import Store, new_webhook_id
 from careflow.validation import enable_problems, validate, without_enabled_check
-
-SIGNATURE_SCHEMES = ("standard-webhooks", "hmac", "api-key")
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -47,13 +45,8 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def _check_save(fields: WebhookFields) -> None:
     problems = mapping.check_paths(fields)
-    if fields.signature is not None and fields.signature.scheme not in SIGNATURE_SCHEMES:
-        problems.append(
-            RequestError(
-                code="invalid_signature_scheme",
-                message=f"signature scheme must be one of {', '.join(SIGNATURE_SCHEMES)}",
-            )
-        )
+    if fields.signature is not None:
+        problems.extend(signatures.config_problems(fields.signature))
     if problems:
         raise InvalidConfigError(problems)
 

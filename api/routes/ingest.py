@@ -21,6 +21,7 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown webhook"},
     413: {"description": "Body over MAX_PAYLOAD_BYTES"},
     415: {"description": "Unsupported media type"},
+    429: {"description": "Over the webhook's rate limit; see Retry-After"},
     422: {"description": "Invalid payload"},
     503: {"description": "Temporal unreachable; retry (safe with a delivery id)"},
 }
@@ -55,6 +56,11 @@ async def _handle(
     hook = ingest.webhook(webhook_id)
     if hook is None:
         return _error(404, "webhook_not_found", "no webhook with this id")
+    wait = ingest.retry_after(webhook_id)
+    if wait is not None:
+        return _error(
+            429, "rate_limited", "too many requests for this webhook", {"Retry-After": str(wait)}
+        )
     try:
         body = await _read_capped(request, services.settings.max_payload_bytes)
         if body is None:
