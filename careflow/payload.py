@@ -130,4 +130,16 @@ def parse_body(body: bytes, media_type: str) -> Any:
         ) from exc
     if _depth(value) > MAX_DEPTH:
         raise PayloadError("nesting_too_deep", f"JSON nests deeper than {MAX_DEPTH} levels")
+    if "\\u" in text and _has_lone_surrogate(value):
+        raise PayloadError("invalid_json", "a string escapes a lone UTF-16 surrogate")
     return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether an escaped lone surrogate (``"\\ud800"``) made a string that is not Unicode
+    text (RFC 8259 §8.2); such strings cannot be stored or shown as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
