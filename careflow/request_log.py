@@ -115,19 +115,28 @@ def visibility_query(filters: RequestFilters) -> str:
     return " AND ".join(clauses)
 
 
+def _checksum(token: bytes) -> bytes:
+    return hashlib.sha256(b"careflow-page-token:" + token).digest()[:8]
+
+
 def _encode_token(token: bytes | None) -> str | None:
-    return base64.urlsafe_b64encode(token).decode() if token else None
+    """Temporal's page token with a checksum, so a mangled token is refused with a 400
+    instead of reaching the server (which answers garbage with an internal error)."""
+    return base64.urlsafe_b64encode(_checksum(token) + token).decode() if token else None
 
 
 def _decode_token(token: str | None) -> bytes | None:
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode())
-    except (binascii.Error, ValueError) as exc:
+        raw = base64.urlsafe_b64decode(token.encode())
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) <= 8 or raw[:8] != _checksum(raw[8:]):
         raise DomainError(
             RequestError(code="invalid_page_token", message="page_token is not valid")
-        ) from exc
+        )
+    return raw[8:]
 
 
 def _sa(execution: WorkflowExecution, key: Any) -> Any:

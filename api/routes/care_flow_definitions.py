@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
 
 from api.deps import ServicesDep, StoreDep, require_admin
 from careflow.models import (
+    SLUG_PATTERN,
     CareFlowDefinition,
     CareFlowDefinitionCreate,
     CareFlowDefinitionUpdate,
@@ -40,7 +43,9 @@ def get_care_flow_definition(definition_id: str, store: StoreDep) -> CareFlowDef
 
 @router.put("/{definition_id}", response_model=CareFlowDefinition)
 def put_care_flow_definition(
-    definition_id: str, body: CareFlowDefinitionUpdate, services: ServicesDep
+    definition_id: Annotated[str, Path(pattern=SLUG_PATTERN)],
+    body: CareFlowDefinitionUpdate,
+    services: ServicesDep,
 ) -> CareFlowDefinition:
     updated = services.store.update_care_flow_definition(
         CareFlowDefinition(id=definition_id, **body.model_dump())

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response
 
 from api.deps import ServicesDep, StoreDep, require_admin
-from careflow.models import IdentifierSystem, IdentifierSystemCreate, IdentifierSystemUpdate, Page
+from careflow.models import (
+    SLUG_PATTERN,
+    IdentifierSystem,
+    IdentifierSystemCreate,
+    IdentifierSystemUpdate,
+    Page,
+)
 
 router = APIRouter(
     prefix="/v1/identifier-systems",
@@ -35,7 +43,9 @@ def get_identifier_system(name: str, store: StoreDep) -> IdentifierSystem:
 
 @router.put("/{name}", response_model=IdentifierSystem)
 def put_identifier_system(
-    name: str, body: IdentifierSystemUpdate, services: ServicesDep
+    name: Annotated[str, Path(pattern=SLUG_PATTERN)],
+    body: IdentifierSystemUpdate,
+    services: ServicesDep,
 ) -> IdentifierSystem:
     updated = services.store.update_identifier_system(
         IdentifierSystem(name=name, **body.model_dump())

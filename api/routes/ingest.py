@@ -27,6 +27,17 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {}},
+            "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+        },
+    }
+}
+
+
 def _error(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -79,13 +90,13 @@ async def _handle(
     return JSONResponse(outcome.body, status_code=outcome.http_status, headers=outcome.headers)
 
 
-@router.post("/{webhook_id}", status_code=202, responses=_ANSWERS)
+@router.post("/{webhook_id}", status_code=202, responses=_ANSWERS, openapi_extra=_BODY)
 async def receive(webhook_id: str, request: Request, services: ServicesDep) -> JSONResponse:
     """Receive a webhook request: 202 SCHEDULED, or a REJECTED answer (contract §4)."""
     return await _handle(webhook_id, request, services, test=False)
 
 
-@router.post("/{webhook_id}/test", status_code=200, responses=_ANSWERS)
+@router.post("/{webhook_id}/test", status_code=200, responses=_ANSWERS, openapi_extra=_BODY)
 async def receive_test(webhook_id: str, request: Request, services: ServicesDep) -> JSONResponse:
     """A test request: validated and logged with status TEST, never processed."""
     return await _handle(webhook_id, request, services, test=True)
