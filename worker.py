@@ -13,7 +13,7 @@ from temporalio.worker import Worker
 from activities.care_flows import CareFlowActivities
 from activities.patients import PatientActivities
 from activities.validation import ValidationActivities
-from careflow import temporal
+from careflow import logs, temporal
 from careflow.backends.builtin import BuiltinBackend
 from careflow.config import ConfigCache
 from careflow.settings import Settings, get_settings
@@ -28,6 +28,7 @@ def build_worker(
 
     Activities are synchronous (SQLAlchemy) and run on ``executor``.
     """
+    logs.silence_payload_debug_logs()
     config = ConfigCache(store, settings.config_refresh_seconds)
     backend = BuiltinBackend(store)
     validation = ValidationActivities(config)
@@ -48,7 +49,7 @@ def build_worker(
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure()
     settings = get_settings()
     store = Store(settings.sqlalchemy_url)
     store.migrate()

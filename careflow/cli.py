@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from careflow import temporal
+from careflow import logs, temporal
 from careflow.settings import Settings, get_settings
 
 log = logging.getLogger("careflow.cli")
@@ -148,7 +148,7 @@ def run(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure()
     parser = argparse.ArgumentParser(prog="python -m careflow.cli")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the embedded stack (make run)")
