@@ -14,6 +14,7 @@ from activities.care_flows import CareFlowActivities
 from activities.patients import PatientActivities
 from activities.validation import ValidationActivities
 from careflow import logs, temporal
+from careflow.backends.base import CareFlowBackend
 from careflow.backends.builtin import BuiltinBackend
 from careflow.config import ConfigCache
 from careflow.settings import Settings, get_settings
@@ -22,15 +23,20 @@ from workflows.request import WebhookRequestWorkflow
 
 
 def build_worker(
-    client: Client, store: Store, settings: Settings, executor: ThreadPoolExecutor
+    client: Client,
+    store: Store,
+    settings: Settings,
+    executor: ThreadPoolExecutor,
+    backend: CareFlowBackend | None = None,
 ) -> Worker:
     """A worker for ``settings.careflow_task_queue`` with the three activities on ``store``.
 
-    Activities are synchronous (SQLAlchemy) and run on ``executor``.
+    Activities are synchronous (SQLAlchemy) and run on ``executor``; ``backend`` defaults to the
+    built-in one on ``store``.
     """
     logs.silence_payload_debug_logs()
     config = ConfigCache(store, settings.config_refresh_seconds)
-    backend = BuiltinBackend(store)
+    backend = backend or BuiltinBackend(store)
     validation = ValidationActivities(config)
     patients = PatientActivities(backend)
     care_flows = CareFlowActivities(backend)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -73,6 +73,17 @@ class RequestSummary(BaseModel):
     is_test: bool
 
 
+class PendingActivity(BaseModel):
+    """An activity in progress, from ``describe().pending_activities``; no payload values."""
+
+    activity_type: str
+    attempt: int
+    maximum_attempts: int
+    last_failure: str | None = None
+    last_attempt_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+
+
 class RequestDetail(RequestSummary):
     verdict: RequestStatus | None = None
     payload: Any = None
@@ -82,6 +93,7 @@ class RequestDetail(RequestSummary):
     care_flow_id: str | None = None
     errors: list[RequestError] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    pending_activities: list[PendingActivity] = Field(default_factory=list)
     temporal: TemporalDetails
 
 
@@ -204,6 +216,19 @@ class RequestLog:
                 else RequestState(status=RequestStatus.RECEIVED)
             )
         request, validation = await self._from_history(handle)
+        pending = _pending(description)
+        timeline = list(state.timeline)
+        for activity in pending:
+            if activity.attempt > 1:
+                timeline.append(
+                    TimelineEntry(
+                        status=state.status,
+                        at=activity.last_attempt_at or description.start_time,
+                        message=f"{activity.activity_type} attempt {activity.attempt} of "
+                        f"{activity.maximum_attempts or 'unlimited'} pending; last failure: "
+                        f"{activity.last_failure}",
+                    )
+                )
         status_sa = _sa(description, temporal.SA_REQUEST_STATUS)
         status = state.status if state.timeline else RequestStatus(status_sa or "RECEIVED")
         return RequestDetail(
@@ -223,7 +248,8 @@ class RequestLog:
             patient_id=state.patient_id or _sa(description, temporal.SA_PATIENT_ID),
             care_flow_id=state.care_flow_id or _sa(description, temporal.SA_CARE_FLOW_ID),
             errors=state.errors,
-            timeline=state.timeline,
+            timeline=timeline,
+            pending_activities=pending,
             temporal=TemporalDetails(
                 namespace=self._client.namespace,
                 workflow_id=request_id,
@@ -369,6 +395,39 @@ class RequestLog:
                 )
             )
         return items, _encode_token(iterator.next_page_token)
+
+
+def _pending(description: WorkflowExecutionDescription) -> list[PendingActivity]:
+    """Activities in flight, with the code (failure type) of their last failure."""
+    pending = []
+    for info in description.raw_description.pending_activities:
+        failure = info.last_failure if info.HasField("last_failure") else None
+        code = None
+        if failure is not None:
+            code = failure.application_failure_info.type or (
+                "timeout" if failure.HasField("timeout_failure_info") else "error"
+            )
+        next_at = (
+            info.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
+            if info.HasField("next_attempt_schedule_time")
+            else None
+        )
+        last_at = (
+            info.last_attempt_complete_time.ToDatetime(tzinfo=UTC)
+            if info.HasField("last_attempt_complete_time")
+            else None
+        )
+        pending.append(
+            PendingActivity(
+                activity_type=info.activity_type.name,
+                attempt=info.attempt,
+                maximum_attempts=info.maximum_attempts,
+                last_failure=code,
+                last_attempt_at=last_at,
+                next_attempt_at=next_at,
+            )
+        )
+    return pending
 
 
 def _payload(request: WebhookRequestInput | None) -> Any:

@@ -1,0 +1,122 @@
+"""Transient faults retry with backoff and the request detail shows the attempts (issue 5)."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from temporalio.api.enums.v1 import ResetReapplyType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import Client
+
+from careflow.backends.base import BackendUnavailableError
+from careflow.backends.builtin import BuiltinBackend
+from careflow.models import Identifier, Patient
+from careflow.settings import Settings
+from careflow.store import Store
+from tests.api.test_ingest_hardening import open_webhook
+from tests.conftest import Api, RunningWorker
+from worker import build_worker
+
+
+class FlakyBackend(BuiltinBackend):
+    """The built-in backend, but patient creation fails twice (a locked database, say)."""
+
+    def __init__(self, store: Store, failures: int) -> None:
+        super().__init__(store)
+        self.failures_left = failures
+
+    def create_patient(
+        self, identifier: Identifier | None, profile: dict[str, Any], idempotency_key: str
+    ) -> tuple[Patient, bool]:
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise BackendUnavailableError("database is locked")
+        return super().create_patient(identifier, profile, idempotency_key)
+
+
+async def test_backend_failing_twice_then_success(
+    api: Api, temporal_client: Client, store: Store, settings: Settings
+) -> None:
+    hook_id = await open_webhook(api)
+    backend = FlakyBackend(store, failures=2)
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with build_worker(temporal_client, store, settings, executor, backend):
+            answer = await api.http.post(f"/hooks/{hook_id}", json={"a": 1})
+            assert answer.status_code == 202
+            request_id = answer.json()["request_id"]
+            pending_seen = None
+            for _ in range(100):
+                detail = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
+                if detail["pending_activities"] and detail["pending_activities"][0]["attempt"] > 1:
+                    pending_seen = detail
+                    break
+                await asyncio.sleep(0.1)
+            assert pending_seen is not None
+            activity = pending_seen["pending_activities"][0]
+            assert activity["activity_type"] == "resolve_patient"
+            assert activity["last_failure"] == "backend_unavailable"
+            assert pending_seen["status"] == "PROCESSING"
+            assert "pending; last failure: backend_unavailable" in (
+                pending_seen["timeline"][-1]["message"]
+            )
+            done = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=30)
+    assert done["status"] == "SUCCESS"
+    assert done["pending_activities"] == []
+    messages = [t["message"] or "" for t in done["timeline"]]
+    assert any("resolve_patient succeeded on attempt 3" in m for m in messages)
+
+
+async def test_retries_run_out_the_request_fails(
+    api: Api, temporal_client: Client, store: Store, settings: Settings
+) -> None:
+    hook_id = await open_webhook(api)
+    bounded = settings.model_copy(update={"activity_max_attempts": 2})
+    async with api_with(bounded) as bounded_api:
+        backend = FlakyBackend(store, failures=10)
+        with ThreadPoolExecutor(max_workers=4) as executor:
+            async with build_worker(temporal_client, store, bounded, executor, backend):
+                answer = await bounded_api.http.post(f"/hooks/{hook_id}", json={"a": 1})
+                done = await bounded_api.wait_status(
+                    answer.json()["request_id"], {"SUCCESS", "FAILED"}, timeout=30
+                )
+    assert done["status"] == "FAILED"
+    assert done["errors"][0]["code"] == "backend_unavailable"
+
+
+def api_with(settings: Settings):  # type: ignore[no-untyped-def]
+    from tests.conftest import free_port, serve_api
+
+    return serve_api(settings.model_copy(update={"careflow_api_port": free_port()}))
+
+
+async def test_ui_style_reset_after_partial_success_keeps_one_care_flow(
+    api: Api, worker: RunningWorker, temporal_client: Client, store: Store
+) -> None:
+    hook_id = await open_webhook(api)
+    answer = await api.http.post(f"/hooks/{hook_id}", json={"a": 1})
+    request_id = answer.json()["request_id"]
+    done = await api.wait_status(request_id, {"SUCCESS"})
+    handle = temporal_client.get_workflow_handle(request_id)
+    # Reset to the task right after resolve_patient completed (a partial replay), as the UI can.
+    events = [e async for e in handle.fetch_history_events()]
+    completed_tasks = [e.event_id for e in events if e.event_type == 7]  # WORKFLOW_TASK_COMPLETED
+    await temporal_client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=temporal_client.namespace,
+            workflow_execution={"workflow_id": request_id, "run_id": done["temporal"]["run_id"]},
+            reason="operator reset in test",
+            workflow_task_finish_event_id=completed_tasks[-2],
+            request_id="reset-partial",
+            reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_NONE,
+        )
+    )
+    for _ in range(100):
+        again = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
+        if again["temporal"]["run_id"] != done["temporal"]["run_id"] and again["status"] == "SUCCESS":
+            break
+        await asyncio.sleep(0.1)
+    assert again["status"] == "SUCCESS"
+    assert again["care_flow_id"] == done["care_flow_id"]
+    assert store.count_care_flows() == 1
