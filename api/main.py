@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -157,9 +158,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, RuntimeError) and "client connect" in str(exc):
             return _temporal_unavailable()
-        log.exception("unhandled error: %s", type(exc).__name__)
+        error_id = uuid.uuid4().hex
+        log.exception("unhandled error %s: %s", error_id, type(exc).__name__)
         return JSONResponse(
-            {"errors": [{"code": "internal_error", "message": "an internal error occurred"}]},
+            {
+                "errors": [
+                    {
+                        "code": "internal_error",
+                        "message": "an internal error occurred",
+                        "error_id": error_id,
+                    }
+                ]
+            },
             status_code=500,
         )
 
