@@ -11,7 +11,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
@@ -26,10 +27,12 @@ from api.routes import (
     requests,
     webhooks,
 )
+from api.ui import routes as ui
 from careflow import temporal
 from careflow.config import ConfigCache
 from careflow.errors import DomainError, TransientStoreError
 from careflow.ingest import IngestService
+from careflow.models import RequestError
 from careflow.request_log import RequestLog
 from careflow.settings import Settings, get_settings
 from careflow.store import Store
@@ -100,11 +103,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         requests.router,
         backend.router,
         health.router,
+        ui.router,
     ):
         app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=ui.STATIC_DIR), name="ui-static")
+
+    @app.exception_handler(ui.SignInRequiredError)
+    async def sign_in(_: Request, exc: ui.SignInRequiredError) -> Response:
+        return RedirectResponse("/ui/login", status_code=303)
+
+    @app.exception_handler(ui.CsrfError)
+    async def csrf(request: Request, exc: ui.CsrfError) -> Response:
+        error = RequestError(code="csrf_failed", message="the form expired; reload and try again")
+        return ui.error_page(request, 403, [error])
 
     @app.exception_handler(DomainError)
-    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        if request.url.path.startswith("/ui/"):
+            return ui.error_page(request, exc.status_code, exc.errors)
         return JSONResponse(
             {"errors": [e.model_dump(exclude_none=True) for e in exc.errors]},
             status_code=exc.status_code,

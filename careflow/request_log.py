@@ -298,6 +298,10 @@ class RequestLog:
             return None
         return description.run_id
 
+    async def retryable(self, request_id: str) -> bool:
+        """Whether ``retry`` would reset this request now (contract §3)."""
+        return await self._retryable_run(request_id) is not None
+
     async def retry(self, request_id: str) -> RetryAnswer:
         """Reset a retryable request to its first workflow task (the UI's Reset), so it
         re-validates against the current configuration; the reset starts a new run.
