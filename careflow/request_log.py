@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
+from temporalio.api.common.v1 import WorkflowExecution as ProtoWorkflowExecution
 from temporalio.api.enums.v1 import EventType, ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import (
@@ -334,7 +335,7 @@ class RequestLog:
         answer = await self._client.workflow_service.reset_workflow_execution(
             ResetWorkflowExecutionRequest(
                 namespace=self._client.namespace,
-                workflow_execution={"workflow_id": request_id, "run_id": run_id},
+                workflow_execution=ProtoWorkflowExecution(workflow_id=request_id, run_id=run_id),
                 reason="retry requested through the careflow-webhooks API",
                 workflow_task_finish_event_id=first_task,
                 request_id=reset_request_id,

@@ -5,7 +5,7 @@ Schemes:
   ``webhook-signature``; HMAC-SHA256 with a ``whsec_`` base64 secret; several ``v1,`` signatures
   for rotation; 5 minutes of tolerance either way), verified by the ``standardwebhooks`` library.
 - ``hmac`` — GitHub/Shopify style: HMAC of the raw body in a configurable header
-  (``algorithm`` sha256 | sha512, ``encoding`` hex | base64, optional ``prefix`` such as ``sha256=``).
+  (``algorithm`` sha256 | sha512, ``encoding`` hex | base64, optional ``prefix``: ``sha256=``).
 - ``api-key`` — a shared value in a header, compared in constant time.
 """
 

@@ -9,7 +9,7 @@ from careflow.store import metadata
 
 config = context.config
 engine = config.attributes.get("engine") or sa.create_engine(
-    config.get_main_option("sqlalchemy.url")
+    config.get_main_option("sqlalchemy.url") or "sqlite://"
 )
 
 with engine.begin() as connection:

@@ -25,9 +25,7 @@ async def open_webhook(api: Api, **fields: Any) -> str:
             "id": "open",
             "title": "Open",
             "published": True,
-            "data_point_definitions": [
-                {"id": "anything", "value_type": "json", "optional": True}
-            ],
+            "data_point_definitions": [{"id": "anything", "value_type": "json", "optional": True}],
         },
     )
     assert answer.status_code in (201, 409)
@@ -71,7 +69,13 @@ BAD_BODIES: list[tuple[str, bytes, dict[str, str], int, str | None]] = [
     ("xml", b"<a/>", {"Content-Type": "application/xml"}, 415, "unsupported_media_type"),
     ("2 MiB", b'{"a": "' + b"x" * (2 * 1024 * 1024) + b'"}', JSON, 413, "payload_too_large"),
     ("1 MiB of escapes", ESCAPES, JSON, 202, None),
-    ("BOM", b'\xef\xbb\xbf{"a": 1}', {"Content-Type": "application/json; charset=utf-8"}, 202, None),
+    (
+        "BOM",
+        b'\xef\xbb\xbf{"a": 1}',
+        {"Content-Type": "application/json; charset=utf-8"},
+        202,
+        None,
+    ),
     ("top-level array", b"[1, 2]", JSON, 202, None),
     ("top-level scalar", b"42", JSON, 202, None),
     ("form", b"a=1&a=2&b=x", {"Content-Type": "application/x-www-form-urlencoded"}, 202, None),
@@ -82,7 +86,13 @@ BAD_BODIES: list[tuple[str, bytes, dict[str, str], int, str | None]] = [
     ("name", "body", "headers", "http", "code"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES]
 )
 async def test_bad_bodies(
-    api: Api, worker: RunningWorker, name: str, body: bytes, headers: dict, http: int, code: str | None
+    api: Api,
+    worker: RunningWorker,
+    name: str,
+    body: bytes,
+    headers: dict,
+    http: int,
+    code: str | None,
 ) -> None:
     hook_id = await open_webhook(api)
     answer = await api.http.post(f"/hooks/{hook_id}", content=body, headers=headers)
@@ -198,6 +208,4 @@ def api_routes(api: Api) -> list[tuple[str, str]]:
     from api.main import create_app
 
     schema = create_app(api.settings).openapi()
-    return [
-        (method.upper(), path) for path, item in schema["paths"].items() for method in item
-    ]
+    return [(method.upper(), path) for path, item in schema["paths"].items() for method in item]

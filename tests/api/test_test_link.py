@@ -92,7 +92,9 @@ async def test_test_ids_never_collide_with_real_deliveries(api: Api, worker: Run
     hook = await configure_fhir_webhook(api)
     headers = {**JSON, "webhook-id": "same-delivery"}
     test = await api.http.post(
-        f"/hooks/{hook['id']}/test", content=sample_payload("fhir-r4-patient-example"), headers=headers
+        f"/hooks/{hook['id']}/test",
+        content=sample_payload("fhir-r4-patient-example"),
+        headers=headers,
     )
     real = await api.http.post(
         f"/hooks/{hook['id']}", content=sample_payload("fhir-r4-patient-example"), headers=headers

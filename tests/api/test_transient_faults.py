@@ -58,8 +58,9 @@ async def test_backend_failing_twice_then_success(
             assert activity["activity_type"] == "resolve_patient"
             assert activity["last_failure"] == "backend_unavailable"
             assert pending_seen["status"] == "PROCESSING"
-            assert "pending; last failure: backend_unavailable" in (
-                pending_seen["timeline"][-1]["message"]
+            assert (
+                "pending; last failure: backend_unavailable"
+                in (pending_seen["timeline"][-1]["message"])
             )
             done = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=30)
     assert done["status"] == "SUCCESS"
@@ -114,7 +115,10 @@ async def test_ui_style_reset_after_partial_success_keeps_one_care_flow(
     )
     for _ in range(100):
         again = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
-        if again["temporal"]["run_id"] != done["temporal"]["run_id"] and again["status"] == "SUCCESS":
+        if (
+            again["temporal"]["run_id"] != done["temporal"]["run_id"]
+            and again["status"] == "SUCCESS"
+        ):
             break
         await asyncio.sleep(0.1)
     assert again["status"] == "SUCCESS"

@@ -70,8 +70,12 @@ def test_standard_webhooks_rotation_several_signatures() -> None:
 )
 def test_hmac(algorithm: str, encoding: str, prefix: str | None) -> None:
     config = SignatureConfig(
-        scheme="hmac", secret="s3cret", header="X-Hub-Signature-256",
-        algorithm=algorithm, encoding=encoding, prefix=prefix,
+        scheme="hmac",
+        secret="s3cret",
+        header="X-Hub-Signature-256",
+        algorithm=algorithm,
+        encoding=encoding,
+        prefix=prefix,
     )
     digest = hmac.new(b"s3cret", BODY, getattr(hashlib, algorithm)).digest()
     value = digest.hex() if encoding == "hex" else base64.b64encode(digest).decode()
