@@ -88,44 +88,47 @@ def run(settings: Settings) -> int:
     env = dict(os.environ)
     children: list[subprocess.Popen[bytes]] = []
 
-    def stop_all(*_: object) -> None:
+    def start(command: list[str]) -> subprocess.Popen[bytes]:
+        # Own session: Ctrl-C reaches only this process, which then stops the children in
+        # order (API, worker, then Temporal), so none of them is left waiting on another.
+        child = subprocess.Popen(command, env=env, start_new_session=True)
+        children.append(child)
+        return child
+
+    def stop_all() -> None:
         for child in reversed(children):
             if child.poll() is None:
                 child.send_signal(signal.SIGINT)
-        for child in reversed(children):
             try:
-                child.wait(timeout=15)
+                child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+                child.wait()
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     from careflow.store import Store
 
     Store(settings.sqlalchemy_url).migrate()  # once, before the worker and the API start
     try:
-        server = subprocess.Popen(dev_server_command(settings), env=env)
-        children.append(server)
+        server = start(dev_server_command(settings))
         time.sleep(1)
         if server.poll() is not None:
             log.error("the Temporal dev server exited (is %s in use?)", settings.temporal_address)
             return 1
         asyncio.run(prepare_namespace(settings))
-        children.append(subprocess.Popen([sys.executable, "worker.py"], env=env))
-        children.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "api.main:app",
-                    "--host",
-                    settings.careflow_api_host,
-                    "--port",
-                    str(settings.careflow_api_port),
-                    "--no-access-log",
-                ],
-                env=env,
-            )
+        start([sys.executable, "worker.py"])
+        api_host, api_port = settings.careflow_api_host, str(settings.careflow_api_port)
+        start(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.main:app",
+                "--host",
+                api_host,
+                "--port",
+                api_port,
+            ]
         )
         token_where = (
             "CAREFLOW_ADMIN_TOKEN" if settings.careflow_admin_token else str(token_file.resolve())
@@ -142,6 +145,7 @@ def run(settings: Settings) -> int:
         log.error("a component exited; stopping the rest")
         return 1
     except KeyboardInterrupt:
+        log.info("stopping: API, worker, Temporal")
         return 0
     finally:
         stop_all()
