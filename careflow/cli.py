@@ -105,7 +105,9 @@ def run(settings: Settings) -> int:
                 child.kill()
                 child.wait()
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM both stop the stack, even when started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     from careflow.store import Store
 
     Store(settings.sqlalchemy_url).migrate()  # once, before the worker and the API start
