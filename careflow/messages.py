@@ -47,6 +47,7 @@ class ValidateRequestInput(BaseModel):
     body: bytes
     media_type: str
     is_test: bool = False
+    ignore_enabled: bool = False
 
 
 class ValidationResult(BaseModel):

@@ -26,10 +26,11 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
         SCHEDULED with the mapped data points and patient identifier, or REJECTED with every
         problem found (mapping errors, ``unknown_identifier_system``, ``webhook_disabled``,
         ``webhook_not_found``, ``care_flow_definition_not_found``). ``webhook_enabled`` reports
-        the webhook's state; callers that ignore it (test requests) drop ``webhook_disabled``.
+        the webhook's state (a deleted webhook is disabled); callers that ignore it (test
+        requests, accepted requests in flight) drop ``webhook_disabled``.
     """
     webhook = snapshot.webhooks.get(webhook_id)
-    if webhook is None or webhook.deleted:
+    if webhook is None:
         return _rejected(RequestError(code="webhook_not_found", message="webhook not found"))
     definition = snapshot.definitions.get(webhook.care_flow_definition_id)
     if definition is None:

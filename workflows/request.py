@@ -74,7 +74,7 @@ class WebhookRequestWorkflow:
             self._flush()
             return self._state
         try:
-            return await self._process(request)
+            return await self._process(request, first_run)
         except ApplicationError:
             raise
         except Exception as exc:  # no exception may leave the request stuck RUNNING
@@ -83,7 +83,7 @@ class WebhookRequestWorkflow:
             self._flush()
             raise ApplicationError(error.message, type=error.code, non_retryable=True) from exc
 
-    async def _process(self, request: WebhookRequestInput) -> RequestState:
+    async def _process(self, request: WebhookRequestInput, first_run: bool) -> RequestState:
         retry = RetryPolicy(
             initial_interval=timedelta(seconds=1),
             backoff_coefficient=2.0,
@@ -104,6 +104,9 @@ class WebhookRequestWorkflow:
                 body=request.body or b"",
                 media_type=request.media_type,
                 is_test=request.is_test,
+                # Accepted (202) requests in flight finish even if the webhook is disabled or
+                # deleted meanwhile; a reset run checks the webhook's state again.
+                ignore_enabled=first_run and request.handler_status == RequestStatus.SCHEDULED,
             ),
             result_type=ValidationResult,
             **options,

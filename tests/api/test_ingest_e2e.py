@@ -237,3 +237,23 @@ async def test_config_change_reaches_ingest_quickly(api: Api, worker: RunningWor
         f"/hooks/{hook['id']}", content=sample_payload("fhir-r4-patient-example"), headers=JSON
     )
     assert answer.status_code == 403
+
+
+async def test_accepted_requests_finish_after_the_webhook_is_deleted(
+    api: Api, worker: RunningWorker
+) -> None:
+    await worker.stop()
+    hook = await configure_fhir_webhook(api)
+    answer = await api.http.post(
+        f"/hooks/{hook['id']}", content=sample_payload("fhir-r4-patient-example"), headers=JSON
+    )
+    assert answer.status_code == 202
+    assert (await api.admin("DELETE", f"/v1/webhooks/{hook['id']}")).status_code == 204
+    assert (await api.admin("GET", f"/v1/webhooks/{hook['id']}")).status_code == 404
+    gone = await api.http.post(
+        f"/hooks/{hook['id']}", content=sample_payload("fhir-r4-patient-example"), headers=JSON
+    )
+    assert gone.status_code == 404
+    await worker.start()
+    done = await api.wait_status(answer.json()["request_id"], {"SUCCESS", "REJECTED", "FAILED"})
+    assert done["status"] == "SUCCESS"
