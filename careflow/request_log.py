@@ -30,7 +30,7 @@ from careflow.messages import RequestState, TimelineEntry, ValidationResult, Web
 from careflow.models import Identifier, RequestError, RequestStatus
 from careflow.payload import PayloadError, parse_body
 
-QUERY_TIMEOUT = timedelta(seconds=1)
+QUERY_TIMEOUT = timedelta(milliseconds=500)
 
 # Rejected at the door (contract §3): retrying would replay the same refusal.
 DOOR_CODES = frozenset(
