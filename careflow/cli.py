@@ -120,18 +120,9 @@ def run(settings: Settings) -> int:
         asyncio.run(prepare_namespace(settings))
         start([sys.executable, "worker.py"])
         api_host, api_port = settings.careflow_api_host, str(settings.careflow_api_port)
-        start(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.main:app",
-                "--host",
-                api_host,
-                "--port",
-                api_port,
-            ]
-        )
+        # No access log: query strings (e.g. ?identifier=system|value) may hold PHI.
+        uvicorn = [sys.executable, "-m", "uvicorn", "api.main:app", "--no-access-log"]
+        start([*uvicorn, "--host", api_host, "--port", api_port])
         token_where = (
             "CAREFLOW_ADMIN_TOKEN" if settings.careflow_admin_token else str(token_file.resolve())
         )

@@ -48,3 +48,12 @@ def test_dev_server_command_uses_sqlite_wal_in_data_dir(tmp_path) -> None:  # ty
     assert "--sqlite-pragma journal_mode=wal" in joined
     assert "--sqlite-pragma synchronous=normal" in joined
     assert "--port 7999" in joined and "--ui-port 8999" in joined
+
+
+def test_api_runs_without_access_log() -> None:
+    """uvicorn's access log would print query strings such as ?identifier=system|value."""
+    import inspect
+
+    from careflow import cli
+
+    assert '"--no-access-log"' in inspect.getsource(cli.run)
