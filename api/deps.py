@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
+from careflow import paging as paging_
 from careflow.config import ConfigCache
 from careflow.errors import DomainError
 from careflow.ingest import IngestService
-from careflow.models import RequestError
+from careflow.models import Page, RequestError
 from careflow.request_log import RequestLog
 from careflow.settings import Settings
 from careflow.store import Store
@@ -65,3 +67,26 @@ def store_dep(services: ServicesDep) -> Store:
 
 
 StoreDep = Annotated[Store, Depends(store_dep)]
+
+
+@dataclass
+class Paging:
+    limit: int
+    page_token: str | None
+
+
+def paging_params(
+    limit: Annotated[int, Query(ge=1, le=paging_.MAX_LIMIT)] = 50,
+    page_token: str | None = None,
+) -> Paging:
+    return Paging(limit=limit, page_token=page_token)
+
+
+PagingDep = Annotated[Paging, Depends(paging_params)]
+T = TypeVar("T")
+
+
+def paged(items: Sequence[T], paging: Paging) -> Page[T]:
+    """A list answer ``{items, next_page_token}`` for one page of ``items``."""
+    chunk, token = paging_.page(items, paging.limit, paging.page_token)
+    return Page(items=chunk, next_page_token=token)

@@ -117,6 +117,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         error = RequestError(code="csrf_failed", message="the form expired; reload and try again")
         return ui.error_page(request, 403, [error])
 
+    @app.exception_handler(ui.FormError)
+    async def form_error(request: Request, exc: ui.FormError) -> Response:
+        error = RequestError(
+            code="invalid_form", message=f"send the field {exc.args[0]!r} once, as text"
+        )
+        return ui.error_page(request, 422, [error])
+
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
         if request.url.path.startswith("/ui/"):

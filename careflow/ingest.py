@@ -57,6 +57,11 @@ class TemporalUnavailableError(Exception):
     """Temporal did not accept the workflow start; the outcome is unknown to the sender."""
 
 
+class StartOverloadedError(TemporalUnavailableError):
+    """No workflow-start slot freed up within ``careflow_start_wait_seconds``: nothing was
+    started. Answered like Temporal being unreachable (503 + Retry-After); a resend is safe."""
+
+
 def _errors_body(*errors: RequestError) -> dict[str, Any]:
     return {"errors": [e.model_dump(exclude_none=True) for e in errors]}
 
@@ -80,6 +85,10 @@ class IngestService:
         self._store = store
         self._rate_limits = parse_many(settings.careflow_rate_limit)
         self._limiter = FixedWindowRateLimiter(MemoryStorage())
+        # Backpressure: at most this many start_workflow calls in flight per API process. Unbounded,
+        # a burst of ~1,000 concurrent starts queues inside the SQLite dev server past the 5 s RPC
+        # timeout, and most starts are cancelled after costing the server their work.
+        self._start_slots = asyncio.Semaphore(settings.careflow_max_concurrent_starts)
 
     def retry_after(self, webhook_id: str) -> int | None:
         """Count one request against the webhook's rate limit (per API process).
@@ -126,6 +135,7 @@ class IngestService:
         headers: Mapping[str, str],
         *,
         test: bool = False,
+        repeated_headers: list[str] | None = None,
     ) -> Outcome:
         """Handle a body that passed the size check.
 
@@ -135,6 +145,7 @@ class IngestService:
             content_type: the ``Content-Type`` header.
             headers: all request headers (case-insensitive mapping).
             test: a request to the test link (status TEST, never processed).
+            repeated_headers: names (lower case) of headers the request carries more than once.
 
         Returns:
             The outcome to answer with (contract §4's table).
@@ -143,12 +154,21 @@ class IngestService:
             TemporalUnavailableError: the workflow could not be started (answer 503).
         """
         media_type = media_type_of(content_type)
-        if media_type is None:
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if media_type is None or encoding not in ("", "identity"):
             error = RequestError(
                 code="unsupported_media_type",
-                message="send application/json or application/x-www-form-urlencoded",
+                message="send uncompressed application/json or application/x-www-form-urlencoded",
             )
             return await self._log_door_rejection(hook, 415, error, body, "", test=test)
+        ambiguous = sorted(set(repeated_headers or ()) & self._single_headers(hook))
+        if ambiguous:
+            # Dedupe and signature checks must read the same single value.
+            error = RequestError(
+                code="duplicate_header",
+                message=f"send each of these headers once: {', '.join(ambiguous)}",
+            )
+            return await self._log_door_rejection(hook, 400, error, body, media_type, test=test)
         signature_valid: bool | None = None
         if hook.signature is not None:
             signature_valid = signatures.verify(hook.signature, body, headers)
@@ -195,6 +215,14 @@ class IngestService:
             )
         http_status = 403 if any(e.code == "webhook_disabled" for e in result.errors) else 422
         return Outcome(http_status, self._rejected_body(request_id, result.errors))
+
+    @staticmethod
+    def _single_headers(hook: Webhook) -> set[str]:
+        """Headers that must not repeat: delivery ids and the webhook's signature headers."""
+        names = {"webhook-id", "idempotency-key", "webhook-timestamp", "webhook-signature"}
+        if hook.signature is not None:
+            names.add((hook.signature.header or signatures.default_header(hook.signature)).lower())
+        return names
 
     @staticmethod
     def _rejected_body(request_id: str, errors: list[RequestError]) -> dict[str, Any]:
@@ -291,6 +319,12 @@ class IngestService:
         else:
             initial = RequestStatus.RECEIVED
         try:
+            async with asyncio.timeout(self._settings.careflow_start_wait_seconds):
+                await self._start_slots.acquire()
+        except TimeoutError:
+            log.warning("overloaded: no workflow start slot free; answering 503")
+            raise StartOverloadedError from None
+        try:
             await self._client.start_workflow(
                 temporal.WORKFLOW_TYPE,
                 request,
@@ -319,6 +353,8 @@ class IngestService:
         except RuntimeError as exc:  # the lazy client could not connect at all
             log.warning("temporal unavailable: cannot connect")
             raise TemporalUnavailableError from exc
+        finally:
+            self._start_slots.release()
 
 
 def _delivery_id(headers: Mapping[str, str], hook: Webhook, body: Any) -> str | None:

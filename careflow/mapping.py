@@ -163,11 +163,34 @@ def _compile_cached(path: str) -> JSONPath | InvalidPathError:
     try:
         with _PARSE_LOCK, warnings.catch_warnings():
             warnings.simplefilter("error", DeprecationWarning)
-            return _jsonpath_parse(path)
+            parsed = _jsonpath_parse(path)
+        if _uses_regex(parsed):
+            return InvalidPathError(
+                path,
+                "regular-expression filters (=~) are not supported: a pattern can backtrack "
+                "for minutes on a crafted payload",
+            )
+        return parsed
     except DeprecationWarning as exc:
         return InvalidPathError(path, f"deprecated syntax, removed in jsonpath-ng 2.0 ({exc})")
     except Exception as exc:  # lexer/parser errors, and anything else ply may raise
         return InvalidPathError(path, str(exc) or type(exc).__name__)
+
+
+def _uses_regex(node: object) -> bool:
+    """Whether a parsed path contains a ``=~`` filter (Python's ``re`` has no time limit)."""
+    stack = [node]
+    seen = 0
+    while stack and seen < 10_000:
+        current = stack.pop()
+        seen += 1
+        if getattr(current, "op", None) == "=~":
+            return True
+        if isinstance(current, list | tuple):
+            stack.extend(current)
+        elif type(current).__module__.startswith("jsonpath_ng"):
+            stack.extend(vars(current).values())
+    return False
 
 
 def compile_path(path: str) -> JSONPath:

@@ -7,10 +7,12 @@ webhooks map payload fields to those data points with JSONPath.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, Literal, TypeVar
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -66,7 +68,10 @@ class RequestError(BaseModel):
 
 
 def _check_absolute_uri(value: str) -> str:
-    """Require an absolute URI (RFC 3986 §4.3: a scheme, then ``:``, then something)."""
+    """Require an absolute URI (RFC 3986 §4.3: a scheme, then ``:``, then something), with no
+    whitespace or control characters (RFC 3986 §2 allows neither unencoded)."""
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("must be an absolute URI without spaces or control characters")
     scheme, sep, rest = value.partition(":")
     if not sep or not rest or not scheme or not scheme[0].isalpha():
         raise ValueError("must be an absolute URI, e.g. https://example-hospital.org/mrn")
@@ -113,8 +118,8 @@ class Identifier(BaseModel):
 class ValueRange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    min: float | None = None
-    max: float | None = None
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
 
 
 class DataPointDefinition(BaseModel):
@@ -128,6 +133,13 @@ class DataPointDefinition(BaseModel):
     optional: bool = False
     possible_values: list[Any] | None = None
     range: ValueRange | None = None
+
+    @field_validator("possible_values")
+    @classmethod
+    def _finite(cls, value: list[Any] | None) -> list[Any] | None:
+        if value and any(isinstance(v, float) and not math.isfinite(v) for v in value):
+            raise ValueError("possible values must be finite")
+        return value
 
 
 class CareFlowDefinitionUpdate(BaseModel):
@@ -221,11 +233,20 @@ class WebhookFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    care_flow_definition_id: str
+    care_flow_definition_id: str = Field(pattern=SLUG_PATTERN)
     data_point_mappings: list[DataPointMapping] = Field(default_factory=list)
     patient_identifier: PatientIdentifierMapping | None = None
     patient_profile: PatientProfileMapping | None = None
     default_region: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        """A region libphonenumber knows (ISO 3166-1 alpha-2), for national-format numbers."""
+        if value is not None and value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("default_region must be a region code phonenumbers supports")
+        return value
+
     delivery_id_path: str | None = None
     signature: SignatureConfig | None = None
 

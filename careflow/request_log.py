@@ -6,6 +6,7 @@ so the log lives exactly as long as the namespace retention (contract §7).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -42,6 +43,7 @@ DOOR_CODES = frozenset(
         "empty_body",
         "nesting_too_deep",
         "non_finite_number",
+        "duplicate_header",
     }
 )
 
@@ -108,8 +110,13 @@ class RequestFilters(BaseModel):
 
 def _quote(value: str) -> str:
     """A visibility-query string literal; values with quotes or backslashes are refused."""
-    if "'" in value or "\\" in value or '"' in value:
-        raise DomainError(RequestError(code="invalid_filter", message="filter values cannot quote"))
+    if any(c in "'\"\\" or ord(c) < 0x20 or ord(c) == 0x7F for c in value) or len(value) > 200:
+        raise DomainError(
+            RequestError(
+                code="invalid_filter",
+                message="filter values cannot hold quotes or control characters",
+            )
+        )
     return f"'{value}'"
 
 
@@ -363,13 +370,41 @@ class RequestLog:
                 skipped += 1
         return BulkRetryAnswer(reset=reset, skipped=skipped)
 
+    async def _latest_runs(self, executions: list[WorkflowExecution]) -> list[WorkflowExecution]:
+        """The executions that are their request's latest run, in the given order.
+
+        A reset (API retry or the UI's Reset) starts a new run and leaves the earlier one in
+        visibility, closed as it was (Failed, Completed) or Terminated; only one run of a
+        request can be open, so open runs are always latest and closed ones are checked.
+        """
+        closed = {e.id for e in executions if e.status != WorkflowExecutionStatus.RUNNING}
+        limiter = asyncio.Semaphore(20)
+
+        async def latest(request_id: str) -> tuple[str, str | None]:
+            async with limiter:
+                try:
+                    return request_id, (await self.describe(request_id)).run_id
+                except NotFoundError:
+                    return request_id, None
+
+        latest_run = dict(await asyncio.gather(*(latest(i) for i in closed)))
+        kept: list[WorkflowExecution] = []
+        seen: set[str] = set()
+        for execution in executions:
+            if execution.id in seen:
+                continue
+            if execution.id in latest_run and latest_run[execution.id] != execution.run_id:
+                continue
+            seen.add(execution.id)
+            kept.append(execution)
+        return kept
+
     async def list(
         self, filters: RequestFilters, limit: int = 50, page_token: str | None = None
     ) -> tuple[list[RequestSummary], str | None]:
-        """One row per request (its latest run), running first, then most recently closed.
-
-        A reset leaves the earlier run in visibility (closed as Terminated); such rows are
-        dropped when a newer run of the same request exists.
+        """One row per request (its latest run), running first, then most recently closed
+        (the order Temporal's SQL visibility gives); earlier runs left by resets are dropped,
+        so a page may hold fewer than ``limit`` rows.
         """
         iterator = self._client.list_workflows(
             visibility_query(filters),
@@ -378,15 +413,7 @@ class RequestLog:
         )
         await iterator.fetch_next_page()
         items: list[RequestSummary] = []
-        seen: set[str] = set()
-        for execution in iterator.current_page or []:
-            if execution.id in seen:
-                continue
-            if execution.status == WorkflowExecutionStatus.TERMINATED:
-                latest = await self.describe(execution.id)
-                if latest.run_id != execution.run_id:
-                    continue
-            seen.add(execution.id)
+        for execution in await self._latest_runs(list(iterator.current_page or [])):
             status = _sa(execution, temporal.SA_REQUEST_STATUS)
             items.append(
                 RequestSummary(
@@ -400,6 +427,20 @@ class RequestLog:
                 )
             )
         return items, _encode_token(iterator.next_page_token)
+
+    async def count(self, filters: RequestFilters, exact_up_to: int = 1000) -> int:
+        """Requests matching ``filters`` (latest runs only).
+
+        FAILED and REJECTED are the statuses that retries supersede: they are listed and
+        de-duplicated (at most ``exact_up_to``); other statuses use one visibility count.
+        """
+        query = visibility_query(filters)
+        if filters.status not in (RequestStatus.FAILED, RequestStatus.REJECTED):
+            return (await self._client.count_workflows(query)).count
+        executions = [
+            e async for e in self._client.list_workflows(query, limit=exact_up_to, page_size=200)
+        ]
+        return len(await self._latest_runs(executions))
 
 
 def _pending(description: WorkflowExecutionDescription) -> list[PendingActivity]:

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
             notation (``100/second;3000/minute``); more get 429 with ``Retry-After``.
         activity_max_attempts / activity_max_seconds: bounds of the transient-fault retries
             of every activity (attempts, and seconds of schedule-to-close time).
+        careflow_max_concurrent_starts / careflow_start_wait_seconds: backpressure of the
+            ingest route: at most this many workflow starts in flight per API process; a request
+            that finds no free slot within the wait is answered 503 ``temporal_unavailable`` with
+            ``Retry-After`` (nothing started, so a resend is safe).
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -46,6 +50,8 @@ class Settings(BaseSettings):
     careflow_rate_limit: str = "100/second;3000/minute"
     activity_max_attempts: int = Field(default=10, ge=1)
     activity_max_seconds: float = Field(default=600.0, gt=0)
+    careflow_max_concurrent_starts: int = Field(default=64, ge=1)
+    careflow_start_wait_seconds: float = Field(default=2.0, gt=0)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -57,6 +57,11 @@ def config_problems(config: SignatureConfig) -> list[RequestError]:
     return [RequestError(code="invalid_signature_config", message=p) for p in problems]
 
 
+def default_header(config: SignatureConfig) -> str:
+    """The header a scheme reads when ``config.header`` is not set."""
+    return DEFAULT_API_KEY_HEADER if config.scheme == "api-key" else DEFAULT_HMAC_HEADER
+
+
 def verify(config: SignatureConfig, body: bytes, headers: Mapping[str, str]) -> bool:
     """Whether the request carries a valid signature for ``config``.
 

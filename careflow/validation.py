@@ -6,6 +6,7 @@ configuration) and the ``validate_request`` activity run, so they cannot disagre
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from careflow import mapping
@@ -32,18 +33,31 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
     webhook = snapshot.webhooks.get(webhook_id)
     if webhook is None:
         return _rejected(RequestError(code="webhook_not_found", message="webhook not found"))
+    disabled = [] if webhook.enabled else [_DISABLED]
     definition = snapshot.definitions.get(webhook.care_flow_definition_id)
     if definition is None:
-        return _rejected(
-            RequestError(
-                code="care_flow_definition_not_found",
-                message="the webhook's care flow definition does not exist",
-            ),
+        missing = RequestError(
+            code="care_flow_definition_not_found",
+            message="the webhook's care flow definition does not exist",
+        )
+        return ValidationResult(
+            verdict=RequestStatus.REJECTED,
+            errors=[*disabled, missing],
             care_flow_definition_id=webhook.care_flow_definition_id,
             webhook_enabled=webhook.enabled,
         )
     result = mapping.map_payload(webhook, definition, body)
     errors = list(result.errors)
+    data_points = result.data_points
+    if data_points and _json_size(data_points) > MAX_DATA_POINTS_BYTES:
+        # Workflow inputs and results must stay under Temporal's 2 MiB payload limit.
+        errors.append(
+            RequestError(
+                code="data_points_too_large",
+                message=f"the mapped data points exceed {MAX_DATA_POINTS_BYTES} bytes",
+            )
+        )
+        data_points = {}
     identifier = result.patient_identifier
     if identifier is not None and identifier.system not in snapshot.system_uris:
         errors.append(
@@ -53,17 +67,27 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
                 path=webhook.patient_identifier.system_path if webhook.patient_identifier else None,
             )
         )
-    if not webhook.enabled:
-        errors.insert(0, RequestError(code="webhook_disabled", message="the webhook is disabled"))
+    errors = disabled + errors
     return ValidationResult(
         verdict=RequestStatus.REJECTED if errors else RequestStatus.SCHEDULED,
         errors=errors,
         care_flow_definition_id=definition.id,
-        data_points=result.data_points,
+        data_points=data_points,
         patient_identifier=identifier,
         profile=result.profile,
         webhook_enabled=webhook.enabled,
     )
+
+
+_DISABLED = RequestError(code="webhook_disabled", message="the webhook is disabled")
+
+# Mapped data points travel in activity inputs and results (Temporal refuses payloads over 2 MiB).
+MAX_DATA_POINTS_BYTES = 512 * 1024
+
+
+def _json_size(value: Any) -> int:
+    """Size of ``value`` as compact JSON text, in bytes (UTF-8)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def without_enabled_check(result: ValidationResult) -> ValidationResult:

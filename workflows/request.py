@@ -72,6 +72,7 @@ class WebhookRequestWorkflow:
                 message=_codes(request.handler_errors),
             )
             self._flush()
+            await self._record_mapping(request)
             return self._state
         try:
             return await self._process(request, first_run)
@@ -82,6 +83,35 @@ class WebhookRequestWorkflow:
             self._set(RequestStatus.FAILED, errors=[error], message=error.code)
             self._flush()
             raise ApplicationError(error.message, type=error.code, non_retryable=True) from exc
+
+    async def _record_mapping(self, request: WebhookRequestInput) -> None:
+        """For a request rejected by the handler: run ``validate_request`` once more only to show
+        which data points and identifier its payload maps to. The status stays REJECTED."""
+        try:
+            validation: ValidationResult = await workflow.execute_activity(
+                temporal.VALIDATE_REQUEST,
+                self._validate_input(request, ignore_enabled=True),
+                result_type=ValidationResult,
+                start_to_close_timeout=_ACTIVITY_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=2),
+            )
+        except ActivityError:
+            return  # only the extra detail is missing; the verdict stands
+        self._state.data_points = validation.data_points
+        self._state.patient_identifier = validation.patient_identifier
+
+    @staticmethod
+    def _validate_input(
+        request: WebhookRequestInput, *, ignore_enabled: bool
+    ) -> ValidateRequestInput:
+        return ValidateRequestInput(
+            request_id=request.request_id,
+            webhook_id=request.webhook_id,
+            body=request.body or b"",
+            media_type=request.media_type,
+            is_test=request.is_test,
+            ignore_enabled=ignore_enabled,
+        )
 
     async def _process(self, request: WebhookRequestInput, first_run: bool) -> RequestState:
         retry = RetryPolicy(
@@ -98,14 +128,10 @@ class WebhookRequestWorkflow:
         self._flush()
         validation: ValidationResult = await workflow.execute_activity(
             temporal.VALIDATE_REQUEST,
-            ValidateRequestInput(
-                request_id=request.request_id,
-                webhook_id=request.webhook_id,
-                body=request.body or b"",
-                media_type=request.media_type,
-                is_test=request.is_test,
-                # Accepted (202) requests in flight finish even if the webhook is disabled or
-                # deleted meanwhile; a reset run checks the webhook's state again.
+            # Accepted (202) requests in flight finish even if the webhook is disabled or
+            # deleted meanwhile; a reset run checks the webhook's state again.
+            self._validate_input(
+                request,
                 ignore_enabled=first_run and request.handler_status == RequestStatus.SCHEDULED,
             ),
             result_type=ValidationResult,

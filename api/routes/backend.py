@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 
-from api.deps import StoreDep, require_admin
+from api.deps import PagingDep, StoreDep, paged, require_admin
 from careflow.errors import DomainError
 from careflow.models import CareFlow, Identifier, Page, Patient, RequestError
 
@@ -31,8 +31,10 @@ def get_patient(patient_id: str, store: StoreDep) -> Patient:
 
 
 @router.get("/care-flows", response_model=Page[CareFlow])
-def list_care_flows(store: StoreDep, patient_id: str | None = None) -> Page[CareFlow]:
-    return Page(items=store.list_care_flows(patient_id))
+def list_care_flows(
+    store: StoreDep, paging: PagingDep, patient_id: str | None = None
+) -> Page[CareFlow]:
+    return paged(store.list_care_flows(patient_id), paging)
 
 
 @router.get("/care-flows/{care_flow_id}", response_model=CareFlow)

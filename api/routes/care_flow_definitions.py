@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from api.deps import ServicesDep, StoreDep, require_admin
+from api.deps import PagingDep, ServicesDep, StoreDep, paged, require_admin
 from careflow.models import (
     SLUG_PATTERN,
     CareFlowDefinition,
@@ -23,8 +23,8 @@ router = APIRouter(
 
 
 @router.get("", response_model=Page[CareFlowDefinition])
-def list_care_flow_definitions(store: StoreDep) -> Page[CareFlowDefinition]:
-    return Page(items=store.list_care_flow_definitions())
+def list_care_flow_definitions(store: StoreDep, paging: PagingDep) -> Page[CareFlowDefinition]:
+    return paged(store.list_care_flow_definitions(), paging)
 
 
 @router.post("", status_code=201, response_model=CareFlowDefinition)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
 
-from api.deps import ServicesDep, StoreDep, require_admin
+from api.deps import PagingDep, ServicesDep, StoreDep, paged, require_admin
 from careflow.models import (
     SLUG_PATTERN,
     IdentifierSystem,
@@ -23,8 +23,8 @@ router = APIRouter(
 
 
 @router.get("", response_model=Page[IdentifierSystem])
-def list_identifier_systems(store: StoreDep) -> Page[IdentifierSystem]:
-    return Page(items=store.list_identifier_systems())
+def list_identifier_systems(store: StoreDep, paging: PagingDep) -> Page[IdentifierSystem]:
+    return paged(store.list_identifier_systems(), paging)
 
 
 @router.post("", status_code=201, response_model=IdentifierSystem)

@@ -78,7 +78,16 @@ async def _handle(
             outcome: Outcome = await ingest.reject_too_large(hook, test=test)
         else:
             outcome = await ingest.accept(
-                hook, body, request.headers.get("content-type"), request.headers, test=test
+                hook,
+                body,
+                request.headers.get("content-type"),
+                request.headers,
+                test=test,
+                repeated_headers=[
+                    name
+                    for name in set(request.headers.keys())
+                    if len(request.headers.getlist(name)) > 1
+                ],
             )
     except TemporalUnavailableError:
         return _error(

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Response
 
-from api.deps import ServicesDep, require_admin
+from api.deps import PagingDep, ServicesDep, paged, require_admin
 from careflow.models import (
     Page,
     PreviewAnswer,
@@ -22,9 +22,9 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depen
 
 
 @router.get("", response_model=Page[WebhookPublic])
-def list_webhooks(services: ServicesDep) -> Page[WebhookPublic]:
+def list_webhooks(services: ServicesDep, paging: PagingDep) -> Page[WebhookPublic]:
     base = services.settings.public_base_url
-    return Page(items=[to_public(h, base) for h in services.store.list_webhooks()])
+    return paged([to_public(h, base) for h in services.store.list_webhooks()], paging)
 
 
 @router.post("", status_code=201, response_model=WebhookPublic)
@@ -67,10 +67,12 @@ def disable_webhook(webhook_id: str, services: ServicesDep) -> WebhookPublic:
 
 
 @router.get("/{webhook_id}/test-payloads", response_model=Page[TestPayloadPublic])
-def list_test_payloads(webhook_id: str, services: ServicesDep) -> Page[TestPayload]:
+def list_test_payloads(
+    webhook_id: str, services: ServicesDep, paging: PagingDep
+) -> Page[TestPayload]:
     """The last 20 test payloads of a webhook, newest first."""
     services.store.get_webhook(webhook_id)
-    return Page(items=services.store.list_test_payloads(webhook_id))
+    return paged(services.store.list_test_payloads(webhook_id), paging)
 
 
 @router.post("/{webhook_id}/preview", response_model=PreviewAnswer)

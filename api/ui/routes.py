@@ -32,7 +32,7 @@ from careflow.models import (
     RequestStatus,
     WebhookCreate,
 )
-from careflow.request_log import RequestFilters, visibility_query
+from careflow.request_log import RequestFilters
 from careflow.webhooks import to_public
 
 HERE = Path(__file__).parent
@@ -54,6 +54,10 @@ class CsrfError(Exception):
     """A POST without the session's CSRF token."""
 
 
+class FormError(Exception):
+    """A form field sent twice, or sent as a file: answered with a 422 page."""
+
+
 def current_session(request: Request, services: ServicesDep) -> str:
     sid = session.session_id(request, services.admin_token)
     if sid is None:
@@ -70,9 +74,17 @@ async def form_with_csrf(
     """The posted form, after checking its CSRF token (field ``csrf`` or ``X-CSRF-Token``)."""
     form = await request.form()
     given = form.get("csrf") or request.headers.get("x-csrf-token")
-    if not session.csrf_ok(services.admin_token, sid, str(given) if given else None):
+    if not session.csrf_ok(services.admin_token, sid, given if isinstance(given, str) else None):
+        await form.close()
         raise CsrfError
-    return {k: form.getlist(k) if len(form.getlist(k)) > 1 else form.get(k) for k in form}
+    fields: dict[str, Any] = {}
+    for key in form:
+        values = form.getlist(key)
+        if len(values) != 1 or not isinstance(values[0], str):
+            await form.close()  # release uploaded files at once
+            raise FormError(key)
+        fields[key] = values[0]
+    return fields
 
 
 FormDep = Annotated[dict[str, Any], Depends(form_with_csrf)]
@@ -194,6 +206,8 @@ def save_care_flow_definition(
     """Create or replace a care flow definition; data points are given as a JSON list."""
     try:
         points = json.loads(form.get("data_point_definitions") or "[]")
+        if not isinstance(points, list):
+            raise json.JSONDecodeError("not a list", "", 0)
         item = CareFlowDefinition(
             id=form.get("id", ""),
             title=form.get("title", ""),
@@ -205,7 +219,7 @@ def save_care_flow_definition(
         else:
             services.store.create_care_flow_definition(item)
         services.config.refresh()
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         error = RequestError(code="invalid_json", message="data points must be a JSON list")
         return _settings_page(request, services, sid, 422, errors=[error])
     except (DomainError, ValidationError) as exc:
@@ -235,15 +249,13 @@ def care_flow_definition_page(
 
 
 async def _status_counts(services: Services, webhook_id: str) -> dict[str, int]:
-    """One visibility count per status (SQL visibility has no GROUP BY on custom attributes)."""
+    """One count per status (SQL visibility has no GROUP BY on custom attributes)."""
 
     async def count(status: str) -> int:
-        query = visibility_query(
-            RequestFilters(webhook_id=webhook_id, status=RequestStatus(status))
-        )
+        filters = RequestFilters(webhook_id=webhook_id, status=RequestStatus(status))
         try:
-            return (await services.client.count_workflows(query)).count
-        except Exception:
+            return await services.requests.count(filters)
+        except Exception:  # Temporal unreachable: the page still renders, with "?"
             return -1
 
     counts = await asyncio.gather(*(count(s) for s in STATUSES if s != "TEST"))

@@ -52,6 +52,9 @@ async def test_failed_request_retried_after_fix_succeeds_once(
     listed = (await api.admin("GET", f"/v1/requests?webhook_id={hook['id']}")).json()
     assert [r["request_id"] for r in listed["items"]] == [request_id]
     assert listed["items"][0]["status"] == "SUCCESS"
+    # The earlier FAILED run (closed as Failed, not Terminated) is no longer listed or counted.
+    stale = (await api.admin("GET", f"/v1/requests?webhook_id={hook['id']}&status=FAILED")).json()
+    assert stale["items"] == []
     # SUCCESS is not retryable.
     again = await api.admin("POST", f"/v1/requests/{request_id}/retry")
     assert again.status_code == 409
