@@ -18,16 +18,21 @@ here) and, when a phase needs it, the worker (``python worker.py``) or the refer
    from a plain Temporal client), the same client starting exactly what the ingest handler starts
    (input with the body, search attributes, summary: table only), and ``ingest_rate`` (accepted
    POSTs through the API); all at concurrency 50, counted over a window after a warm-up.
-4. ``ack_p50_ms`` / ``ack_p99_ms``: open-loop POSTs at half the measured ingest rate, no worker.
+4. ``ack_p50_ms`` / ``ack_p99_ms``: open-loop POSTs at half the measured ingest rate, no worker
+   (the table adds the same load while the worker drains the backlog the phases left).
 5. ``api_rss_mb`` at the end; ``worker_rss_mb`` at the end of the worker's last drain.
 
-Rates are medians over the rounds (the table shows each round); CPU time of every process is
-sampled over each measured window, so the table says which process is the bottleneck.
+Rounds alternate in ABBA order (ours first, then the reference first, …), so with an even
+number of rounds a slow drift (the Temporal database grows; other work on the machine comes and
+goes) weighs the same on both sides; rates are means over the rounds, and the table shows every
+round and the round-by-round ratios as the spread. CPU time of every process is sampled over each
+measured window, so the table also says which process the time goes to.
 
 Sizes: full by default (about 6 minutes); ``BENCH_QUICK=1`` (under 3 minutes); ``BENCH_SMOKE=1``
 (a few dozen requests, for the test suite). ``--profile DIR`` attaches ``py-spy`` (install it into
 the venv) to the API and the workers and prints where their CPU time goes (slows the figures).
-``BENCH_KEEP=1`` keeps the temporary directory (logs, databases).
+``BENCH_KEEP=1`` keeps the temporary directory (logs, databases); ``BENCH_SERVER_ARGS`` adds
+arguments to the dev server's command line (e.g. ``--sqlite-pragma cache_size=-65536``).
 
 The last line printed is one JSON object: raw_start_rate, ingest_rate, ingest_ratio, e2e_rate,
 reference_rate, e2e_ratio, ack_p50_ms, ack_p99_ms, mapping_us_per_data_point,
@@ -111,11 +116,11 @@ class Sizes:
     mapping_args: tuple[str, ...]
 
 
-# Many short rounds, interleaved, rather than a few long ones: other work on the machine comes and
-# goes, and medians over interleaved rounds are what survives it.
+# Many short rounds, interleaved in ABBA order and even in number, rather than a few long ones:
+# other work on the machine comes and goes, and the Temporal database grows as the run goes on.
 SIZES = {
-    "full": Sizes(5, 1.5, 6.0, 400, 3, 300.0, 20.0, ()),
-    "quick": Sizes(3, 0.5, 3.0, 150, 2, 120.0, 8.0, ("--rounds", "9", "--batch", "40")),
+    "full": Sizes(6, 1.5, 5.0, 300, 4, 300.0, 20.0, ()),
+    "quick": Sizes(2, 0.5, 4.0, 150, 2, 120.0, 8.0, ("--rounds", "9", "--batch", "40")),
     "smoke": Sizes(1, 0.5, 1.5, 24, 1, 40.0, 2.0, ("--rounds", "3", "--batch", "5")),
 }
 
@@ -305,7 +310,8 @@ class Stack:
 
     async def start_temporal(self) -> Proc:
         self.settings.careflow_data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [*cli.dev_server_command(self.settings), "--headless"]
+        extra = os.environ.get("BENCH_SERVER_ARGS", "").split()  # to try server settings
+        cmd = [*cli.dev_server_command(self.settings), "--headless", *extra]
         proc = self.start("temporal", cmd, self.env(REQUESTS_QUEUE))
 
         async def accepting() -> bool:
@@ -591,7 +597,7 @@ async def drain(
                 break
             if not worker.alive():
                 raise RuntimeError(f"the {kind} worker exited:\n{worker.tail()}")
-            await asyncio.sleep(0.25)
+            await asyncio.sleep(0.5)
         cpu = {
             "server": cpu_seconds(temporal_pid) - at_start["server"],
             "worker": cpu_seconds(worker.pid) - at_start["worker"],
@@ -728,8 +734,8 @@ def run_mapping(sizes: Sizes) -> dict[str, float]:
     return dict(json.loads(answer.stdout.strip().splitlines()[-1]))
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else 0.0
 
 
 def spread(values: list[float]) -> str:
@@ -835,7 +841,7 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
                     flush=True,
                 )
 
-        ingest_rate = median([p.rate for p in phases if p.kind == "ingest"])
+        ingest_rate = mean([p.rate for p in phases if p.kind == "ingest"])
         ack_rate = max(1.0, ingest_rate / 2)
         open_loop = [
             "open",
@@ -894,23 +900,23 @@ def report(
     for phase in phases:
         by_kind[phase.kind].append(phase)
     rates = {kind: [p.rate for p in items] for kind, items in by_kind.items()}
-    raw_rate = median(rates.get("raw", []))
-    ingest_rate = median(rates.get("ingest", []))
+    raw_rate = mean(rates.get("raw", []))
+    ingest_rate = mean(rates.get("ingest", []))
     ours = [d for d in drains if d.kind == "ours"]
     refs = [d for d in drains if d.kind == "reference"]
-    e2e_rate = median([d.rate for d in ours])
-    reference_rate = median([d.rate for d in refs])
+    e2e_rate = mean([d.rate for d in ours])
+    reference_rate = mean([d.rate for d in refs])
     assert ack is not None
 
     print()
-    print(f"{'phase (no worker, concurrency 50)':<36} {'median/s':>9}  spread")
+    print(f"{'phase (no worker, concurrency 50)':<36} {'mean/s':>9}  spread")
     labels = {
         "raw": "raw starts, minimal workflow",
         "raw-shaped": "raw starts, ingest's exact start",
         "ingest": "ingest: HTTP POST → 202",
     }
     for kind in ("raw", "raw-shaped", "ingest"):
-        print(f"  {labels[kind]:<34} {median(rates.get(kind, [])):9.1f}  {spread(rates[kind])}")
+        print(f"  {labels[kind]:<34} {mean(rates.get(kind, [])):9.1f}  {spread(rates[kind])}")
     raw_by_round = {p.round: p.rate for p in by_kind["raw"]}
     pairs = [p.rate / raw_by_round[p.round] for p in by_kind["ingest"] if raw_by_round[p.round]]
     print(f"  ingest / raw, round by round: {', '.join(f'{x:.2f}' for x in pairs)}")
