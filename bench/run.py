@@ -731,7 +731,9 @@ def run_mapping(sizes: Sizes) -> dict[str, float]:
         check=True,
         cwd=ROOT,
     )
-    return dict(json.loads(answer.stdout.strip().splitlines()[-1]))
+    lines = answer.stdout.strip().splitlines()
+    print("bench/mapping.py:", *(f"  {line}" for line in lines[:-1]), sep="\n", flush=True)
+    return dict(json.loads(lines[-1]))
 
 
 def mean(values: list[float]) -> float:
@@ -759,7 +761,6 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
         flush=True,
     )
     mapping = run_mapping(sizes)
-    print(f"mapping: {json.dumps(mapping)}", flush=True)
 
     tmp = Path(tempfile.mkdtemp(prefix="careflow-bench-"))
     profile_dir = Path(args.profile).resolve() if args.profile else None
