@@ -31,7 +31,9 @@ class ValidationActivities:
             ApplicationError: retryable, when the configuration cannot be read.
         """
         try:
-            snapshot = self._config.get()
+            # Check the revision every time (one small query): a retry right after a fix must
+            # see the fix, and only a changed revision reloads the configuration.
+            snapshot = self._config.refresh()
         except TransientStoreError as exc:
             raise ApplicationError("configuration unavailable", type="store_unavailable") from exc
         try:

@@ -61,8 +61,11 @@ class ConfigCache:
         Raises:
             TransientStoreError: when the database cannot be read.
         """
+        revision = self._store.revision()
+        if revision == self._snapshot.revision:
+            self._checked_at = time.monotonic()
+            return self._snapshot
         with self._lock:
-            revision = self._store.revision()
             if revision != self._snapshot.revision:
                 self._snapshot = ConfigSnapshot(
                     revision=revision,

@@ -293,9 +293,9 @@ class RequestLog:
         description = await self.describe(request_id)
         if _sa(description, temporal.SA_IS_TEST):
             return None
+        # By status, not by execution state: a REJECTED run may still be open for a moment
+        # (it records what its payload maps to); resetting an open run terminates it.
         status = _sa(description, temporal.SA_REQUEST_STATUS)
-        if description.status == WorkflowExecutionStatus.RUNNING:
-            return None
         if status == RequestStatus.FAILED.value:
             return description.run_id
         if status != RequestStatus.REJECTED.value:

@@ -76,13 +76,20 @@ def configurations(draw: st.DrawFn) -> tuple[WebhookFields, CareFlowDefinition]:
                 id=point_id,
                 value_type=value_type,
                 optional=draw(st.booleans()),
-                possible_values=draw(st.none() | st.lists(json_scalars, max_size=3)),
+                # Definitions refuse non-finite possible values and range bounds (models.py).
+                possible_values=draw(
+                    st.none()
+                    | st.lists(
+                        json_scalars.filter(lambda v: not isinstance(v, float) or math.isfinite(v)),
+                        max_size=3,
+                    )
+                ),
                 range=draw(
                     st.none()
                     | st.builds(
                         ValueRange,
-                        min=st.none() | st.floats(allow_nan=False),
-                        max=st.none() | st.floats(allow_nan=False),
+                        min=st.none() | st.floats(allow_nan=False, allow_infinity=False),
+                        max=st.none() | st.floats(allow_nan=False, allow_infinity=False),
                     )
                 ),
             )

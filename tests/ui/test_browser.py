@@ -131,9 +131,11 @@ async def test_typeform_set_up_and_first_request(api: Api, worker: RunningWorker
         await api.wait_status(request_id, {"SUCCESS"})
         await page.goto(f"{base}/ui/requests")
         await page.select_option("#f-status", "SUCCESS")
+        await page.select_option("#f-webhook", webhook_id)
         await page.click("#apply-filters")
         await expect(page).to_have_url(
-            f"{base}/ui/requests?status=SUCCESS&webhook_id=&care_flow_definition_id=&patient_id="
+            f"{base}/ui/requests?status=SUCCESS&webhook_id={webhook_id}"
+            "&care_flow_definition_id=&patient_id="
         )
         await expect(page.locator("#requests tbody tr")).to_have_count(1)
         await shot(page, "05-request-log")
