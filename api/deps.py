@@ -36,7 +36,8 @@ class Services:
     webhooks: WebhookService
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async on purpose: a sync dependency costs a thread hop on every request."""
     return request.app.state.services  # type: ignore[no-any-return]
 
 
