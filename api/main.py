@@ -30,7 +30,7 @@ from api.routes import (
 from api.ui import routes as ui
 from careflow import temporal
 from careflow.config import ConfigCache
-from careflow.errors import DomainError, TransientStoreError
+from careflow.errors import DomainError, TransientStoreError, from_validation
 from careflow.ingest import IngestService
 from careflow.models import RequestError
 from careflow.request_log import RequestLog
@@ -134,26 +134,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {
-                "code": "invalid_request",
-                "message": f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
-            }
-            for e in exc.errors()
-        ]
-        return JSONResponse({"errors": errors}, status_code=422)
-
     @app.exception_handler(ValidationError)
-    async def model_error(_: Request, exc: ValidationError) -> JSONResponse:
-        errors = [
-            {
-                "code": "invalid_request",
-                "message": f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
-            }
-            for e in exc.errors()
-        ]
-        return JSONResponse({"errors": errors}, status_code=422)
+    async def validation_error(
+        _: Request, exc: RequestValidationError | ValidationError
+    ) -> JSONResponse:
+        errors = from_validation(exc.errors())
+        return JSONResponse(
+            {"errors": [e.model_dump(exclude_none=True) for e in errors]}, status_code=422
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

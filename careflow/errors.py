@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from careflow.models import RequestError
 
 
@@ -35,3 +38,14 @@ class TransientStoreError(Exception):
 
 def not_found(what: str, code: str) -> NotFoundError:
     return NotFoundError(RequestError(code=code, message=f"{what} not found"))
+
+
+def from_validation(
+    errors: Iterable[Mapping[str, Any]], code: str = "invalid_request"
+) -> list[RequestError]:
+    """Request errors for pydantic validation errors (``exc.errors()``): the field path and the
+    reason, never the rejected input."""
+    return [
+        RequestError(code=code, message=f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}")
+        for e in errors
+    ]

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from careflow import mapping, signatures
 from careflow.config import ConfigCache, ConfigSnapshot
-from careflow.errors import ConflictError, InvalidConfigError, NotFoundError
+from careflow.errors import ConflictError, InvalidConfigError, NotFoundError, from_validation
 from careflow.models import (
     PreviewAnswer,
     PreviewRequest,
@@ -113,15 +113,7 @@ class WebhookService:
         try:
             fields = WebhookFields.model_validate(merged)
         except ValidationError as exc:
-            raise InvalidConfigError(
-                [
-                    RequestError(
-                        code="invalid_webhook",
-                        message=f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
-                    )
-                    for e in exc.errors()
-                ]
-            ) from exc
+            raise InvalidConfigError(from_validation(exc.errors(), "invalid_webhook")) from exc
         _check_save(fields)
         if current.enabled:
             problems = enable_problems(fields, self._config.refresh())

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from api.deps import Services, get_services
 from api.ui import session
-from careflow.errors import DomainError
+from careflow.errors import DomainError, from_validation
 from careflow.models import (
     CareFlowDefinition,
     DataPointMapping,
@@ -108,13 +108,7 @@ def _errors(exc: Exception) -> list[RequestError]:
     if isinstance(exc, DomainError):
         return exc.errors
     if isinstance(exc, ValidationError):
-        return [
-            RequestError(
-                code="invalid_request",
-                message=f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}",
-            )
-            for e in exc.errors()
-        ]
+        return from_validation(exc.errors())
     raise exc
 
 
