@@ -1,0 +1,108 @@
+"""The store on a real PostgreSQL server (Debian's, started here in a temp dir): migrations,
+and exactly one patient for one new identifier under concurrent insert-or-fetch."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from careflow.models import Identifier
+from careflow.store import Store
+from tests.conftest import free_port
+
+
+def _pg_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    assert found, "make test installs Debian's postgresql"
+    return Path(found[-1]).parent
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster owned by the ``postgres`` user, on a free port (in /tmp:
+    pytest's own temp dirs are private to root, and PostgreSQL refuses to run as root)."""
+    bin_dir = _pg_bin()
+    root = Path(tempfile.mkdtemp(prefix="careflow-pg-"))
+    data = root / "data"
+    os.chmod(root, 0o777)
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    port = free_port()
+    subprocess.run(
+        [*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+            "-l",
+            str(root / "log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        subprocess.run(
+            [
+                str(bin_dir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "careflow",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/careflow"
+    finally:
+        subprocess.run(
+            [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_one_patient_per_identifier_under_concurrency(postgres_url: str) -> None:
+    store = Store(postgres_url)
+    store.migrate()
+    store.migrate()  # idempotent
+    identifier = Identifier(system="https://example-hospital.org/mrn", value="PG-1")
+
+    def create(i: int) -> tuple[str, bool]:
+        patient, created = store.create_patient(identifier, {"n": i}, f"req_{i}")
+        return patient.id, created
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(create, range(30)))
+    assert len({patient_id for patient_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert store.count_patients() == 1
+    found = store.find_patient(identifier)
+    assert found is not None and found.identifiers == [identifier]
+
+    anonymous, created = store.create_patient(None, {}, "req_anon")
+    again, created_again = store.create_patient(None, {}, "req_anon")
+    assert created and not created_again and anonymous.id == again.id
+
+    flow, started = store.start_care_flow("intake", found.id, {"a": 1}, "req_0")
+    same, started_again = store.start_care_flow("intake", found.id, {"a": 1}, "req_0")
+    assert started and not started_again and flow.id == same.id
+    store.dispose()
