@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m careflow.cli run
+	$(BIN)/python cli.py run
 
 test: $(STAMP)
 	@missing=""; \
@@ -31,7 +31,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy careflow api workflows activities worker.py
+	$(BIN)/mypy careflow persistence backends infra api workflows activities worker.py cli.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -13,12 +13,13 @@ from temporalio.worker import Worker
 from activities.care_flows import CareFlowActivities
 from activities.patients import PatientActivities
 from activities.validation import ValidationActivities
-from careflow import logs, temporal
-from careflow.backends.base import CareFlowBackend
-from careflow.backends.builtin import BuiltinBackend
-from careflow.config import ConfigCache
+from backends.base import CareFlowBackend
+from backends.builtin import BuiltinBackend
+from careflow import logs
 from careflow.settings import Settings, get_settings
-from careflow.store import Store
+from infra import temporal
+from persistence.config_cache import ConfigCache
+from persistence.store import Store
 from workflows.request import WebhookRequestWorkflow
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from careflow import temporal
-from careflow.backends.base import BackendRefusedError, BackendUnavailableError, CareFlowBackend
+from backends.base import BackendRefusedError, BackendUnavailableError, CareFlowBackend
 from careflow.messages import StartCareFlowInput, StartCareFlowResult
+from infra import temporal
 
 
 class CareFlowActivities:

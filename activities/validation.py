@@ -5,13 +5,13 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from careflow import temporal
-from careflow.config import ConfigCache
 from careflow.errors import TransientStoreError
 from careflow.messages import ValidateRequestInput, ValidationResult
 from careflow.models import RequestStatus
 from careflow.payload import PayloadError, parse_body
 from careflow.validation import validate, without_enabled_check
+from infra import temporal
+from persistence.config_cache import ConfigCache
 
 
 class ValidationActivities:

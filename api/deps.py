@@ -11,15 +11,15 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
-from careflow import paging as paging_
-from careflow.config import ConfigCache
+from api import paging as paging_
+from api.ingest import IngestService
+from api.request_log import RequestLog
+from api.services.webhooks import WebhookService
 from careflow.errors import DomainError
-from careflow.ingest import IngestService
 from careflow.models import Page, RequestError
-from careflow.request_log import RequestLog
 from careflow.settings import Settings
-from careflow.store import Store
-from careflow.webhooks import WebhookService
+from persistence.config_cache import ConfigCache
+from persistence.store import Store
 
 
 @dataclass

@@ -18,6 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
 from api.deps import Services
+from api.ingest import IngestService
+from api.request_log import RequestLog
 from api.routes import (
     backend,
     care_flow_definitions,
@@ -27,16 +29,14 @@ from api.routes import (
     requests,
     webhooks,
 )
+from api.services.webhooks import WebhookService
 from api.ui import routes as ui
-from careflow import temporal
-from careflow.config import ConfigCache
 from careflow.errors import DomainError, TransientStoreError, from_validation
-from careflow.ingest import IngestService
 from careflow.models import RequestError
-from careflow.request_log import RequestLog
 from careflow.settings import Settings, get_settings
-from careflow.store import Store
-from careflow.webhooks import WebhookService
+from infra import temporal
+from persistence.config_cache import ConfigCache
+from persistence.store import Store
 
 log = logging.getLogger("careflow.api")
 

@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chaos_stack import Stack  # noqa: E402
 
-from careflow import temporal  # noqa: E402
+from infra import temporal  # noqa: E402
 
 ADMIN_TOKEN = "chaos-admin-token"
 SYSTEM = "urn:careflow:chaos:mrn"

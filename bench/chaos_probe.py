@@ -3,7 +3,7 @@
 ``python bench/chaos_probe.py 100 500 1000 2000`` starts a dev server exactly as ``make run``
 does (``bench/chaos_stack.py``; no worker, no API), then for each N issues N concurrent
 ``start_workflow`` calls shaped like the API's (same workflow type, search attributes, a ~300
-byte body, ``rpc_timeout`` 5 s like ``careflow.ingest.START_TIMEOUT``), optionally through a
+byte body, ``rpc_timeout`` 5 s like ``api.ingest.START_TIMEOUT``), optionally through a
 semaphore (``--limit K``, the API's backpressure), and prints one JSON line per N: started,
 failed (by gRPC status), latency percentiles, wall time, starts per second, and how many
 ``create-wf-execution`` persistence operations the server abandoned (its log). Every workflow
@@ -37,9 +37,9 @@ from temporalio.common import (  # noqa: E402
 )
 from temporalio.service import RPCError  # noqa: E402
 
-from careflow import temporal  # noqa: E402
 from careflow.messages import WebhookRequestInput  # noqa: E402
 from careflow.models import RequestStatus  # noqa: E402
+from infra import temporal  # noqa: E402
 
 
 def _pct(values: list[float], q: float) -> float | None:

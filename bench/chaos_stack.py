@@ -1,6 +1,6 @@
 """The chaos bench's own stack: the Temporal dev server, the worker and the API as subprocesses.
 
-Started exactly like ``make run`` starts them (``careflow.cli.dev_server_command``: SQLite file
+Started exactly like ``make run`` starts them (``cli.dev_server_command``: SQLite file
 with WAL pragmas, so the server survives a SIGKILL and a restart; ``python worker.py``;
 ``python -m uvicorn api.main:app``), but in a temporary data dir, on free loopback ports, with
 its own task queue, admin token and a raised rate limit. Every process is started in its own
@@ -24,9 +24,9 @@ from typing import IO
 
 import httpx
 
-from careflow.cli import dev_server_command, prepare_namespace
 from careflow.settings import Settings
-from careflow.store import Store
+from cli import dev_server_command, prepare_namespace
+from persistence.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 COMPONENTS = ("temporal", "worker", "api")

@@ -102,9 +102,9 @@ async def raw(args: argparse.Namespace) -> dict[str, Any]:
     from temporalio.common import SearchAttributePair, TypedSearchAttributes
     from temporalio.contrib.pydantic import pydantic_data_converter
 
-    from careflow import temporal
     from careflow.messages import WebhookRequestInput
     from careflow.models import RequestStatus
+    from infra import temporal
 
     client = await Client.connect(
         args.address, namespace=args.namespace, data_converter=pydantic_data_converter

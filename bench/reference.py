@@ -27,7 +27,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from careflow import temporal
     from careflow.messages import (
         RequestState,
         ResolvePatientInput,
@@ -40,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookRequestInput,
     )
     from careflow.models import Identifier, RequestError, RequestStatus
+    from infra import temporal
 
 REFERENCE_WORKFLOW_TYPE = "BenchReferenceWorkflow"
 # worker.py's main(): ThreadPoolExecutor(max_workers=16), max_concurrent_activities = 16.
@@ -242,7 +242,7 @@ class ReferenceWorkflow:
 def worker_arguments(client: Any, settings: Any, executor: Any) -> dict[str, Any]:
     """The keyword arguments ``worker.build_worker`` gives ``Worker`` (nothing is built)."""
     import worker as worker_module
-    from careflow.store import Store
+    from persistence.store import Store
 
     captured: dict[str, Any] = {}
 

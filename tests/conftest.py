@@ -24,9 +24,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.main import create_app
-from careflow import temporal
 from careflow.settings import Settings
-from careflow.store import Store
+from infra import temporal
+from persistence.store import Store
 from worker import build_worker
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,9 +5,9 @@ from __future__ import annotations
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 
-from careflow import temporal
-from careflow.cli import dev_server_command, prepare_namespace
 from careflow.settings import Settings
+from cli import dev_server_command, prepare_namespace
+from infra import temporal
 from tests.conftest import start_dev_server
 
 
@@ -54,6 +54,6 @@ def test_api_runs_without_access_log() -> None:
     """uvicorn's access log would print query strings such as ?identifier=system|value."""
     import inspect
 
-    from careflow import cli
+    import cli
 
     assert '"--no-access-log"' in inspect.getsource(cli.run)

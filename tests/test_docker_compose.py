@@ -329,7 +329,7 @@ def test_namespace_step_sets_30_day_retention_and_search_attributes(
 
 def test_search_attributes_match_the_code() -> None:
     """The list in the compose file (via SEARCH_ATTRIBUTES) is the one the code uses."""
-    from careflow.temporal import SEARCH_ATTRIBUTES as code_keys
+    from infra.temporal import SEARCH_ATTRIBUTES as code_keys
 
     in_code = {key.name: key.indexed_value_type.name.title() for key in code_keys}
     assert in_code == SEARCH_ATTRIBUTES
@@ -390,7 +390,7 @@ def test_migrate_one_shot_uses_names_that_exist(config: dict[str, Any]) -> None:
         return
     assert "migrate()" in " ".join(migrate["command"])
     from careflow.settings import Settings, get_settings
-    from careflow.store import Store
+    from persistence.store import Store
 
     assert callable(get_settings)
     assert callable(Store.migrate)

@@ -15,7 +15,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from careflow import temporal
     from careflow.messages import (
         RequestState,
         ResolvePatientInput,
@@ -28,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         WebhookRequestInput,
     )
     from careflow.models import RequestError, RequestStatus
+    from infra import temporal
 
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
-from careflow.ingest import Outcome, TemporalUnavailableError
+from api.ingest import Outcome, TemporalUnavailableError
 from careflow.models import RequestError
 
 router = APIRouter(prefix="/hooks", tags=["ingest"])

@@ -6,14 +6,14 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep, require_admin
-from careflow.models import Page, RequestStatus
-from careflow.request_log import (
+from api.request_log import (
     BulkRetryAnswer,
     RequestDetail,
     RequestFilters,
     RequestSummary,
     RetryAnswer,
 )
+from careflow.models import Page, RequestStatus
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"], dependencies=[Depends(require_admin)])
 

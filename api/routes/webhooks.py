@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Response
 
 from api.deps import PagingDep, ServicesDep, paged, require_admin
+from api.services.webhooks import to_public
 from careflow.models import (
     Page,
     PreviewAnswer,
@@ -16,7 +17,6 @@ from careflow.models import (
     WebhookCreate,
     WebhookPublic,
 )
-from careflow.webhooks import to_public
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(require_admin)])
 

@@ -20,6 +20,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from api.deps import Services, get_services
+from api.request_log import RequestFilters
+from api.services.webhooks import to_public
 from api.ui import session
 from careflow.errors import DomainError, from_validation
 from careflow.models import (
@@ -32,8 +34,6 @@ from careflow.models import (
     RequestStatus,
     WebhookCreate,
 )
-from careflow.request_log import RequestFilters
-from careflow.webhooks import to_public
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"

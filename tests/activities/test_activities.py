@@ -14,8 +14,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.care_flows import CareFlowActivities
 from activities.patients import PatientActivities
 from activities.validation import ValidationActivities
-from careflow.backends.builtin import BuiltinBackend
-from careflow.config import ConfigCache
+from backends.builtin import BuiltinBackend
 from careflow.messages import ResolvePatientInput, StartCareFlowInput, ValidateRequestInput
 from careflow.models import (
     CareFlowDefinition,
@@ -26,7 +25,8 @@ from careflow.models import (
     RequestStatus,
     Webhook,
 )
-from careflow.store import Store, new_webhook_id
+from persistence.config_cache import ConfigCache
+from persistence.store import Store, new_webhook_id
 
 SYSTEM = "https://example-hospital.org/mrn"
 

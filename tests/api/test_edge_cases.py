@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from careflow.store import Store
+from persistence.store import Store
 from tests.api.test_ingest_hardening import open_webhook
 from tests.careflow.test_signatures import SECRET, standard_headers
 from tests.conftest import ADMIN_TOKEN, Api, RunningWorker, configure_fhir_webhook, sample_payload

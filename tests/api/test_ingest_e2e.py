@@ -7,7 +7,7 @@ import json
 import time
 
 from careflow.settings import Settings
-from careflow.store import Store
+from persistence.store import Store
 from tests.conftest import (
     ADMIN_TOKEN,
     FHIR_SYSTEM,

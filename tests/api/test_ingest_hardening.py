@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from careflow.store import Store
+from persistence.store import Store
 from tests.careflow.test_signatures import SECRET, standard_headers
 from tests.conftest import ADMIN_TOKEN, Api, RunningWorker, serve_api
 

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from careflow.store import Store
+from persistence.store import Store
 from tests.conftest import Api, RunningWorker
 
 SYSTEM = "https://example-hospital.org/mrn"

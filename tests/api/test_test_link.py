@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from careflow.store import Store
+from persistence.store import Store
 from tests.conftest import Api, RunningWorker, configure_fhir_webhook, sample_payload
 
 JSON = {"Content-Type": "application/json"}

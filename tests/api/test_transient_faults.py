@@ -10,11 +10,11 @@ from temporalio.api.enums.v1 import ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client
 
-from careflow.backends.base import BackendUnavailableError
-from careflow.backends.builtin import BuiltinBackend
+from backends.base import BackendUnavailableError
+from backends.builtin import BuiltinBackend
 from careflow.models import Identifier, Patient
 from careflow.settings import Settings
-from careflow.store import Store
+from persistence.store import Store
 from tests.api.test_ingest_hardening import open_webhook
 from tests.conftest import Api, RunningWorker
 from worker import build_worker

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from careflow.models import Identifier
-from careflow.store import Store
+from persistence.store import Store
 from tests.conftest import free_port
 
 

@@ -12,7 +12,6 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from careflow import temporal
 from careflow.messages import RequestState, WebhookRequestInput
 from careflow.models import (
     CareFlowDefinition,
@@ -24,7 +23,8 @@ from careflow.models import (
     Webhook,
 )
 from careflow.settings import Settings
-from careflow.store import Store, new_webhook_id
+from infra import temporal
+from persistence.store import Store, new_webhook_id
 from tests.conftest import RunningWorker
 
 SYSTEM = "https://example-hospital.org/mrn"

