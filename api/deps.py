@@ -11,11 +11,11 @@ from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
-from api import paging as paging_
 from api.ingest import IngestService
+from api.paging import MAX_LIMIT, PageTokens
 from api.request_log import RequestLog
 from api.services.webhooks import WebhookService
-from careflow.errors import DomainError
+from careflow.errors import UnauthorizedError
 from careflow.models import Page, RequestError
 from careflow.settings import Settings
 from persistence.config_cache import ConfigCache
@@ -28,6 +28,7 @@ class Services:
 
     settings: Settings
     admin_token: str
+    page_tokens: PageTokens
     store: Store
     config: ConfigCache
     client: Client
@@ -42,10 +43,6 @@ async def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-class UnauthorizedError(DomainError):
-    status_code = 401
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -74,13 +71,15 @@ StoreDep = Annotated[Store, Depends(store_dep)]
 class Paging:
     limit: int
     page_token: str | None
+    tokens: PageTokens
 
 
 def paging_params(
-    limit: Annotated[int, Query(ge=1, le=paging_.MAX_LIMIT)] = 50,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     page_token: str | None = None,
 ) -> Paging:
-    return Paging(limit=limit, page_token=page_token)
+    return Paging(limit=limit, page_token=page_token, tokens=services.page_tokens)
 
 
 PagingDep = Annotated[Paging, Depends(paging_params)]
@@ -89,5 +88,5 @@ T = TypeVar("T")
 
 def paged(items: Sequence[T], paging: Paging) -> Page[T]:
     """A list answer ``{items, next_page_token}`` for one page of ``items``."""
-    chunk, token = paging_.page(items, paging.limit, paging.page_token)
+    chunk, token = paging.tokens.page(items, paging.limit, paging.page_token)
     return Page(items=chunk, next_page_token=token)

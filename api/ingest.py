@@ -39,6 +39,7 @@ from careflow.validation import validate, without_enabled_check
 from infra import temporal
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
+from workflows.request import WebhookRequestWorkflow
 
 log = logging.getLogger("api.ingest")
 
@@ -327,7 +328,7 @@ class IngestService:
             raise StartOverloadedError from None
         try:
             await self._client.start_workflow(
-                temporal.WORKFLOW_TYPE,
+                WebhookRequestWorkflow.run,
                 request,
                 id=request_id,
                 task_queue=self._settings.careflow_task_queue,

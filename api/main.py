@@ -5,20 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from pydantic import ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from temporalio.service import RPCError
 
+from api import errors
 from api.deps import Services
 from api.ingest import IngestService
+from api.paging import PageTokens
 from api.request_log import RequestLog
 from api.routes import (
     backend,
@@ -31,8 +27,7 @@ from api.routes import (
 )
 from api.services.webhooks import WebhookService
 from api.ui import routes as ui
-from careflow.errors import DomainError, TransientStoreError, from_validation
-from careflow.models import RequestError
+from careflow.errors import TransientStoreError
 from careflow.settings import Settings, get_settings
 from infra import temporal
 from persistence.config_cache import ConfigCache
@@ -50,14 +45,6 @@ async def _refresh_config(config: ConfigCache, every: float) -> None:
         await asyncio.sleep(every)
 
 
-def _temporal_unavailable() -> JSONResponse:
-    return JSONResponse(
-        {"errors": [{"code": "temporal_unavailable", "message": "Temporal is unreachable"}]},
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. ``settings`` defaults to the environment's (tests pass their own)."""
 
@@ -69,10 +56,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         config = ConfigCache(store, cfg.config_refresh_seconds)
         await asyncio.to_thread(config.refresh)
         client = await temporal.connect(cfg, lazy=True)
-        request_log = RequestLog(client, cfg.ui_base_url)
+        admin_token = cfg.admin_token()
+        page_tokens = PageTokens(admin_token)
+        request_log = RequestLog(client, cfg.ui_base_url, page_tokens)
         app.state.services = Services(
             settings=cfg,
-            admin_token=cfg.admin_token(),
+            admin_token=admin_token,
+            page_tokens=page_tokens,
             store=store,
             config=config,
             client=client,
@@ -108,82 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=ui.STATIC_DIR), name="ui-static")
 
-    @app.exception_handler(ui.SignInRequiredError)
-    async def sign_in(_: Request, exc: ui.SignInRequiredError) -> Response:
-        return RedirectResponse("/ui/login", status_code=303)
-
-    @app.exception_handler(ui.CsrfError)
-    async def csrf(request: Request, exc: ui.CsrfError) -> Response:
-        error = RequestError(code="csrf_failed", message="the form expired; reload and try again")
-        return ui.error_page(request, 403, [error])
-
-    @app.exception_handler(ui.FormError)
-    async def form_error(request: Request, exc: ui.FormError) -> Response:
-        error = RequestError(
-            code="invalid_form", message=f"send the field {exc.args[0]!r} once, as text"
-        )
-        return ui.error_page(request, 422, [error])
-
-    @app.exception_handler(DomainError)
-    async def domain_error(request: Request, exc: DomainError) -> Response:
-        if request.url.path.startswith("/ui/"):
-            return ui.error_page(request, exc.status_code, exc.errors)
-        return JSONResponse(
-            {"errors": [e.model_dump(exclude_none=True) for e in exc.errors]},
-            status_code=exc.status_code,
-        )
-
-    @app.exception_handler(RequestValidationError)
-    @app.exception_handler(ValidationError)
-    async def validation_error(
-        _: Request, exc: RequestValidationError | ValidationError
-    ) -> JSONResponse:
-        errors = from_validation(exc.errors())
-        return JSONResponse(
-            {"errors": [e.model_dump(exclude_none=True) for e in errors]}, status_code=422
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(
-            {"errors": [{"code": code, "message": str(exc.detail)}]},
-            status_code=exc.status_code,
-            headers=exc.headers,
-        )
-
-    @app.exception_handler(TransientStoreError)
-    async def store_unavailable(_: Request, exc: TransientStoreError) -> JSONResponse:
-        return JSONResponse(
-            {"errors": [{"code": "database_unavailable", "message": "try again shortly"}]},
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
-
-    @app.exception_handler(RPCError)
-    async def temporal_error(_: Request, exc: RPCError) -> JSONResponse:
-        log.warning("temporal call failed: %s", exc.status.name if exc.status else "unknown")
-        return _temporal_unavailable()
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, RuntimeError) and "client connect" in str(exc):
-            return _temporal_unavailable()
-        error_id = uuid.uuid4().hex
-        log.exception("unhandled error %s: %s", error_id, type(exc).__name__)
-        return JSONResponse(
-            {
-                "errors": [
-                    {
-                        "code": "internal_error",
-                        "message": "an internal error occurred",
-                        "error_id": error_id,
-                    }
-                ]
-            },
-            status_code=500,
-        )
-
+    errors.install(app)
     return app
 
 

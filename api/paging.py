@@ -1,12 +1,19 @@
-"""Offset paging for the configuration lists (small tables read whole), with opaque tokens."""
+"""Opaque page tokens, signed with a server secret (itsdangerous), for every list the API pages.
+
+Two kinds of position travel in a token: an offset into a configuration list (small tables read
+whole) and Temporal's own visibility page token for the request log. A token this service did not
+issue — or one mangled in transit — is refused with 400 ``invalid_page_token`` before it reaches
+the database or Temporal (which answers garbage tokens with an internal error).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from itsdangerous import BadSignature, URLSafeSerializer
 
 from careflow.errors import DomainError
 from careflow.models import RequestError
@@ -16,36 +23,72 @@ T = TypeVar("T")
 MAX_LIMIT = 200
 
 
-def _sign(offset: int) -> str:
-    return hashlib.sha256(f"careflow-offset:{offset}".encode()).hexdigest()[:12]
+def _invalid() -> DomainError:
+    return DomainError(RequestError(code="invalid_page_token", message="page_token is not valid"))
 
 
-def encode_offset(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"{offset}.{_sign(offset)}".encode()).decode()
+class PageTokens:
+    """Signs and reads page tokens.
 
-
-def decode_offset(token: str | None) -> int:
-    """The offset in a page token (0 without one).
-
-    Raises:
-        DomainError: ``invalid_page_token`` for a token this service did not issue.
+    Args:
+        secret: the signing key (the admin token: every API replica shares it, and rotating it
+            invalidates outstanding tokens, which only costs a client a fresh first page).
     """
-    if not token:
-        return 0
-    try:
-        offset_text, _, signature = base64.urlsafe_b64decode(token.encode()).decode().partition(".")
-        offset = int(offset_text)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        offset = -1
-    if offset < 0 or signature != _sign(offset):
-        raise DomainError(
-            RequestError(code="invalid_page_token", message="page_token is not valid")
-        )
-    return offset
 
+    def __init__(self, secret: str) -> None:
+        self._serializer = URLSafeSerializer(secret, salt="careflow-page-token")
 
-def page(items: Sequence[T], limit: int, token: str | None) -> tuple[list[T], str | None]:
-    """One page of ``items`` and the token of the next page (None on the last one)."""
-    start = decode_offset(token)
-    end = start + limit
-    return list(items[start:end]), encode_offset(end) if end < len(items) else None
+    def _loads(self, token: str, kind: str) -> Any:
+        try:
+            data = self._serializer.loads(token)
+        except (BadSignature, UnicodeError, ValueError):
+            raise _invalid() from None
+        if not isinstance(data, list) or len(data) != 2 or data[0] != kind:
+            raise _invalid()
+        return data[1]
+
+    def encode_offset(self, offset: int) -> str:
+        """A token for ``offset`` (≥ 0) into a list."""
+        return self._serializer.dumps(["offset", offset])
+
+    def decode_offset(self, token: str | None) -> int:
+        """The offset in a token (0 without one).
+
+        Raises:
+            DomainError: ``invalid_page_token`` for a token this service did not issue.
+        """
+        if not token:
+            return 0
+        offset = self._loads(token, "offset")
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise _invalid()
+        return offset
+
+    def encode_visibility(self, token: bytes | None) -> str | None:
+        """A token wrapping Temporal's visibility page token (None when there is no next page)."""
+        if not token:
+            return None
+        return self._serializer.dumps(["visibility", base64.urlsafe_b64encode(token).decode()])
+
+    def decode_visibility(self, token: str | None) -> bytes | None:
+        """Temporal's visibility page token inside ``token`` (None without one).
+
+        Raises:
+            DomainError: ``invalid_page_token`` for a token this service did not issue.
+        """
+        if not token:
+            return None
+        value = self._loads(token, "visibility")
+        try:
+            raw = base64.urlsafe_b64decode(str(value).encode())
+        except (binascii.Error, ValueError):
+            raise _invalid() from None
+        if not raw:
+            raise _invalid()
+        return raw
+
+    def page(self, items: Sequence[T], limit: int, token: str | None) -> tuple[list[T], str | None]:
+        """One page of ``items`` and the token of the next page (None on the last one)."""
+        start = self.decode_offset(token)
+        end = start + limit
+        return list(items[start:end]), self.encode_offset(end) if end < len(items) else None

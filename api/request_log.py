@@ -7,8 +7,6 @@ so the log lives exactly as long as the namespace retention (contract §7).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,11 +23,13 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.paging import PageTokens
 from careflow.errors import ConflictError, DomainError, NotFoundError
 from careflow.messages import RequestState, TimelineEntry, ValidationResult, WebhookRequestInput
 from careflow.models import Identifier, RequestError, RequestStatus
 from careflow.payload import PayloadError, parse_body
 from infra import temporal
+from workflows.request import WebhookRequestWorkflow
 
 QUERY_TIMEOUT = timedelta(milliseconds=500)
 
@@ -135,30 +135,6 @@ def visibility_query(filters: RequestFilters) -> str:
     return " AND ".join(clauses)
 
 
-def _checksum(token: bytes) -> bytes:
-    return hashlib.sha256(b"careflow-page-token:" + token).digest()[:8]
-
-
-def _encode_token(token: bytes | None) -> str | None:
-    """Temporal's page token with a checksum, so a mangled token is refused with a 400
-    instead of reaching the server (which answers garbage with an internal error)."""
-    return base64.urlsafe_b64encode(_checksum(token) + token).decode() if token else None
-
-
-def _decode_token(token: str | None) -> bytes | None:
-    if not token:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token.encode())
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) <= 8 or raw[:8] != _checksum(raw[8:]):
-        raise DomainError(
-            RequestError(code="invalid_page_token", message="page_token is not valid")
-        )
-    return raw[8:]
-
-
 def _sa(execution: WorkflowExecution, key: Any) -> Any:
     return execution.typed_search_attributes.get(key)
 
@@ -169,11 +145,13 @@ class RequestLog:
     Args:
         client: a Temporal client using the pydantic data converter.
         ui_base_url: the Temporal Web UI's base URL, for ``temporal.ui_url``.
+        tokens: signs the list's page tokens.
     """
 
-    def __init__(self, client: Client, ui_base_url: str) -> None:
+    def __init__(self, client: Client, ui_base_url: str, tokens: PageTokens) -> None:
         self._client = client
         self._ui_base_url = ui_base_url
+        self._tokens = tokens
 
     def ui_url(self, workflow_id: str, run_id: str | None = None) -> str:
         url = f"{self._ui_base_url}/namespaces/{self._client.namespace}/workflows/{workflow_id}"
@@ -211,9 +189,7 @@ class RequestLog:
         state: RequestState | None = None
         if description.status == WorkflowExecutionStatus.RUNNING:
             try:
-                state = await handle.query(
-                    temporal.STATUS_QUERY, result_type=RequestState, rpc_timeout=QUERY_TIMEOUT
-                )
+                state = await handle.query(WebhookRequestWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
             except Exception:  # no worker, or a slow one: fall back to the memo
                 state = None
         if state is None:
@@ -409,7 +385,7 @@ class RequestLog:
         iterator = self._client.list_workflows(
             visibility_query(filters),
             page_size=limit,
-            next_page_token=_decode_token(page_token),
+            next_page_token=self._tokens.decode_visibility(page_token),
         )
         await iterator.fetch_next_page()
         items: list[RequestSummary] = []
@@ -426,7 +402,7 @@ class RequestLog:
                     is_test=bool(_sa(execution, temporal.SA_IS_TEST)),
                 )
             )
-        return items, _encode_token(iterator.next_page_token)
+        return items, self._tokens.encode_visibility(iterator.next_page_token)
 
     async def count(self, filters: RequestFilters, exact_up_to: int = 1000) -> int:
         """Requests matching ``filters`` (latest runs only).

@@ -1,4 +1,5 @@
-"""Typed domain errors; the API maps them to HTTP answers, activities to retry decisions."""
+"""Typed domain errors: stable codes, no transport. ``api.errors`` maps each class to an HTTP
+status; activities map them to retry decisions."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from careflow.models import RequestError
 
 
 class DomainError(Exception):
-    """Base of the errors below; ``errors`` is the list the API answers with."""
-
-    status_code = 400
+    """Base of the errors below; ``errors`` is the list the API answers with (a bad request)."""
 
     def __init__(self, errors: list[RequestError] | RequestError) -> None:
         self.errors = errors if isinstance(errors, list) else [errors]
@@ -19,17 +18,19 @@ class DomainError(Exception):
 
 
 class NotFoundError(DomainError):
-    status_code = 404
+    """The thing asked for does not exist."""
 
 
 class ConflictError(DomainError):
-    status_code = 409
+    """The request conflicts with the current state (in use, not retryable, incomplete)."""
 
 
 class InvalidConfigError(DomainError):
     """A configuration save was refused (unparsable path, unknown scheme, …)."""
 
-    status_code = 422
+
+class UnauthorizedError(DomainError):
+    """The caller did not present valid credentials."""
 
 
 class TransientStoreError(Exception):

@@ -12,7 +12,7 @@ from typing import Any
 from careflow import mapping
 from careflow.messages import ValidationResult
 from careflow.models import RequestError, RequestStatus, WebhookFields
-from persistence.config_cache import ConfigSnapshot
+from careflow.snapshot import ConfigSnapshot
 
 
 def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> ValidationResult:

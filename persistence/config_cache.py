@@ -9,24 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 
-from careflow.models import CareFlowDefinition, IdentifierSystem, Webhook
+from careflow.snapshot import ConfigSnapshot
 from persistence.store import Store
-
-
-@dataclass(frozen=True)
-class ConfigSnapshot:
-    """All configuration at one revision; read-only."""
-
-    revision: int = -1
-    webhooks: dict[str, Webhook] = field(default_factory=dict)
-    definitions: dict[str, CareFlowDefinition] = field(default_factory=dict)
-    identifier_systems: dict[str, IdentifierSystem] = field(default_factory=dict)
-
-    @property
-    def system_uris(self) -> frozenset[str]:
-        return frozenset(s.system for s in self.identifier_systems.values())
 
 
 class ConfigCache:

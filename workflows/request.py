@@ -7,14 +7,18 @@ before each activity is awaited, and at the end), never once per transition (con
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.care_flows import CareFlowActivities
+    from activities.patients import PatientActivities
+    from activities.validation import ValidationActivities
     from careflow.messages import (
         RequestState,
         ResolvePatientInput,
@@ -23,13 +27,14 @@ with workflow.unsafe.imports_passed_through():
         StartCareFlowResult,
         TimelineEntry,
         ValidateRequestInput,
-        ValidationResult,
         WebhookRequestInput,
     )
     from careflow.models import RequestError, RequestStatus
     from infra import temporal
 
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 
 @workflow.defn(name=temporal.WORKFLOW_TYPE)
@@ -88,10 +93,9 @@ class WebhookRequestWorkflow:
         """For a request rejected by the handler: run ``validate_request`` once more only to show
         which data points and identifier its payload maps to. The status stays REJECTED."""
         try:
-            validation: ValidationResult = await workflow.execute_activity(
-                temporal.VALIDATE_REQUEST,
+            validation = await workflow.execute_activity_method(
+                ValidationActivities.validate_request,
                 self._validate_input(request, ignore_enabled=True),
-                result_type=ValidationResult,
                 start_to_close_timeout=_ACTIVITY_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=2),
             )
@@ -126,15 +130,14 @@ class WebhookRequestWorkflow:
             "retry_policy": retry,
         }
         self._flush()
-        validation: ValidationResult = await workflow.execute_activity(
-            temporal.VALIDATE_REQUEST,
+        validation = await workflow.execute_activity_method(
+            ValidationActivities.validate_request,
             # Accepted (202) requests in flight finish even if the webhook is disabled or
             # deleted meanwhile; a reset run checks the webhook's state again.
             self._validate_input(
                 request,
                 ignore_enabled=first_run and request.handler_status == RequestStatus.SCHEDULED,
             ),
-            result_type=ValidationResult,
             **options,
         )
         self._state.verdict = validation.verdict
@@ -163,13 +166,12 @@ class WebhookRequestWorkflow:
         self._set(RequestStatus.PROCESSING)
         self._flush()
         patient: ResolvePatientResult = await self._activity(
-            temporal.RESOLVE_PATIENT,
+            PatientActivities.resolve_patient,
             ResolvePatientInput(
                 request_id=request.request_id,
                 patient_identifier=validation.patient_identifier,
                 profile=validation.profile,
             ),
-            ResolvePatientResult,
             options,
         )
         self._state.patient_id = patient.patient_id
@@ -182,14 +184,13 @@ class WebhookRequestWorkflow:
         self._note(f"{what}; {_attempt('resolve_patient', patient.attempt)}")
         self._flush()
         care_flow: StartCareFlowResult = await self._activity(
-            temporal.START_CARE_FLOW,
+            CareFlowActivities.start_care_flow,
             StartCareFlowInput(
                 request_id=request.request_id,
                 care_flow_definition_id=validation.care_flow_definition_id,
                 patient_id=patient.patient_id,
                 data_points=validation.data_points,
             ),
-            StartCareFlowResult,
             options,
         )
         self._state.care_flow_id = care_flow.care_flow_id
@@ -203,11 +204,13 @@ class WebhookRequestWorkflow:
         return self._state
 
     async def _activity(
-        self, name: str, arg: Any, result_type: type[Any], options: dict[str, Any]
-    ) -> Any:
-        """Run an activity; when it fails for good, end the request FAILED and the run Failed."""
+        self, method: Callable[[Any, In], Out], arg: In, options: dict[str, Any]
+    ) -> Out:
+        """Run an activity method; when it fails for good, end the request FAILED and the run
+        Failed."""
+        name = method.__name__  # the activity type names are the method names (contract §7)
         try:
-            return await workflow.execute_activity(name, arg, result_type=result_type, **options)
+            return await workflow.execute_activity_method(method, arg, **options)
         except ActivityError as exc:
             error = _error_of(exc)
             self._set(RequestStatus.FAILED, errors=[error], message=f"{name}: {error.code}")

@@ -25,8 +25,9 @@ from careflow.models import (
     WebhookFields,
     WebhookPublic,
 )
+from careflow.snapshot import ConfigSnapshot
 from careflow.validation import enable_problems, validate, without_enabled_check
-from persistence.config_cache import ConfigCache, ConfigSnapshot
+from persistence.config_cache import ConfigCache
 from persistence.store import Store, new_webhook_id
 
 
