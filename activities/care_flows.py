@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from backends.base import BackendRefusedError, BackendUnavailableError, CareFlowBackend
+from activities.backend_errors import backend_errors
+from backends.base import CareFlowBackend
 from careflow.messages import StartCareFlowInput, StartCareFlowResult
 from infra import temporal
 
@@ -24,19 +24,13 @@ class CareFlowActivities:
             ApplicationError: retryable ``backend_unavailable``; non-retryable
                 ``care_flow_definition_unpublished`` / ``care_flow_definition_not_found``.
         """
-        try:
+        with backend_errors():
             care_flow, created = self._backend.start_care_flow(
                 request.care_flow_definition_id,
                 request.patient_id,
                 request.data_points,
                 request.request_id,
             )
-        except BackendUnavailableError as exc:
-            raise ApplicationError(
-                "care-flow backend unavailable", type="backend_unavailable"
-            ) from exc
-        except BackendRefusedError as exc:
-            raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from exc
         return StartCareFlowResult(
             care_flow_id=care_flow.id, created=created, attempt=activity.info().attempt
         )

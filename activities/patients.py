@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from backends.base import BackendRefusedError, BackendUnavailableError, CareFlowBackend
+from activities.backend_errors import backend_errors
+from backends.base import CareFlowBackend
 from careflow.messages import ResolvePatientInput, ResolvePatientResult
 from infra import temporal
 
@@ -25,7 +25,7 @@ class PatientActivities:
             ApplicationError: retryable ``backend_unavailable``; non-retryable with the
                 backend's code when it refuses.
         """
-        try:
+        with backend_errors():
             identifier = request.patient_identifier
             if identifier is not None:
                 found = self._backend.find_patient(identifier)
@@ -39,12 +39,6 @@ class PatientActivities:
             patient, created = self._backend.create_patient(
                 identifier, request.profile, request.request_id
             )
-        except BackendUnavailableError as exc:
-            raise ApplicationError(
-                "care-flow backend unavailable", type="backend_unavailable"
-            ) from exc
-        except BackendRefusedError as exc:
-            raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from exc
         return ResolvePatientResult(
             patient_id=patient.id,
             created=created,
