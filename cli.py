@@ -82,6 +82,16 @@ async def prepare_namespace(settings: Settings, timeout: float = 60.0) -> None:
     await temporal.set_retention(client, RETENTION_DAYS)
 
 
+def api_command(settings: Settings) -> list[str]:
+    """The command line of the API process: uvicorn on the configured host and port.
+
+    No access log: query strings (e.g. ``?identifier=system|value``) may hold PHI.
+    """
+    host, port = settings.careflow_api_host, str(settings.careflow_api_port)
+    uvicorn = [sys.executable, "-m", "uvicorn", "api.main:app", "--no-access-log"]
+    return [*uvicorn, "--host", host, "--port", port]
+
+
 def run(settings: Settings) -> int:
     settings.careflow_data_dir.mkdir(parents=True, exist_ok=True)
     token_file = settings.careflow_data_dir / "admin-token"
@@ -120,10 +130,7 @@ def run(settings: Settings) -> int:
             return 1
         asyncio.run(prepare_namespace(settings))
         start([sys.executable, "worker.py"])
-        api_host, api_port = settings.careflow_api_host, str(settings.careflow_api_port)
-        # No access log: query strings (e.g. ?identifier=system|value) may hold PHI.
-        uvicorn = [sys.executable, "-m", "uvicorn", "api.main:app", "--no-access-log"]
-        start([*uvicorn, "--host", api_host, "--port", api_port])
+        start(api_command(settings))
         token_where = (
             "CAREFLOW_ADMIN_TOKEN" if settings.careflow_admin_token else str(token_file.resolve())
         )

@@ -30,7 +30,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api.request_log import RequestLog
-from careflow import mapping, signatures
+from careflow import mapping, request_ids, signatures
 from careflow.messages import ValidationResult, WebhookRequestInput
 from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
 from careflow.payload import PayloadError, media_type_of, parse_body
@@ -188,9 +188,9 @@ class IngestService:
 
         delivery_id = _delivery_id(headers, hook, parsed)
         if delivery_id is not None:
-            request_id = temporal.request_id_for_delivery(hook.id, delivery_id, test=test)
+            request_id = request_ids.request_id_for_delivery(hook.id, delivery_id, test=test)
         else:
-            request_id = temporal.new_request_id(test=test)
+            request_id = request_ids.new_request_id(test=test)
 
         result = validate(self._config.snapshot, hook.id, parsed)
         if test:
@@ -268,7 +268,7 @@ class IngestService:
         signature_valid: bool | None = None,
     ) -> Outcome:
         """Log a request refused before dedupe: a fresh random id, never retryable."""
-        request_id = temporal.new_request_id(test=test)
+        request_id = request_ids.new_request_id(test=test)
         result = ValidationResult(verdict=RequestStatus.REJECTED, errors=[error])
         await self._start(
             hook,

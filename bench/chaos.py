@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from chaos_stack import Stack  # noqa: E402
 
-from infra import temporal  # noqa: E402
+from careflow import request_ids  # noqa: E402
 
 ADMIN_TOKEN = "chaos-admin-token"
 SYSTEM = "urn:careflow:chaos:mrn"
@@ -419,7 +419,7 @@ async def run(burst: bool) -> dict[str, Any]:
         load_seconds = time.monotonic() - load_started
         acked = [d for d in deliveries if d.outcome == "acknowledged"]
         expected = {
-            d.request_id: temporal.request_id_for_delivery(hook_id, d.delivery_id) for d in acked
+            d.request_id: request_ids.request_id_for_delivery(hook_id, d.delivery_id) for d in acked
         }
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as admin:
             details, drain_seconds = await drain(

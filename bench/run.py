@@ -75,6 +75,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa
 
 import cli  # noqa: E402
 from bench.reference import REFERENCE_WORKFLOW_TYPE  # noqa: E402
+from careflow import request_ids  # noqa: E402
 from careflow.messages import WebhookRequestInput  # noqa: E402
 from careflow.models import RequestStatus  # noqa: E402
 from careflow.settings import Settings  # noqa: E402
@@ -489,7 +490,7 @@ async def enqueue_reference(client: Client, webhook_id: str, count: int) -> int:
         nonlocal remaining, started
         while remaining > 0:
             remaining -= 1
-            request_id = temporal.new_request_id()
+            request_id = request_ids.new_request_id()
             await client.start_workflow(
                 REFERENCE_WORKFLOW_TYPE,
                 WebhookRequestInput(

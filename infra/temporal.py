@@ -1,10 +1,7 @@
-"""Temporal names and helpers in one place: workflow and activity names, search attribute keys,
-request ids, and the client connection (contract §7)."""
+"""Temporal names and helpers in one place: workflow and activity names, search attribute keys
+and the client connection. Request ids (workflow ids) are made in ``careflow.request_ids``."""
 
 from __future__ import annotations
-
-import hashlib
-import uuid
 
 from temporalio.client import Client, TLSConfig
 from temporalio.common import SearchAttributeKey
@@ -35,27 +32,6 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
 )
 
 MEMO_STATE = "state"
-
-
-def request_id_for_delivery(webhook_id: str, delivery_id: str, *, test: bool = False) -> str:
-    """The workflow id of a delivery: a hash, so no delivery id (possibly PHI) shows in ids.
-
-    Args:
-        webhook_id: the webhook's id.
-        delivery_id: the sender's delivery id (``webhook-id``, ``Idempotency-Key``, body path).
-        test: a test request; hashes ("test", webhook id, delivery id) so it never collides.
-
-    Returns:
-        ``req_`` or ``test_`` followed by 32 hex digits (128 bits of SHA-256).
-    """
-    parts = ("test" if test else "real", webhook_id, delivery_id)
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
-    return ("test_" if test else "req_") + digest
-
-
-def new_request_id(*, test: bool = False) -> str:
-    """A fresh random request id for a request without a delivery id."""
-    return ("test_" if test else "req_") + uuid.uuid4().hex
 
 
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:

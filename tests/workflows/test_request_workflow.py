@@ -12,6 +12,7 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from careflow import request_ids
 from careflow.messages import RequestState, WebhookRequestInput
 from careflow.models import (
     CareFlowDefinition,
@@ -63,7 +64,7 @@ async def start(
     handler_errors: list[RequestError] | None = None,
     is_test: bool = False,
 ):  # type: ignore[no-untyped-def]
-    request_id = temporal.new_request_id(test=is_test)
+    request_id = request_ids.new_request_id(test=is_test)
     return await client.start_workflow(
         temporal.WORKFLOW_TYPE,
         WebhookRequestInput(
