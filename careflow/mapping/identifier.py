@@ -1,0 +1,142 @@
+"""Patient identifier (contract §6): from the webhook's mapping or the body field of that name."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Any
+
+from careflow.mapping.codes import (
+    INVALID_IDENTIFIER_SYSTEM,
+    INVALID_IDENTIFIER_VALUE,
+    INVALID_PATIENT_IDENTIFIER,
+    MISSING_PATIENT_IDENTIFIER,
+    _error,
+    _json_type,
+    _path_error,
+)
+from careflow.mapping.paths import InvalidPathError, _EvaluationFailed, _first_present
+from careflow.models import Identifier, RequestError, WebhookFields
+
+
+def _identifier_value(value: Any) -> str | None:
+    """Identifier value → non-empty trimmed text; numbers (not booleans) → decimal text."""
+    kind = type(value)
+    if kind is str:
+        text = value.strip()
+        return text or None
+    if kind is int:
+        try:
+            return str(value)
+        except ValueError:
+            return None
+    if kind is float:
+        if not math.isfinite(value):
+            return None
+        # The shortest round-tripping decimal, positional (1e-05 → "0.00001", 90001.0 → "90001").
+        text = format(Decimal(repr(value)), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return None
+
+
+def _identifier_system(value: Any) -> str | None:
+    if type(value) is not str:
+        return None
+    return value.strip() or None
+
+
+def _build_identifier(
+    system: Any, value: Any, system_path: str | None, value_path: str | None
+) -> tuple[Identifier | None, list[RequestError]]:
+    errors: list[RequestError] = []
+    system_text = _identifier_system(system)
+    if system_text is None:
+        errors.append(
+            _error(
+                INVALID_IDENTIFIER_SYSTEM,
+                f"patient identifier system: got a JSON {_json_type(system)}, "
+                "expected a non-empty string (an absolute URI)",
+                path=system_path,
+            )
+        )
+    value_text = _identifier_value(value)
+    if value_text is None:
+        errors.append(
+            _error(
+                INVALID_IDENTIFIER_VALUE,
+                f"patient identifier value: got a JSON {_json_type(value)}, "
+                "expected a non-empty string or a finite number",
+                path=value_path,
+            )
+        )
+    if errors or system_text is None or value_text is None:
+        return None, errors
+    return Identifier(system=system_text, value=value_text), errors
+
+
+def _patient_identifier(
+    webhook: WebhookFields, body: Any
+) -> tuple[Identifier | None, list[RequestError]]:
+    mapping = webhook.patient_identifier
+    if mapping is not None:
+        errors: list[RequestError] = []
+        system: Any = mapping.system
+        if mapping.system_path is not None:
+            try:
+                system = _first_present(mapping.system_path, body)
+            except (InvalidPathError, _EvaluationFailed) as exc:
+                errors.append(_path_error(exc, mapping.system_path, None, "patient identifier"))
+            else:
+                if system is None:
+                    errors.append(
+                        _error(
+                            MISSING_PATIENT_IDENTIFIER,
+                            "patient identifier: system_path matched nothing (or only null)",
+                            path=mapping.system_path,
+                        )
+                    )
+        try:
+            value = _first_present(mapping.value_path, body)
+        except (InvalidPathError, _EvaluationFailed) as exc:
+            errors.append(_path_error(exc, mapping.value_path, None, "patient identifier"))
+        else:
+            if value is None:
+                errors.append(
+                    _error(
+                        MISSING_PATIENT_IDENTIFIER,
+                        "patient identifier: value_path matched nothing (or only null)",
+                        path=mapping.value_path,
+                    )
+                )
+        if errors:
+            return None, errors
+        return _build_identifier(system, value, mapping.system_path, mapping.value_path)
+
+    if type(body) is not dict:
+        return None, []
+    field = body.get("patient_identifier")
+    if field is None:
+        return None, []
+    if type(field) is not dict:
+        return None, [
+            _error(
+                INVALID_PATIENT_IDENTIFIER,
+                f"body field patient_identifier: got a JSON {_json_type(field)}, "
+                "expected an object {system, value}",
+                path="$.patient_identifier",
+            )
+        ]
+    missing = [
+        _error(
+            MISSING_PATIENT_IDENTIFIER,
+            f"body field patient_identifier has no {key}",
+            path=f"$.patient_identifier.{key}",
+        )
+        for key in ("system", "value")
+        if field.get(key) is None
+    ]
+    if missing:
+        return None, missing
+    return _build_identifier(
+        field["system"], field["value"], "$.patient_identifier.system", "$.patient_identifier.value"
+    )
