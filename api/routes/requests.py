@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep, require_admin
-from api.request_log import (
+from api.request_models import (
     BulkRetryAnswer,
     RequestDetail,
     RequestFilters,

@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from api.deps import Services, get_services
-from api.request_log import RequestFilters
+from api.request_models import RequestFilters
 from api.services.webhooks import to_public
 from api.ui import session
 from careflow.errors import DomainError, from_validation
