@@ -31,85 +31,15 @@ from careflow.models import (
     TestPayload,
     Webhook,
 )
-
-metadata = sa.MetaData()
-
-identifier_systems = sa.Table(
-    "identifier_systems",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("system", sa.String(2048), nullable=False, unique=True),
-    sa.Column("description", sa.Text, nullable=False, default=""),
-)
-
-care_flow_definitions = sa.Table(
-    "care_flow_definitions",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("published", sa.Boolean, nullable=False),
-    sa.Column("data_point_definitions", sa.JSON, nullable=False),
-)
-
-webhooks = sa.Table(
-    "webhooks",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("care_flow_definition_id", sa.String(64), nullable=False),
-    sa.Column("enabled", sa.Boolean, nullable=False),
-    sa.Column("deleted", sa.Boolean, nullable=False),
-    sa.Column("config", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-config_revision = sa.Table(
-    "config_revision",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("revision", sa.Integer, nullable=False),
-)
-
-patients = sa.Table(
-    "patients",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("anonymous", sa.Boolean, nullable=False),
-    sa.Column("anonymous_request_id", sa.String(128), unique=True, nullable=True),
-    sa.Column("profile", sa.JSON, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-patient_identifiers = sa.Table(
-    "patient_identifiers",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("patient_id", sa.String(64), sa.ForeignKey("patients.id"), nullable=False),
-    sa.Column("system", sa.String(2048), nullable=False),
-    sa.Column("value", sa.String(1024), nullable=False),
-    sa.UniqueConstraint("system", "value", name="uq_patient_identifiers_system_value"),
-)
-
-care_flows = sa.Table(
-    "care_flows",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("care_flow_definition_id", sa.String(64), nullable=False),
-    sa.Column("patient_id", sa.String(64), sa.ForeignKey("patients.id"), nullable=False),
-    sa.Column("data_points", sa.JSON, nullable=False),
-    sa.Column("request_id", sa.String(128), nullable=False, unique=True),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-test_payloads = sa.Table(
-    "test_payloads",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("webhook_id", sa.String(64), nullable=False),
-    sa.Column("request_id", sa.String(128), nullable=False, unique=True),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("verdict", sa.String(16), nullable=False),
-    sa.Column("payload", sa.JSON, nullable=True),
+from persistence.tables import (
+    care_flow_definitions,
+    care_flows,
+    config_revision,
+    identifier_systems,
+    patient_identifiers,
+    patients,
+    test_payloads,
+    webhooks,
 )
 
 TEST_PAYLOADS_KEPT = 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from persistence.store import metadata
+from persistence.tables import metadata
 
 config = context.config
 engine = config.attributes.get("engine") or sa.create_engine(
