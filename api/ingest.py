@@ -114,7 +114,7 @@ class IngestService:
             verdict=verdict,
             payload=payload,
         )
-        await asyncio.to_thread(self._store.add_test_payload, item)
+        await asyncio.to_thread(self._store.test_payloads.add_test_payload, item)
 
     def webhook(self, webhook_id: str) -> Webhook | None:
         """The live (not deleted) webhook with this id from the cache, or None."""

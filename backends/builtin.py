@@ -23,7 +23,7 @@ class BuiltinBackend:
 
     def find_patient(self, identifier: Identifier) -> Patient | None:
         try:
-            return self._store.find_patient(identifier)
+            return self._store.patients.find_patient(identifier)
         except TransientStoreError as exc:
             raise BackendUnavailableError(str(exc)) from exc
 
@@ -31,7 +31,7 @@ class BuiltinBackend:
         self, identifier: Identifier | None, profile: dict[str, Any], idempotency_key: str
     ) -> tuple[Patient, bool]:
         try:
-            return self._store.create_patient(identifier, profile, idempotency_key)
+            return self._store.patients.create_patient(identifier, profile, idempotency_key)
         except TransientStoreError as exc:
             raise BackendUnavailableError(str(exc)) from exc
 
@@ -43,12 +43,12 @@ class BuiltinBackend:
         idempotency_key: str,
     ) -> tuple[CareFlow, bool]:
         try:
-            definition = self._store.get_care_flow_definition(care_flow_definition_id)
+            definition = self._store.configuration.get_care_flow_definition(care_flow_definition_id)
             if not definition.published:
                 raise BackendRefusedError(
                     "care_flow_definition_unpublished", "the care flow definition is not published"
                 )
-            return self._store.start_care_flow(
+            return self._store.patients.start_care_flow(
                 care_flow_definition_id, patient_id, data_points, idempotency_key
             )
         except NotFoundError as exc:

@@ -54,9 +54,16 @@ class ConfigCache:
             if revision != self._snapshot.revision:
                 self._snapshot = ConfigSnapshot(
                     revision=revision,
-                    webhooks={w.id: w for w in self._store.list_webhooks(include_deleted=True)},
-                    definitions={d.id: d for d in self._store.list_care_flow_definitions()},
-                    identifier_systems={s.name: s for s in self._store.list_identifier_systems()},
+                    webhooks={
+                        w.id: w
+                        for w in self._store.configuration.list_webhooks(include_deleted=True)
+                    },
+                    definitions={
+                        d.id: d for d in self._store.configuration.list_care_flow_definitions()
+                    },
+                    identifier_systems={
+                        s.name: s for s in self._store.configuration.list_identifier_systems()
+                    },
                 )
             self._checked_at = time.monotonic()
             return self._snapshot

@@ -21,22 +21,22 @@ def find_patients(
         raise DomainError(
             RequestError(code="invalid_identifier", message="use identifier=<system>|<value>")
         )
-    patient = store.find_patient(Identifier(system=system, value=value))
+    patient = store.patients.find_patient(Identifier(system=system, value=value))
     return Page(items=[patient] if patient else [])
 
 
 @router.get("/patients/{patient_id}", response_model=Patient)
 def get_patient(patient_id: str, store: StoreDep) -> Patient:
-    return store.get_patient(patient_id)
+    return store.patients.get_patient(patient_id)
 
 
 @router.get("/care-flows", response_model=Page[CareFlow])
 def list_care_flows(
     store: StoreDep, paging: PagingDep, patient_id: str | None = None
 ) -> Page[CareFlow]:
-    return paged(store.list_care_flows(patient_id), paging)
+    return paged(store.patients.list_care_flows(patient_id), paging)
 
 
 @router.get("/care-flows/{care_flow_id}", response_model=CareFlow)
 def get_care_flow(care_flow_id: str, store: StoreDep) -> CareFlow:
-    return store.get_care_flow(care_flow_id)
+    return store.patients.get_care_flow(care_flow_id)

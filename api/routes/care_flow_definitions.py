@@ -24,21 +24,23 @@ router = APIRouter(
 
 @router.get("", response_model=Page[CareFlowDefinition])
 def list_care_flow_definitions(store: StoreDep, paging: PagingDep) -> Page[CareFlowDefinition]:
-    return paged(store.list_care_flow_definitions(), paging)
+    return paged(store.configuration.list_care_flow_definitions(), paging)
 
 
 @router.post("", status_code=201, response_model=CareFlowDefinition)
 def create_care_flow_definition(
     body: CareFlowDefinitionCreate, services: ServicesDep
 ) -> CareFlowDefinition:
-    created = services.store.create_care_flow_definition(CareFlowDefinition(**body.model_dump()))
+    created = services.store.configuration.create_care_flow_definition(
+        CareFlowDefinition(**body.model_dump())
+    )
     services.config.refresh()
     return created
 
 
 @router.get("/{definition_id}", response_model=CareFlowDefinition)
 def get_care_flow_definition(definition_id: str, store: StoreDep) -> CareFlowDefinition:
-    return store.get_care_flow_definition(definition_id)
+    return store.configuration.get_care_flow_definition(definition_id)
 
 
 @router.put("/{definition_id}", response_model=CareFlowDefinition)
@@ -47,7 +49,7 @@ def put_care_flow_definition(
     body: CareFlowDefinitionUpdate,
     services: ServicesDep,
 ) -> CareFlowDefinition:
-    updated = services.store.update_care_flow_definition(
+    updated = services.store.configuration.update_care_flow_definition(
         CareFlowDefinition(id=definition_id, **body.model_dump())
     )
     services.config.refresh()

@@ -24,21 +24,23 @@ router = APIRouter(
 
 @router.get("", response_model=Page[IdentifierSystem])
 def list_identifier_systems(store: StoreDep, paging: PagingDep) -> Page[IdentifierSystem]:
-    return paged(store.list_identifier_systems(), paging)
+    return paged(store.configuration.list_identifier_systems(), paging)
 
 
 @router.post("", status_code=201, response_model=IdentifierSystem)
 def create_identifier_system(
     body: IdentifierSystemCreate, services: ServicesDep
 ) -> IdentifierSystem:
-    created = services.store.create_identifier_system(IdentifierSystem(**body.model_dump()))
+    created = services.store.configuration.create_identifier_system(
+        IdentifierSystem(**body.model_dump())
+    )
     services.config.refresh()
     return created
 
 
 @router.get("/{name}", response_model=IdentifierSystem)
 def get_identifier_system(name: str, store: StoreDep) -> IdentifierSystem:
-    return store.get_identifier_system(name)
+    return store.configuration.get_identifier_system(name)
 
 
 @router.put("/{name}", response_model=IdentifierSystem)
@@ -47,7 +49,7 @@ def put_identifier_system(
     body: IdentifierSystemUpdate,
     services: ServicesDep,
 ) -> IdentifierSystem:
-    updated = services.store.update_identifier_system(
+    updated = services.store.configuration.update_identifier_system(
         IdentifierSystem(name=name, **body.model_dump())
     )
     services.config.refresh()
@@ -56,6 +58,6 @@ def put_identifier_system(
 
 @router.delete("/{name}", status_code=204)
 def delete_identifier_system(name: str, services: ServicesDep) -> Response:
-    services.store.delete_identifier_system(name)
+    services.store.configuration.delete_identifier_system(name)
     services.config.refresh()
     return Response(status_code=204)

@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depen
 @router.get("", response_model=Page[WebhookPublic])
 def list_webhooks(services: ServicesDep, paging: PagingDep) -> Page[WebhookPublic]:
     base = services.settings.public_base_url
-    return paged([to_public(h, base) for h in services.store.list_webhooks()], paging)
+    return paged([to_public(h, base) for h in services.store.configuration.list_webhooks()], paging)
 
 
 @router.post("", status_code=201, response_model=WebhookPublic)
@@ -35,7 +35,9 @@ def create_webhook(body: WebhookCreate, services: ServicesDep) -> WebhookPublic:
 
 @router.get("/{webhook_id}", response_model=WebhookPublic)
 def get_webhook(webhook_id: str, services: ServicesDep) -> WebhookPublic:
-    return to_public(services.store.get_webhook(webhook_id), services.settings.public_base_url)
+    return to_public(
+        services.store.configuration.get_webhook(webhook_id), services.settings.public_base_url
+    )
 
 
 @router.patch("/{webhook_id}", response_model=WebhookPublic)
@@ -71,8 +73,8 @@ def list_test_payloads(
     webhook_id: str, services: ServicesDep, paging: PagingDep
 ) -> Page[TestPayload]:
     """The last 20 test payloads of a webhook, newest first."""
-    services.store.get_webhook(webhook_id)
-    return paged(services.store.list_test_payloads(webhook_id), paging)
+    services.store.configuration.get_webhook(webhook_id)
+    return paged(services.store.test_payloads.list_test_payloads(webhook_id), paging)
 
 
 @router.post("/{webhook_id}/preview", response_model=PreviewAnswer)

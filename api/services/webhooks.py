@@ -86,7 +86,7 @@ class WebhookService:
             created_at=now,
             updated_at=now,
         )
-        self._store.insert_webhook(hook)
+        self._store.configuration.insert_webhook(hook)
         self._config.refresh()
         return hook
 
@@ -98,7 +98,7 @@ class WebhookService:
             InvalidConfigError: the result does not validate or a path does not parse (422).
             ConflictError: the webhook is enabled and the result would be incomplete (409).
         """
-        current = self._store.get_webhook(webhook_id)
+        current = self._store.configuration.get_webhook(webhook_id)
         for key in ("id", "enabled", "created_at", "updated_at", "url", "test_url"):
             if key in patch:
                 raise InvalidConfigError(
@@ -128,25 +128,27 @@ class WebhookService:
             created_at=current.created_at,
             updated_at=current.updated_at,
         )
-        saved = self._store.save_webhook(updated)
+        saved = self._store.configuration.save_webhook(updated)
         self._config.refresh()
         return saved
 
     def enable(self, webhook_id: str) -> Webhook:
         """Enable a webhook. Raises ConflictError (409) with one error per problem."""
-        current = self._store.get_webhook(webhook_id)
+        current = self._store.configuration.get_webhook(webhook_id)
         problems = enable_problems(current, self._config.refresh())
         if problems:
             raise ConflictError(problems)
         return self._set_enabled(current, True)
 
     def disable(self, webhook_id: str) -> Webhook:
-        return self._set_enabled(self._store.get_webhook(webhook_id), False)
+        return self._set_enabled(self._store.configuration.get_webhook(webhook_id), False)
 
     def delete(self, webhook_id: str) -> None:
         """Soft delete: disabled and hidden; requests in flight finish."""
-        current = self._store.get_webhook(webhook_id)
-        self._store.save_webhook(current.model_copy(update={"enabled": False, "deleted": True}))
+        current = self._store.configuration.get_webhook(webhook_id)
+        self._store.configuration.save_webhook(
+            current.model_copy(update={"enabled": False, "deleted": True})
+        )
         self._config.refresh()
 
     def preview(self, webhook_id: str, proposal: PreviewRequest) -> PreviewAnswer:
@@ -156,8 +158,8 @@ class WebhookService:
         Raises:
             NotFoundError: unknown webhook, or no such kept test payload.
         """
-        current = self._store.get_webhook(webhook_id)
-        kept = self._store.list_test_payloads(webhook_id)
+        current = self._store.configuration.get_webhook(webhook_id)
+        kept = self._store.test_payloads.list_test_payloads(webhook_id)
         if proposal.request_id is not None:
             kept = [k for k in kept if k.request_id == proposal.request_id]
         if not kept:
@@ -194,6 +196,6 @@ class WebhookService:
         )
 
     def _set_enabled(self, hook: Webhook, enabled: bool) -> Webhook:
-        saved = self._store.save_webhook(hook.model_copy(update={"enabled": enabled}))
+        saved = self._store.configuration.save_webhook(hook.model_copy(update={"enabled": enabled}))
         self._config.refresh()
         return saved

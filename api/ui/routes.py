@@ -165,8 +165,8 @@ def _settings_page(
         sid,
         "settings.html",
         status_code,
-        systems=services.store.list_identifier_systems(),
-        definitions=services.store.list_care_flow_definitions(),
+        systems=services.store.configuration.list_identifier_systems(),
+        definitions=services.store.configuration.list_care_flow_definitions(),
         **context,
     )
 
@@ -186,7 +186,7 @@ def create_identifier_system(
             system=form.get("system", ""),
             description=form.get("description", ""),
         )
-        services.store.create_identifier_system(item)
+        services.store.configuration.create_identifier_system(item)
         services.config.refresh()
     except (DomainError, ValidationError) as exc:
         return _settings_page(request, services, sid, 422, errors=_errors(exc))
@@ -209,9 +209,9 @@ def save_care_flow_definition(
             data_point_definitions=points,
         )
         if form.get("existing") == "1":
-            services.store.update_care_flow_definition(item)
+            services.store.configuration.update_care_flow_definition(item)
         else:
-            services.store.create_care_flow_definition(item)
+            services.store.configuration.create_care_flow_definition(item)
         services.config.refresh()
     except (json.JSONDecodeError, RecursionError):
         error = RequestError(code="invalid_json", message="data points must be a JSON list")
@@ -225,7 +225,7 @@ def save_care_flow_definition(
 def care_flow_definition_page(
     definition_id: str, request: Request, services: ServicesDep, sid: SessionDep
 ) -> HTMLResponse:
-    definition = services.store.get_care_flow_definition(definition_id)
+    definition = services.store.configuration.get_care_flow_definition(definition_id)
     points = [
         p.model_dump(mode="json", exclude_none=True) for p in definition.data_point_definitions
     ]
@@ -258,11 +258,11 @@ async def _status_counts(services: Services, webhook_id: str) -> dict[str, int]:
 
 @router.get("/webhooks", response_class=HTMLResponse)
 async def webhooks_page(request: Request, services: ServicesDep, sid: SessionDep) -> HTMLResponse:
-    hooks = await asyncio.to_thread(services.store.list_webhooks)
+    hooks = await asyncio.to_thread(services.store.configuration.list_webhooks)
     base = services.settings.public_base_url
     counts = await asyncio.gather(*(_status_counts(services, h.id) for h in hooks))
     rows = [{"hook": to_public(h, base), "counts": c} for h, c in zip(hooks, counts, strict=True)]
-    definitions = await asyncio.to_thread(services.store.list_care_flow_definitions)
+    definitions = await asyncio.to_thread(services.store.configuration.list_care_flow_definitions)
     return render(
         request,
         services,
@@ -294,7 +294,7 @@ def create_webhook(
             422,
             rows=[],
             errors=_errors(exc),
-            definitions=services.store.list_care_flow_definitions(),
+            definitions=services.store.configuration.list_care_flow_definitions(),
             statuses=[],
         )
     return RedirectResponse(f"/ui/webhooks/{hook.id}", status_code=303)
@@ -308,7 +308,7 @@ def _webhook_page(
     status_code: int = 200,
     **context: Any,
 ) -> HTMLResponse:
-    hook = services.store.get_webhook(webhook_id)
+    hook = services.store.configuration.get_webhook(webhook_id)
     snapshot = services.config.get()
     definition = snapshot.definitions.get(hook.care_flow_definition_id)
     paths = {m.data_point_definition_id: m for m in hook.data_point_mappings}
@@ -323,7 +323,7 @@ def _webhook_page(
         hook=to_public(hook, services.settings.public_base_url),
         definition=definition,
         paths=paths,
-        systems=services.store.list_identifier_systems(),
+        systems=services.store.configuration.list_identifier_systems(),
         problems=context.pop("problems", None) or enable_problems(hook, snapshot),
         **context,
     )
@@ -398,7 +398,7 @@ def preview(
 def test_payloads(
     webhook_id: str, request: Request, services: ServicesDep, sid: SessionDep
 ) -> HTMLResponse:
-    items = services.store.list_test_payloads(webhook_id)
+    items = services.store.test_payloads.list_test_payloads(webhook_id)
     return render(request, services, sid, "_test_payloads.html", items=items)
 
 
@@ -457,8 +457,8 @@ async def requests_page(
         next_url = "/ui/requests?" + urlencode(
             {**{k: v for k, v in chosen.items() if v}, "page_token": next_token}
         )
-    hooks = await asyncio.to_thread(services.store.list_webhooks)
-    definitions = await asyncio.to_thread(services.store.list_care_flow_definitions)
+    hooks = await asyncio.to_thread(services.store.configuration.list_webhooks)
+    definitions = await asyncio.to_thread(services.store.configuration.list_care_flow_definitions)
     return render(
         request,
         services,
@@ -520,8 +520,8 @@ async def retry(
 def patient_page(
     patient_id: str, request: Request, services: ServicesDep, sid: SessionDep
 ) -> HTMLResponse:
-    patient = services.store.get_patient(patient_id)
-    flows = services.store.list_care_flows(patient_id)
+    patient = services.store.patients.get_patient(patient_id)
+    flows = services.store.patients.list_care_flows(patient_id)
     return render(request, services, sid, "patient.html", patient=patient, flows=flows)
 
 
@@ -529,7 +529,7 @@ def patient_page(
 def care_flow_page(
     care_flow_id: str, request: Request, services: ServicesDep, sid: SessionDep
 ) -> HTMLResponse:
-    flow = services.store.get_care_flow(care_flow_id)
+    flow = services.store.patients.get_care_flow(care_flow_id)
     return render(request, services, sid, "care_flow.html", flow=flow)
 
 

@@ -41,7 +41,7 @@ def test_anonymous_patient_is_reused_on_retry(store: Store) -> None:
     assert not again.created and again.patient_id == first.patient_id
     other = env.run(activities.resolve_patient, ResolvePatientInput(request_id="req_def"))
     assert other.patient_id != first.patient_id
-    assert store.count_patients() == 2
+    assert store.patients.count_patients() == 2
 
 
 def test_concurrent_resolution_creates_one_patient(store: Store) -> None:
@@ -55,11 +55,11 @@ def test_concurrent_resolution_creates_one_patient(store: Store) -> None:
     with ThreadPoolExecutor(max_workers=10) as pool:
         ids = set(pool.map(resolve, range(20)))
     assert len(ids) == 1
-    assert store.count_patients() == 1
+    assert store.patients.count_patients() == 1
 
 
 def _definition(store: Store, published: bool) -> None:
-    store.create_care_flow_definition(
+    store.configuration.create_care_flow_definition(
         CareFlowDefinition(
             id="intake",
             title="Intake",
@@ -71,7 +71,7 @@ def _definition(store: Store, published: bool) -> None:
 
 def test_start_care_flow_is_idempotent_on_request_id(store: Store) -> None:
     _definition(store, published=True)
-    patient, _ = store.create_patient(None, {}, "req_1")
+    patient, _ = store.patients.create_patient(None, {}, "req_1")
     activities = CareFlowActivities(BuiltinBackend(store))
     request = StartCareFlowInput(
         request_id="req_1",
@@ -84,12 +84,12 @@ def test_start_care_flow_is_idempotent_on_request_id(store: Store) -> None:
     again = env.run(activities.start_care_flow, request)
     assert first.created and not again.created
     assert first.care_flow_id == again.care_flow_id
-    assert store.count_care_flows() == 1
+    assert store.patients.count_care_flows() == 1
 
 
 def test_start_care_flow_refuses_unpublished_for_good(store: Store) -> None:
     _definition(store, published=False)
-    patient, _ = store.create_patient(None, {}, "req_1")
+    patient, _ = store.patients.create_patient(None, {}, "req_1")
     activities = CareFlowActivities(BuiltinBackend(store))
     request = StartCareFlowInput(
         request_id="req_1", care_flow_definition_id="intake", patient_id=patient.id
@@ -102,9 +102,9 @@ def test_start_care_flow_refuses_unpublished_for_good(store: Store) -> None:
 
 def test_validate_request_reads_the_current_configuration(store: Store) -> None:
     _definition(store, published=True)
-    store.create_identifier_system(IdentifierSystem(name="mrn", system=SYSTEM))
+    store.configuration.create_identifier_system(IdentifierSystem(name="mrn", system=SYSTEM))
     now = datetime.now(UTC)
-    hook = store.insert_webhook(
+    hook = store.configuration.insert_webhook(
         Webhook(
             id=new_webhook_id(),
             name="h",

@@ -30,7 +30,7 @@ async def test_repeated_delivery_id_header_cannot_replay_a_signed_delivery(
     replay = await api.http.post(f"/hooks/{hook_id}", content=body, headers=raw_headers)
     assert replay.status_code == 400, replay.text
     assert replay.json()["errors"][0]["code"] == "duplicate_header"
-    assert store.count_care_flows() == 1
+    assert store.patients.count_care_flows() == 1
 
 
 async def test_data_points_too_large_for_temporal_are_rejected_at_once(

@@ -123,7 +123,7 @@ async def test_anonymous_requests_get_distinct_patients(
         patient = (await api.admin("GET", f"/v1/patients/{patient_id}")).json()
         assert patient["anonymous"] is True
         assert patient["identifiers"] == []
-    assert store.count_patients() == 2
+    assert store.patients.count_patients() == 2
 
 
 async def test_duplicate_delivery_answers_200_and_starts_nothing(
@@ -142,7 +142,7 @@ async def test_duplicate_delivery_answers_200_and_starts_nothing(
     )
     assert again.status_code == 200
     assert again.json() == {"request_id": request_id, "status": "SUCCESS", "duplicate": True}
-    assert store.count_care_flows() == 1
+    assert store.patients.count_care_flows() == 1
 
 
 async def test_request_detail_answers_without_worker(api: Api, worker: RunningWorker) -> None:

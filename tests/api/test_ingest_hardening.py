@@ -171,7 +171,7 @@ async def test_duplicates_one_request_one_care_flow(
     assert len({a.json()["request_id"] for a in concurrent}) == 1
     for request_id in {sequential[0].json()["request_id"], concurrent[0].json()["request_id"]}:
         await api.wait_status(request_id, {"SUCCESS"})
-    assert store.count_care_flows() == 2
+    assert store.patients.count_care_flows() == 2
 
 
 async def test_delivery_id_from_body_path(api: Api, worker: RunningWorker) -> None:

@@ -80,8 +80,8 @@ async def test_thirty_concurrent_requests_one_new_patient(
     )
     assert [d["status"] for d in details] == ["SUCCESS"] * 30
     assert len({d["patient_id"] for d in details}) == 1
-    assert store.count_patients() == 1
-    assert store.count_care_flows() == 30
+    assert store.patients.count_patients() == 1
+    assert store.patients.count_care_flows() == 30
 
     found = (await api.admin("GET", f"/v1/patients?identifier={SYSTEM}|70011")).json()["items"]
     assert len(found) == 1
@@ -117,7 +117,7 @@ async def test_known_patient_profile_is_not_overwritten(
     patient = (await api.admin("GET", f"/v1/patients/{detail['patient_id']}")).json()
     assert patient["profile"]["first_name"] == "Zelda"
     assert any("patient matched" in (t["message"] or "") for t in detail["timeline"])
-    assert store.count_patients() == 1
+    assert store.patients.count_patients() == 1
 
 
 async def test_identifier_problems_are_rejected(api: Api, worker: RunningWorker) -> None:

@@ -47,7 +47,7 @@ async def test_failed_request_retried_after_fix_succeeds_once(
     assert retried.json()["run_id"] != failed["temporal"]["run_id"]
     done = await api.wait_status(request_id, {"SUCCESS"})
     assert done["temporal"]["run_id"] == retried.json()["run_id"]
-    assert store.count_care_flows() == 1
+    assert store.patients.count_care_flows() == 1
     # The earlier run stays in visibility, the list shows the request once.
     listed = (await api.admin("GET", f"/v1/requests?webhook_id={hook['id']}")).json()
     assert [r["request_id"] for r in listed["items"]] == [request_id]

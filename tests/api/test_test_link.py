@@ -44,7 +44,7 @@ async def test_test_requests_verdicts_payloads_and_preview(
     for request_id in (answer["request_id"], bad["request_id"], garbage.json()["request_id"]):
         detail = await api.wait_status(request_id, {"TEST"})
         assert detail["is_test"] is True
-    assert store.count_patients() == 0 and store.count_care_flows() == 0
+    assert store.patients.count_patients() == 0 and store.patients.count_care_flows() == 0
 
     kept = (await api.admin("GET", f"/v1/webhooks/{hook['id']}/test-payloads")).json()["items"]
     assert [k["request_id"] for k in kept] == [

@@ -123,4 +123,4 @@ async def test_ui_style_reset_after_partial_success_keeps_one_care_flow(
         await asyncio.sleep(0.1)
     assert again["status"] == "SUCCESS"
     assert again["care_flow_id"] == done["care_flow_id"]
-    assert store.count_care_flows() == 1
+    assert store.patients.count_care_flows() == 1

@@ -87,22 +87,22 @@ def test_one_patient_per_identifier_under_concurrency(postgres_url: str) -> None
     identifier = Identifier(system="https://example-hospital.org/mrn", value="PG-1")
 
     def create(i: int) -> tuple[str, bool]:
-        patient, created = store.create_patient(identifier, {"n": i}, f"req_{i}")
+        patient, created = store.patients.create_patient(identifier, {"n": i}, f"req_{i}")
         return patient.id, created
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(create, range(30)))
     assert len({patient_id for patient_id, _ in results}) == 1
     assert sum(created for _, created in results) == 1
-    assert store.count_patients() == 1
-    found = store.find_patient(identifier)
+    assert store.patients.count_patients() == 1
+    found = store.patients.find_patient(identifier)
     assert found is not None and found.identifiers == [identifier]
 
-    anonymous, created = store.create_patient(None, {}, "req_anon")
-    again, created_again = store.create_patient(None, {}, "req_anon")
+    anonymous, created = store.patients.create_patient(None, {}, "req_anon")
+    again, created_again = store.patients.create_patient(None, {}, "req_anon")
     assert created and not created_again and anonymous.id == again.id
 
-    flow, started = store.start_care_flow("intake", found.id, {"a": 1}, "req_0")
-    same, started_again = store.start_care_flow("intake", found.id, {"a": 1}, "req_0")
+    flow, started = store.patients.start_care_flow("intake", found.id, {"a": 1}, "req_0")
+    same, started_again = store.patients.start_care_flow("intake", found.id, {"a": 1}, "req_0")
     assert started and not started_again and flow.id == same.id
     store.dispose()

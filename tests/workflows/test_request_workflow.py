@@ -32,8 +32,8 @@ SYSTEM = "https://example-hospital.org/mrn"
 
 
 def make_webhook(store: Store, *, published: bool = True, enabled: bool = True) -> Webhook:
-    store.create_identifier_system(IdentifierSystem(name="mrn", system=SYSTEM))
-    store.create_care_flow_definition(
+    store.configuration.create_identifier_system(IdentifierSystem(name="mrn", system=SYSTEM))
+    store.configuration.create_care_flow_definition(
         CareFlowDefinition(
             id="intake",
             title="Intake",
@@ -51,7 +51,7 @@ def make_webhook(store: Store, *, published: bool = True, enabled: bool = True) 
         created_at=now,
         updated_at=now,
     )
-    return store.insert_webhook(hook)
+    return store.configuration.insert_webhook(hook)
 
 
 async def start(
@@ -181,4 +181,4 @@ async def test_test_request_is_never_processed(
     assert state.status == RequestStatus.TEST
     assert state.verdict == RequestStatus.SCHEDULED
     assert state.patient_id is None and state.care_flow_id is None
-    assert store.count_patients() == 0 and store.count_care_flows() == 0
+    assert store.patients.count_patients() == 0 and store.patients.count_care_flows() == 0

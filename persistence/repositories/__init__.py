@@ -1,0 +1,1 @@
+"""Repositories: typed reads and writes of one area each, over a shared ``Database``."""

@@ -1,0 +1,243 @@
+"""Configuration: identifier systems, care flow definitions and webhooks.
+
+Every write bumps the configuration revision in the same transaction, so each process's
+config cache sees the change at its next revision check.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from careflow.errors import ConflictError, not_found
+from careflow.models import (
+    CareFlowDefinition,
+    IdentifierSystem,
+    RequestError,
+    Webhook,
+)
+from persistence.database import Database, aware, now
+from persistence.tables import (
+    care_flow_definitions,
+    identifier_systems,
+    patient_identifiers,
+    webhooks,
+)
+
+
+def new_webhook_id() -> str:
+    """An unguessable, URL-safe webhook id: 160 random bits (≥ 128 asked for)."""
+    return "wh_" + secrets.token_urlsafe(20)
+
+
+class ConfigurationRepository:
+    """Identifier systems, care flow definitions and webhooks.
+
+    Args:
+        db: the process's database.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- identifier systems -----------------------------------------------------------------
+
+    def list_identifier_systems(self) -> list[IdentifierSystem]:
+        with self._db.transaction() as conn:
+            rows = conn.execute(sa.select(identifier_systems).order_by(identifier_systems.c.name))
+            return [IdentifierSystem.model_validate(r._asdict()) for r in rows]
+
+    def get_identifier_system(self, name: str) -> IdentifierSystem:
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                sa.select(identifier_systems).where(identifier_systems.c.name == name)
+            ).first()
+        if row is None:
+            raise not_found("identifier system", "identifier_system_not_found")
+        return IdentifierSystem.model_validate(row._asdict())
+
+    def create_identifier_system(self, item: IdentifierSystem) -> IdentifierSystem:
+        try:
+            with self._db.transaction() as conn:
+                conn.execute(identifier_systems.insert().values(**item.model_dump()))
+                self._db.bump_revision(conn)
+        except IntegrityError as exc:
+            raise ConflictError(
+                RequestError(
+                    code="identifier_system_exists",
+                    message="an identifier system with this name or system URI exists",
+                )
+            ) from exc
+        return item
+
+    def update_identifier_system(self, item: IdentifierSystem) -> IdentifierSystem:
+        current = self.get_identifier_system(item.name)
+        if current.system != item.system and self._system_in_use(current.system):
+            raise ConflictError(
+                RequestError(
+                    code="identifier_system_in_use",
+                    message="the system URI is used by a webhook or a patient; it cannot change",
+                )
+            )
+        try:
+            with self._db.transaction() as conn:
+                conn.execute(
+                    identifier_systems.update()
+                    .where(identifier_systems.c.name == item.name)
+                    .values(system=item.system, description=item.description)
+                )
+                self._db.bump_revision(conn)
+        except IntegrityError as exc:
+            raise ConflictError(
+                RequestError(code="identifier_system_exists", message="system URI already used")
+            ) from exc
+        return item
+
+    def delete_identifier_system(self, name: str) -> None:
+        current = self.get_identifier_system(name)
+        if self._system_in_use(current.system):
+            raise ConflictError(
+                RequestError(
+                    code="identifier_system_in_use",
+                    message="the identifier system is used by a webhook or a patient",
+                )
+            )
+        with self._db.transaction() as conn:
+            conn.execute(identifier_systems.delete().where(identifier_systems.c.name == name))
+            self._db.bump_revision(conn)
+
+    def _system_in_use(self, system: str) -> bool:
+        with self._db.transaction() as conn:
+            used_by_patient = conn.execute(
+                sa.select(patient_identifiers.c.id).where(patient_identifiers.c.system == system)
+            ).first()
+        if used_by_patient:
+            return True
+        return any(
+            hook.patient_identifier is not None and hook.patient_identifier.system == system
+            for hook in self.list_webhooks()
+        )
+
+    # --- care flow definitions --------------------------------------------------------------
+
+    def list_care_flow_definitions(self) -> list[CareFlowDefinition]:
+        with self._db.transaction() as conn:
+            rows = conn.execute(
+                sa.select(care_flow_definitions).order_by(care_flow_definitions.c.id)
+            )
+            return [CareFlowDefinition.model_validate(r._asdict()) for r in rows]
+
+    def get_care_flow_definition(self, definition_id: str) -> CareFlowDefinition:
+        with self._db.transaction() as conn:
+            row = conn.execute(
+                sa.select(care_flow_definitions).where(care_flow_definitions.c.id == definition_id)
+            ).first()
+        if row is None:
+            raise not_found("care flow definition", "care_flow_definition_not_found")
+        return CareFlowDefinition.model_validate(row._asdict())
+
+    def create_care_flow_definition(self, item: CareFlowDefinition) -> CareFlowDefinition:
+        try:
+            with self._db.transaction() as conn:
+                conn.execute(care_flow_definitions.insert().values(**item.model_dump(mode="json")))
+                self._db.bump_revision(conn)
+        except IntegrityError as exc:
+            raise ConflictError(
+                RequestError(
+                    code="care_flow_definition_exists",
+                    message="a care flow definition with this id exists",
+                )
+            ) from exc
+        return item
+
+    def update_care_flow_definition(self, item: CareFlowDefinition) -> CareFlowDefinition:
+        values = item.model_dump(mode="json")
+        with self._db.transaction() as conn:
+            updated = conn.execute(
+                care_flow_definitions.update()
+                .where(care_flow_definitions.c.id == item.id)
+                .values(**values)
+            )
+            if updated.rowcount == 0:
+                raise not_found("care flow definition", "care_flow_definition_not_found")
+            self._db.bump_revision(conn)
+        return item
+
+    # --- webhooks ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _webhook(row: Any) -> Webhook:
+        data = dict(row.config)
+        data.update(
+            id=row.id,
+            care_flow_definition_id=row.care_flow_definition_id,
+            enabled=row.enabled,
+            deleted=row.deleted,
+            created_at=aware(row.created_at),
+            updated_at=aware(row.updated_at),
+        )
+        return Webhook.model_validate(data)
+
+    @staticmethod
+    def _webhook_config(hook: Webhook) -> dict[str, Any]:
+        return hook.model_dump(
+            mode="json",
+            exclude={
+                "id",
+                "care_flow_definition_id",
+                "enabled",
+                "deleted",
+                "created_at",
+                "updated_at",
+            },
+        )
+
+    def list_webhooks(self, include_deleted: bool = False) -> list[Webhook]:
+        query = sa.select(webhooks).order_by(webhooks.c.created_at, webhooks.c.id)
+        if not include_deleted:
+            query = query.where(webhooks.c.deleted.is_(False))
+        with self._db.transaction() as conn:
+            return [self._webhook(r) for r in conn.execute(query)]
+
+    def get_webhook(self, webhook_id: str, include_deleted: bool = False) -> Webhook:
+        with self._db.transaction() as conn:
+            row = conn.execute(sa.select(webhooks).where(webhooks.c.id == webhook_id)).first()
+        if row is None or (row.deleted and not include_deleted):
+            raise not_found("webhook", "webhook_not_found")
+        return self._webhook(row)
+
+    def insert_webhook(self, hook: Webhook) -> Webhook:
+        with self._db.transaction() as conn:
+            conn.execute(
+                webhooks.insert().values(
+                    id=hook.id,
+                    care_flow_definition_id=hook.care_flow_definition_id,
+                    enabled=hook.enabled,
+                    deleted=hook.deleted,
+                    config=self._webhook_config(hook),
+                    created_at=hook.created_at,
+                    updated_at=hook.updated_at,
+                )
+            )
+            self._db.bump_revision(conn)
+        return hook
+
+    def save_webhook(self, hook: Webhook) -> Webhook:
+        hook = hook.model_copy(update={"updated_at": now()})
+        with self._db.transaction() as conn:
+            conn.execute(
+                webhooks.update()
+                .where(webhooks.c.id == hook.id)
+                .values(
+                    care_flow_definition_id=hook.care_flow_definition_id,
+                    enabled=hook.enabled,
+                    deleted=hook.deleted,
+                    config=self._webhook_config(hook),
+                    updated_at=hook.updated_at,
+                )
+            )
+            self._db.bump_revision(conn)
+        return hook
