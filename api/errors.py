@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
-from api.ui import routes as ui
+from api.ui import common as ui
 from careflow.errors import (
     ConflictError,
     DomainError,

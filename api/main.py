@@ -26,6 +26,7 @@ from api.routes import (
     webhooks,
 )
 from api.services.webhooks import WebhookService
+from api.ui import common as ui_common
 from api.ui import routes as ui
 from careflow.errors import TransientStoreError
 from careflow.settings import Settings, get_settings
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ui.router,
     ):
         app.include_router(router)
-    app.mount("/ui/static", StaticFiles(directory=ui.STATIC_DIR), name="ui-static")
+    app.mount("/ui/static", StaticFiles(directory=ui_common.STATIC_DIR), name="ui-static")
 
     errors.install(app)
     return app

@@ -1,0 +1,102 @@
+"""What every ``/ui`` page shares: templates, the session and CSRF dependencies, rendering and
+the HTML error page."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from api.deps import Services, get_services
+from api.ui import session
+from careflow.errors import DomainError, from_validation
+from careflow.models import (
+    RequestError,
+    RequestStatus,
+)
+
+HERE = Path(__file__).parent
+STATIC_DIR = HERE / "static"
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+STATUSES = [s.value for s in RequestStatus]
+
+
+class SignInRequiredError(Exception):
+    """No valid session: the handler redirects to the sign-in page."""
+
+
+class CsrfError(Exception):
+    """A POST without the session's CSRF token."""
+
+
+class FormError(Exception):
+    """A form field sent twice, or sent as a file: answered with a 422 page."""
+
+
+def current_session(request: Request, services: ServicesDep) -> str:
+    sid = session.session_id(request, services.admin_token)
+    if sid is None:
+        raise SignInRequiredError
+    return sid
+
+
+SessionDep = Annotated[str, Depends(current_session)]
+
+
+async def form_with_csrf(
+    request: Request, services: ServicesDep, sid: SessionDep
+) -> dict[str, Any]:
+    """The posted form, after checking its CSRF token (field ``csrf`` or ``X-CSRF-Token``)."""
+    form = await request.form()
+    given = form.get("csrf") or request.headers.get("x-csrf-token")
+    if not session.csrf_ok(services.admin_token, sid, given if isinstance(given, str) else None):
+        await form.close()
+        raise CsrfError
+    fields: dict[str, Any] = {}
+    for key in form:
+        values = form.getlist(key)
+        if len(values) != 1 or not isinstance(values[0], str):
+            await form.close()  # release uploaded files at once
+            raise FormError(key)
+        fields[key] = values[0]
+    return fields
+
+
+FormDep = Annotated[dict[str, Any], Depends(form_with_csrf)]
+
+
+def render(
+    request: Request,
+    services: Services,
+    sid: str | None,
+    name: str,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    csrf = session.csrf_token(services.admin_token, sid) if sid else ""
+    return templates.TemplateResponse(
+        request, name, {"csrf": csrf, "signed_in": sid is not None, **context}, status_code
+    )
+
+
+def _errors(exc: Exception) -> list[RequestError]:
+    if isinstance(exc, DomainError):
+        return exc.errors
+    if isinstance(exc, ValidationError):
+        return from_validation(exc.errors())
+    raise exc
+
+
+def error_page(request: Request, status_code: int, errors: list[RequestError]) -> HTMLResponse:
+    """An HTML error page for ``/ui`` (the JSON error shape stays for the API)."""
+    return templates.TemplateResponse(
+        request, "error.html", {"errors": errors, "signed_in": True, "csrf": ""}, status_code
+    )
