@@ -14,6 +14,7 @@ from temporalio.client import Client
 from api.ingest import IngestService
 from api.paging import MAX_LIMIT, PageTokens
 from api.request_log import RequestLog
+from api.services.configuration import ConfigurationService
 from api.services.webhooks import WebhookService
 from careflow.errors import UnauthorizedError
 from careflow.models import Page, RequestError
@@ -35,6 +36,7 @@ class Services:
     requests: RequestLog
     ingest: IngestService
     webhooks: WebhookService
+    configuration: ConfigurationService
 
 
 async def get_services(request: Request) -> Services:

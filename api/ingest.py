@@ -287,6 +287,19 @@ class IngestService:
             return Outcome(200, self._test_answer(request_id, result, hook, signature_valid))
         return Outcome(http_status, self._rejected_body(request_id, [error]))
 
+    @staticmethod
+    def _handler_mapping(
+        status: RequestStatus, result: ValidationResult, *, test: bool, door_rejected: bool
+    ) -> dict[str, Any]:
+        """What a handler-REJECTED request maps to, carried so the workflow need not validate
+        again (the body's size limit and ``MAX_DATA_POINTS_BYTES`` keep the input under 2 MiB)."""
+        if test or door_rejected or status != RequestStatus.REJECTED:
+            return {}
+        return {
+            "handler_data_points": result.data_points,
+            "handler_patient_identifier": result.patient_identifier,
+        }
+
     async def _start(
         self,
         hook: Webhook,
@@ -310,6 +323,7 @@ class IngestService:
             is_test=test,
             handler_status=status,
             handler_errors=result.errors,
+            **self._handler_mapping(status, result, test=test, door_rejected=door_rejected),
             door_rejected=door_rejected,
             activity_max_attempts=self._settings.activity_max_attempts,
             activity_max_seconds=self._settings.activity_max_seconds,

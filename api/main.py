@@ -25,6 +25,7 @@ from api.routes import (
     requests,
     webhooks,
 )
+from api.services.configuration import ConfigurationService
 from api.services.webhooks import WebhookService
 from api.ui import common as ui_common
 from api.ui import routes as ui
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             requests=request_log,
             ingest=IngestService(client, config, cfg, request_log, store),
             webhooks=WebhookService(store, config),
+            configuration=ConfigurationService(store, config),
         )
         refresher = asyncio.create_task(_refresh_config(config, cfg.config_refresh_seconds))
         try:

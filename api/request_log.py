@@ -122,6 +122,7 @@ class RequestLog:
                 else RequestState(status=RequestStatus.RECEIVED)
             )
         request, validation = await self._from_history(handle)
+        mapped = _mapping(state, request, validation)
         pending = _pending(description)
         timeline = list(state.timeline)
         for activity in pending:
@@ -147,10 +148,8 @@ class RequestLog:
             updated_at=description.close_time or _last_update(state, description),
             is_test=bool(_sa(description, temporal.SA_IS_TEST)),
             payload=_payload(request),
-            data_points=validation.data_points if validation else state.data_points,
-            patient_identifier=(
-                validation.patient_identifier if validation else state.patient_identifier
-            ),
+            data_points=mapped.data_points,
+            patient_identifier=mapped.patient_identifier,
             patient_id=state.patient_id or _sa(description, temporal.SA_PATIENT_ID),
             care_flow_id=state.care_flow_id or _sa(description, temporal.SA_CARE_FLOW_ID),
             errors=state.errors,
@@ -191,8 +190,7 @@ class RequestLog:
         description = await self.describe(request_id)
         if _sa(description, temporal.SA_IS_TEST):
             return None
-        # By status, not by execution state: a REJECTED run may still be open for a moment
-        # (it records what its payload maps to); resetting an open run terminates it.
+        # By status, not by execution state: resetting an open run would terminate it.
         status = _sa(description, temporal.SA_REQUEST_STATUS)
         if status == RequestStatus.FAILED.value:
             return description.run_id
@@ -372,6 +370,29 @@ def _pending(description: WorkflowExecutionDescription) -> list[PendingActivity]
             )
         )
     return pending
+
+
+def _mapping(
+    state: RequestState, request: WebhookRequestInput | None, validation: ValidationResult | None
+) -> RequestState:
+    """Where the mapped data points and identifier come from: the last ``validate_request``
+    result in the history, else the handler's mapping carried in the input (a request the handler
+    rejected), else the live state (the memo holds no PHI, so none when read from it)."""
+    if validation is not None:
+        return state.model_copy(
+            update={
+                "data_points": validation.data_points,
+                "patient_identifier": validation.patient_identifier,
+            }
+        )
+    if request is not None and (request.handler_data_points or request.handler_patient_identifier):
+        return state.model_copy(
+            update={
+                "data_points": request.handler_data_points,
+                "patient_identifier": request.handler_patient_identifier,
+            }
+        )
+    return state
 
 
 def _payload(request: WebhookRequestInput | None) -> Any:

@@ -18,7 +18,10 @@ class WebhookRequestInput(BaseModel):
     tree: that keeps a 1 MiB body under Temporal's 2 MiB payload limit even when every character
     needs JSON escaping, and away from the data converter's recursion limit (contract §7).
     ``door_rejected`` marks a request refused before parsing/dedupe (signature, size, media type,
-    JSON syntax); such a request is logged but never retryable.
+    JSON syntax); such a request is logged but never retryable. ``handler_data_points`` and
+    ``handler_patient_identifier`` carry what the handler's validation mapped, only for a request
+    the handler REJECTED (the workflow keeps that verdict and shows the mapping without
+    validating again); accepted requests get theirs from ``validate_request``.
     """
 
     model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
@@ -34,6 +37,8 @@ class WebhookRequestInput(BaseModel):
     delivery_id: str | None = None
     handler_status: RequestStatus
     handler_errors: list[RequestError] = Field(default_factory=list)
+    handler_data_points: dict[str, Any] = Field(default_factory=dict)
+    handler_patient_identifier: Identifier | None = None
     door_rejected: bool = False
     activity_max_attempts: int = 10
     activity_max_seconds: float = 600.0

@@ -11,6 +11,8 @@ import math
 from typing import Any
 from urllib.parse import parse_qsl
 
+from python_multipart.multipart import parse_options_header
+
 from careflow.models import RequestError
 
 MAX_DEPTH = 64
@@ -29,11 +31,15 @@ class PayloadError(Exception):
 def media_type_of(content_type: str | None) -> str | None:
     """The supported media type named by a ``Content-Type`` header, or None.
 
-    Parameters such as ``charset`` are ignored; ``application/*+json`` counts as JSON.
+    Parameters such as ``charset`` are ignored; ``application/*+json`` counts as JSON (the
+    structured syntax suffix, RFC 6839 §3.1). The header is split by ``python-multipart``'s
+    ``parse_options_header`` (RFC 9110 §8.3), which lowercases the type.
     """
     if not content_type:
         return None
-    essence = content_type.split(";", 1)[0].strip().lower()
+    # HTTP header values are Latin-1 (RFC 9110 §5.5); anything else cannot name a known type.
+    raw = content_type.encode("latin-1", errors="replace")
+    essence = parse_options_header(raw)[0].decode("latin-1")
     if essence == JSON or (essence.startswith("application/") and essence.endswith("+json")):
         return JSON
     if essence == FORM:

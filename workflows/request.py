@@ -3,6 +3,23 @@
 Orchestration only: every decision that needs I/O is an activity. Status and timeline are
 written to the ``RequestStatus`` search attribute and the memo once per workflow task (just
 before each activity is awaited, and at the end), never once per transition (contract §7).
+
+Which run trusts which verdict — a request is validated at most twice, by the same pure
+``careflow.validation.validate``:
+
+=====================================  ==================================================
+the ingest handler (cached config)     decides the HTTP answer. Door rejections (size, media
+                                       type, signature, syntax) and, on the first run,
+                                       REJECTED are final: the sender was told so. Its
+                                       mapping of a REJECTED request is carried in the
+                                       input, so that request is never validated again.
+``validate_request`` (current config)  the authoritative verdict for everything the handler
+                                       accepted (202), for TEST requests and for every run
+                                       after a reset (a retry re-validates against the
+                                       configuration of now).
+the request log                        validates nothing: it reads the verdict from the
+                                       query or memo and the mapping from the history.
+=====================================  ==================================================
 """
 
 from __future__ import annotations
@@ -76,8 +93,9 @@ class WebhookRequestWorkflow:
                 errors=request.handler_errors,
                 message=_codes(request.handler_errors),
             )
+            self._state.data_points = request.handler_data_points
+            self._state.patient_identifier = request.handler_patient_identifier
             self._flush()
-            await self._record_mapping(request)
             return self._state
         try:
             return await self._process(request, first_run)
@@ -88,21 +106,6 @@ class WebhookRequestWorkflow:
             self._set(RequestStatus.FAILED, errors=[error], message=error.code)
             self._flush()
             raise ApplicationError(error.message, type=error.code, non_retryable=True) from exc
-
-    async def _record_mapping(self, request: WebhookRequestInput) -> None:
-        """For a request rejected by the handler: run ``validate_request`` once more only to show
-        which data points and identifier its payload maps to. The status stays REJECTED."""
-        try:
-            validation = await workflow.execute_activity_method(
-                ValidationActivities.validate_request,
-                self._validate_input(request, ignore_enabled=True),
-                start_to_close_timeout=_ACTIVITY_TIMEOUT,
-                retry_policy=RetryPolicy(maximum_attempts=2),
-            )
-        except ActivityError:
-            return  # only the extra detail is missing; the verdict stands
-        self._state.data_points = validation.data_points
-        self._state.patient_identifier = validation.patient_identifier
 
     @staticmethod
     def _validate_input(

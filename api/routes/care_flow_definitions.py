@@ -31,11 +31,9 @@ def list_care_flow_definitions(store: StoreDep, paging: PagingDep) -> Page[CareF
 def create_care_flow_definition(
     body: CareFlowDefinitionCreate, services: ServicesDep
 ) -> CareFlowDefinition:
-    created = services.store.configuration.create_care_flow_definition(
-        CareFlowDefinition(**body.model_dump())
+    return services.configuration.save_care_flow_definition(
+        CareFlowDefinition(**body.model_dump()), replace=False
     )
-    services.config.refresh()
-    return created
 
 
 @router.get("/{definition_id}", response_model=CareFlowDefinition)
@@ -49,8 +47,6 @@ def put_care_flow_definition(
     body: CareFlowDefinitionUpdate,
     services: ServicesDep,
 ) -> CareFlowDefinition:
-    updated = services.store.configuration.update_care_flow_definition(
-        CareFlowDefinition(id=definition_id, **body.model_dump())
+    return services.configuration.save_care_flow_definition(
+        CareFlowDefinition(id=definition_id, **body.model_dump()), replace=True
     )
-    services.config.refresh()
-    return updated

@@ -31,11 +31,7 @@ def list_identifier_systems(store: StoreDep, paging: PagingDep) -> Page[Identifi
 def create_identifier_system(
     body: IdentifierSystemCreate, services: ServicesDep
 ) -> IdentifierSystem:
-    created = services.store.configuration.create_identifier_system(
-        IdentifierSystem(**body.model_dump())
-    )
-    services.config.refresh()
-    return created
+    return services.configuration.create_identifier_system(IdentifierSystem(**body.model_dump()))
 
 
 @router.get("/{name}", response_model=IdentifierSystem)
@@ -49,15 +45,12 @@ def put_identifier_system(
     body: IdentifierSystemUpdate,
     services: ServicesDep,
 ) -> IdentifierSystem:
-    updated = services.store.configuration.update_identifier_system(
+    return services.configuration.update_identifier_system(
         IdentifierSystem(name=name, **body.model_dump())
     )
-    services.config.refresh()
-    return updated
 
 
 @router.delete("/{name}", status_code=204)
 def delete_identifier_system(name: str, services: ServicesDep) -> Response:
-    services.store.configuration.delete_identifier_system(name)
-    services.config.refresh()
+    services.configuration.delete_identifier_system(name)
     return Response(status_code=204)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import json_merge_patch
 from pydantic import ValidationError
 
 from careflow import mapping, signatures
@@ -29,19 +30,6 @@ from careflow.snapshot import ConfigSnapshot
 from careflow.validation import enable_problems, validate, without_enabled_check
 from persistence.config_cache import ConfigCache
 from persistence.store import Store, new_webhook_id
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """Apply a JSON merge patch (RFC 7396 §2): objects merge, ``null`` removes, rest replaces."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def _check_save(fields: WebhookFields) -> None:
@@ -107,7 +95,8 @@ class WebhookService:
         document = current.model_dump(
             mode="json", exclude={"id", "enabled", "deleted", "created_at", "updated_at"}
         )
-        merged = merge_patch(document, patch)
+        # RFC 7396 §2; ``document`` is a fresh dump, so the library may merge into it in place.
+        merged = json_merge_patch.merge(document, patch)
         old_secret = current.signature.secret if current.signature else None
         if isinstance(merged.get("signature"), dict) and "secret" not in merged["signature"]:
             merged["signature"]["secret"] = old_secret

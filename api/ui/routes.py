@@ -108,8 +108,7 @@ def create_identifier_system(
             system=form.get("system", ""),
             description=form.get("description", ""),
         )
-        services.store.configuration.create_identifier_system(item)
-        services.config.refresh()
+        services.configuration.create_identifier_system(item)
     except (DomainError, ValidationError) as exc:
         return _settings_page(request, services, sid, 422, errors=_errors(exc))
     return RedirectResponse("/ui/settings", status_code=303)
@@ -130,11 +129,7 @@ def save_care_flow_definition(
             published=form.get("published") == "on",
             data_point_definitions=points,
         )
-        if form.get("existing") == "1":
-            services.store.configuration.update_care_flow_definition(item)
-        else:
-            services.store.configuration.create_care_flow_definition(item)
-        services.config.refresh()
+        services.configuration.save_care_flow_definition(item, replace=form.get("existing") == "1")
     except (json.JSONDecodeError, RecursionError):
         error = RequestError(code="invalid_json", message="data points must be a JSON list")
         return _settings_page(request, services, sid, 422, errors=[error])

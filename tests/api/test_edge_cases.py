@@ -144,11 +144,11 @@ async def test_rejected_request_detail_shows_what_was_mapped(
     answer = await api.http.post(f"/hooks/{hook['id']}", json=payload)
     assert answer.status_code == 422
     request_id = answer.json()["request_id"]
-    for _ in range(50):
-        detail = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
-        if detail["data_points"]:
-            break
-        await api.wait_status(request_id, {"REJECTED"})
+    # The handler's mapping travels in the workflow input: shown at once, validated once.
+    detail = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
+    assert detail["data_points"] == {"mrn": "24680", "contact_family": "du Exemplé"}
+    await api.wait_status(request_id, {"REJECTED"})
+    detail = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
     assert detail["status"] == "REJECTED"
     assert detail["data_points"] == {"mrn": "24680", "contact_family": "du Exemplé"}
     assert detail["patient_identifier"]["value"] == "24680"

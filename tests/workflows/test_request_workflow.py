@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from temporalio.api.enums.v1 import ResetReapplyType
+from temporalio.api.enums.v1 import EventType, ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -62,6 +62,7 @@ async def start(
     *,
     handler_status: RequestStatus = RequestStatus.SCHEDULED,
     handler_errors: list[RequestError] | None = None,
+    handler_data_points: dict | None = None,
     is_test: bool = False,
 ):  # type: ignore[no-untyped-def]
     request_id = request_ids.new_request_id(test=is_test)
@@ -77,6 +78,7 @@ async def start(
             is_test=is_test,
             handler_status=handler_status,
             handler_errors=handler_errors or [],
+            handler_data_points=handler_data_points or {},
             activity_max_attempts=2,
             activity_max_seconds=10,
         ),
@@ -151,9 +153,17 @@ async def test_handler_rejection_stays_on_first_run_and_reset_revalidates(
         {"age": 5},
         handler_status=RequestStatus.REJECTED,
         handler_errors=errors,
+        handler_data_points={"age": 5},
     )
     state = await handle.result()
     assert state.status == RequestStatus.REJECTED
+    assert state.data_points == {"age": 5}  # the handler's mapping, not validated again
+    scheduled = [
+        event
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
+    assert scheduled == []
     first_run = (await handle.describe()).run_id
     # A reset to the first workflow task (what the UI's Reset does) re-validates.
     await temporal_client.workflow_service.reset_workflow_execution(
