@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution as ProtoWorkflowExecution
-from temporalio.api.enums.v1 import EventType, ResetReapplyType
+from temporalio.api.enums.v1 import ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import (
     Client,
@@ -22,10 +22,10 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from api import request_history as history
 from api.paging import PageTokens
 from api.request_models import (
     BulkRetryAnswer,
-    PendingActivity,
     RequestDetail,
     RequestFilters,
     RequestSummary,
@@ -34,9 +34,8 @@ from api.request_models import (
     visibility_query,
 )
 from careflow.errors import ConflictError, NotFoundError
-from careflow.messages import RequestState, TimelineEntry, ValidationResult, WebhookRequestInput
+from careflow.messages import RequestState, TimelineEntry
 from careflow.models import RequestError, RequestStatus
-from careflow.payload import PayloadError, parse_body
 from infra import temporal
 from workflows.request import WebhookRequestWorkflow
 
@@ -121,9 +120,9 @@ class RequestLog:
                 if memo
                 else RequestState(status=RequestStatus.RECEIVED)
             )
-        request, validation = await self._from_history(handle)
-        mapped = _mapping(state, request, validation)
-        pending = _pending(description)
+        request, validation = await history.read(self._client, handle)
+        mapped = history.mapped(state, request, validation)
+        pending = history.pending_activities(description)
         timeline = list(state.timeline)
         for activity in pending:
             if activity.attempt > 1:
@@ -147,7 +146,7 @@ class RequestLog:
             received_at=description.start_time,
             updated_at=description.close_time or _last_update(state, description),
             is_test=bool(_sa(description, temporal.SA_IS_TEST)),
-            payload=_payload(request),
+            payload=history.logged_payload(request),
             data_points=mapped.data_points,
             patient_identifier=mapped.patient_identifier,
             patient_id=state.patient_id or _sa(description, temporal.SA_PATIENT_ID),
@@ -162,28 +161,6 @@ class RequestLog:
                 ui_url=self.ui_url(request_id, description.run_id),
             ),
         )
-
-    async def _from_history(
-        self, handle: Any
-    ) -> tuple[WebhookRequestInput | None, ValidationResult | None]:
-        converter = self._client.data_converter
-        request: WebhookRequestInput | None = None
-        validation: ValidationResult | None = None
-        validate_scheduled: set[int] = set()
-        async for event in handle.fetch_history_events():
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-                payloads = event.workflow_execution_started_event_attributes.input.payloads
-                if payloads:
-                    [request] = await converter.decode(payloads, [WebhookRequestInput])
-            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                attrs = event.activity_task_scheduled_event_attributes
-                if attrs.activity_type.name == temporal.VALIDATE_REQUEST:
-                    validate_scheduled.add(event.event_id)
-            elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-                attrs = event.activity_task_completed_event_attributes
-                if attrs.scheduled_event_id in validate_scheduled and attrs.result.payloads:
-                    [validation] = await converter.decode(attrs.result.payloads, [ValidationResult])
-        return request, validation
 
     async def _retryable_run(self, request_id: str) -> str | None:
         """The latest run id when the request may be retried (contract §3), else None."""
@@ -224,11 +201,7 @@ class RequestLog:
                 )
             )
         handle = self._client.get_workflow_handle(request_id, run_id=run_id)
-        first_task = None
-        async for event in handle.fetch_history_events():
-            if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-                first_task = event.event_id
-                break
+        first_task = await history.first_workflow_task(handle)
         if first_task is None:
             raise ConflictError(
                 RequestError(code="not_retryable", message="the request has no completed task")
@@ -337,72 +310,6 @@ class RequestLog:
             e async for e in self._client.list_workflows(query, limit=exact_up_to, page_size=200)
         ]
         return len(await self._latest_runs(executions))
-
-
-def _pending(description: WorkflowExecutionDescription) -> list[PendingActivity]:
-    """Activities in flight, with the code (failure type) of their last failure."""
-    pending = []
-    for info in description.raw_description.pending_activities:
-        failure = info.last_failure if info.HasField("last_failure") else None
-        code = None
-        if failure is not None:
-            code = failure.application_failure_info.type or (
-                "timeout" if failure.HasField("timeout_failure_info") else "error"
-            )
-        next_at = (
-            info.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
-            if info.HasField("next_attempt_schedule_time")
-            else None
-        )
-        last_at = (
-            info.last_attempt_complete_time.ToDatetime(tzinfo=UTC)
-            if info.HasField("last_attempt_complete_time")
-            else None
-        )
-        pending.append(
-            PendingActivity(
-                activity_type=info.activity_type.name,
-                attempt=info.attempt,
-                maximum_attempts=info.maximum_attempts,
-                last_failure=code,
-                last_attempt_at=last_at,
-                next_attempt_at=next_at,
-            )
-        )
-    return pending
-
-
-def _mapping(
-    state: RequestState, request: WebhookRequestInput | None, validation: ValidationResult | None
-) -> RequestState:
-    """Where the mapped data points and identifier come from: the last ``validate_request``
-    result in the history, else the handler's mapping carried in the input (a request the handler
-    rejected), else the live state (the memo holds no PHI, so none when read from it)."""
-    if validation is not None:
-        return state.model_copy(
-            update={
-                "data_points": validation.data_points,
-                "patient_identifier": validation.patient_identifier,
-            }
-        )
-    if request is not None and (request.handler_data_points or request.handler_patient_identifier):
-        return state.model_copy(
-            update={
-                "data_points": request.handler_data_points,
-                "patient_identifier": request.handler_patient_identifier,
-            }
-        )
-    return state
-
-
-def _payload(request: WebhookRequestInput | None) -> Any:
-    """The logged payload: parsed JSON, else the text as received, else None (omitted)."""
-    if request is None or request.body is None:
-        return None
-    try:
-        return parse_body(request.body, request.media_type)
-    except PayloadError:
-        return request.body.decode("utf-8", errors="replace")
 
 
 def _last_update(state: RequestState, description: WorkflowExecutionDescription) -> datetime | None:

@@ -1,0 +1,119 @@
+"""What a request's run history and description hold: its input, its verdict, its activities.
+
+Read-only: nothing here validates or decides; the request log assembles these into answers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
+
+from api.request_models import PendingActivity
+from careflow.messages import RequestState, ValidationResult, WebhookRequestInput
+from careflow.payload import PayloadError, parse_body
+from infra import temporal
+
+
+async def read(
+    client: Client, handle: WorkflowHandle[Any, Any]
+) -> tuple[WebhookRequestInput | None, ValidationResult | None]:
+    """One pass over a run's history: the workflow input and the last ``validate_request`` result.
+
+    Returns:
+        (input, result); either is None when the history does not hold it (yet).
+    """
+    converter = client.data_converter
+    request: WebhookRequestInput | None = None
+    validation: ValidationResult | None = None
+    validate_scheduled: set[int] = set()
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+            payloads = event.workflow_execution_started_event_attributes.input.payloads
+            if payloads:
+                [request] = await converter.decode(payloads, [WebhookRequestInput])
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == temporal.VALIDATE_REQUEST:
+                validate_scheduled.add(event.event_id)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            completed = event.activity_task_completed_event_attributes
+            if completed.scheduled_event_id in validate_scheduled and completed.result.payloads:
+                [validation] = await converter.decode(completed.result.payloads, [ValidationResult])
+    return request, validation
+
+
+async def first_workflow_task(handle: WorkflowHandle[Any, Any]) -> int | None:
+    """The event id of the run's first completed workflow task (where a retry resets to)."""
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+            return event.event_id
+    return None
+
+
+def pending_activities(description: WorkflowExecutionDescription) -> list[PendingActivity]:
+    """Activities in flight, with the code (failure type) of their last failure."""
+    pending = []
+    for info in description.raw_description.pending_activities:
+        failure = info.last_failure if info.HasField("last_failure") else None
+        code = None
+        if failure is not None:
+            code = failure.application_failure_info.type or (
+                "timeout" if failure.HasField("timeout_failure_info") else "error"
+            )
+        next_at = (
+            info.next_attempt_schedule_time.ToDatetime(tzinfo=UTC)
+            if info.HasField("next_attempt_schedule_time")
+            else None
+        )
+        last_at = (
+            info.last_attempt_complete_time.ToDatetime(tzinfo=UTC)
+            if info.HasField("last_attempt_complete_time")
+            else None
+        )
+        pending.append(
+            PendingActivity(
+                activity_type=info.activity_type.name,
+                attempt=info.attempt,
+                maximum_attempts=info.maximum_attempts,
+                last_failure=code,
+                last_attempt_at=last_at,
+                next_attempt_at=next_at,
+            )
+        )
+    return pending
+
+
+def mapped(
+    state: RequestState, request: WebhookRequestInput | None, validation: ValidationResult | None
+) -> RequestState:
+    """Where the mapped data points and identifier come from: the last ``validate_request``
+    result in the history, else the handler's mapping carried in the input (a request the handler
+    rejected), else the live state (the memo holds no PHI, so none when read from it)."""
+    if validation is not None:
+        return state.model_copy(
+            update={
+                "data_points": validation.data_points,
+                "patient_identifier": validation.patient_identifier,
+            }
+        )
+    if request is not None and (request.handler_data_points or request.handler_patient_identifier):
+        return state.model_copy(
+            update={
+                "data_points": request.handler_data_points,
+                "patient_identifier": request.handler_patient_identifier,
+            }
+        )
+    return state
+
+
+def logged_payload(request: WebhookRequestInput | None) -> Any:
+    """The logged payload: parsed JSON, else the text as received, else None (omitted)."""
+    if request is None or request.body is None:
+        return None
+    try:
+        return parse_body(request.body, request.media_type)
+    except PayloadError:
+        return request.body.decode("utf-8", errors="replace")
