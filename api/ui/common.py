@@ -3,6 +3,7 @@ the HTML error page."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,10 +16,7 @@ from pydantic import ValidationError
 from api.deps import Services, get_services
 from api.ui import session
 from careflow.errors import DomainError, from_validation
-from careflow.models import (
-    RequestError,
-    RequestStatus,
-)
+from careflow.models import CareFlowDefinition, RequestError, RequestStatus, Webhook
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -71,6 +69,15 @@ async def form_with_csrf(
 
 
 FormDep = Annotated[dict[str, Any], Depends(form_with_csrf)]
+
+
+async def webhooks_and_definitions(
+    services: Services,
+) -> tuple[list[Webhook], list[CareFlowDefinition]]:
+    """The live webhooks and every care flow definition, read off the event loop."""
+    hooks = await asyncio.to_thread(services.store.configuration.list_webhooks)
+    definitions = await asyncio.to_thread(services.store.configuration.list_care_flow_definitions)
+    return hooks, definitions
 
 
 def render(

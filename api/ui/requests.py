@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,6 +15,7 @@ from api.ui.common import (
     ServicesDep,
     SessionDep,
     render,
+    webhooks_and_definitions,
 )
 from careflow.errors import DomainError
 from careflow.models import (
@@ -64,8 +64,7 @@ async def requests_page(
         next_url = "/ui/requests?" + urlencode(
             {**{k: v for k, v in chosen.items() if v}, "page_token": next_token}
         )
-    hooks = await asyncio.to_thread(services.store.configuration.list_webhooks)
-    definitions = await asyncio.to_thread(services.store.configuration.list_care_flow_definitions)
+    hooks, definitions = await webhooks_and_definitions(services)
     return render(
         request,
         services,

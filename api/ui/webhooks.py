@@ -19,6 +19,7 @@ from api.ui.common import (
     SessionDep,
     _errors,
     render,
+    webhooks_and_definitions,
 )
 from careflow.errors import DomainError
 from careflow.models import (
@@ -51,11 +52,10 @@ async def _status_counts(services: Services, webhook_id: str) -> dict[str, int]:
 
 @router.get("/webhooks", response_class=HTMLResponse)
 async def webhooks_page(request: Request, services: ServicesDep, sid: SessionDep) -> HTMLResponse:
-    hooks = await asyncio.to_thread(services.store.configuration.list_webhooks)
+    hooks, definitions = await webhooks_and_definitions(services)
     base = services.settings.public_base_url
     counts = await asyncio.gather(*(_status_counts(services, h.id) for h in hooks))
     rows = [{"hook": to_public(h, base), "counts": c} for h, c in zip(hooks, counts, strict=True)]
-    definitions = await asyncio.to_thread(services.store.configuration.list_care_flow_definitions)
     return render(
         request,
         services,

@@ -74,6 +74,24 @@ def _build_identifier(
     return Identifier(system=system_text, value=value_text), errors
 
 
+def _identifier_part(path: str, name: str, body: Any, errors: list[RequestError]) -> Any:
+    """The first non-null match of one identifier path; appends an error when there is none."""
+    try:
+        found = _first_present(path, body)
+    except (InvalidPathError, _EvaluationFailed) as exc:
+        errors.append(_path_error(exc, path, None, "patient identifier"))
+        return None
+    if found is None:
+        errors.append(
+            _error(
+                MISSING_PATIENT_IDENTIFIER,
+                f"patient identifier: {name} matched nothing (or only null)",
+                path=path,
+            )
+        )
+    return found
+
+
 def _patient_identifier(
     webhook: WebhookFields, body: Any
 ) -> tuple[Identifier | None, list[RequestError]]:
@@ -82,32 +100,8 @@ def _patient_identifier(
         errors: list[RequestError] = []
         system: Any = mapping.system
         if mapping.system_path is not None:
-            try:
-                system = _first_present(mapping.system_path, body)
-            except (InvalidPathError, _EvaluationFailed) as exc:
-                errors.append(_path_error(exc, mapping.system_path, None, "patient identifier"))
-            else:
-                if system is None:
-                    errors.append(
-                        _error(
-                            MISSING_PATIENT_IDENTIFIER,
-                            "patient identifier: system_path matched nothing (or only null)",
-                            path=mapping.system_path,
-                        )
-                    )
-        try:
-            value = _first_present(mapping.value_path, body)
-        except (InvalidPathError, _EvaluationFailed) as exc:
-            errors.append(_path_error(exc, mapping.value_path, None, "patient identifier"))
-        else:
-            if value is None:
-                errors.append(
-                    _error(
-                        MISSING_PATIENT_IDENTIFIER,
-                        "patient identifier: value_path matched nothing (or only null)",
-                        path=mapping.value_path,
-                    )
-                )
+            system = _identifier_part(mapping.system_path, "system_path", body, errors)
+        value = _identifier_part(mapping.value_path, "value_path", body, errors)
         if errors:
             return None, errors
         return _build_identifier(system, value, mapping.system_path, mapping.value_path)

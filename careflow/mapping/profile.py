@@ -57,22 +57,18 @@ def _profile_phone(value: Any, _fmt: str | None, region: str) -> Any:
     return _coerce_telephone(value, None, region)
 
 
-def _profile_sex(value: Any, _fmt: str | None, _region: str) -> Any:
-    if type(value) is not str:
-        return _INVALID
-    text = value.strip().lower()
-    if not text:
-        return None
-    return text if text in SEX_VALUES else _INVALID
+def _profile_code(allowed: frozenset[str]) -> _Coercer:
+    """A coercer for a lowercase code from ``allowed`` (sex, ISO 639-1 language)."""
 
+    def coerce(value: Any, _fmt: str | None, _region: str) -> Any:
+        if type(value) is not str:
+            return _INVALID
+        text = value.strip().lower()
+        if not text:
+            return None
+        return text if text in allowed else _INVALID
 
-def _profile_language(value: Any, _fmt: str | None, _region: str) -> Any:
-    if type(value) is not str:
-        return _INVALID
-    text = value.strip().lower()
-    if not text:
-        return None
-    return text if text in ISO_639_1_CODES else _INVALID
+    return coerce
 
 
 _PROFILE_FIELDS: dict[str, tuple[_Coercer, str]] = {
@@ -81,8 +77,8 @@ _PROFILE_FIELDS: dict[str, tuple[_Coercer, str]] = {
     "email": (_profile_text, "a JSON string, number or boolean"),
     "birth_date": (_profile_birth_date, "an ISO 8601 date YYYY-MM-DD"),
     "phone": (_profile_phone, "a valid telephone number (libphonenumber, E.164)"),
-    "sex": (_profile_sex, "one of male/female/other/unknown"),
-    "preferred_language": (_profile_language, "a two-letter ISO 639-1 language code"),
+    "sex": (_profile_code(SEX_VALUES), "one of male/female/other/unknown"),
+    "preferred_language": (_profile_code(ISO_639_1_CODES), "a two-letter ISO 639-1 language code"),
 }
 
 
