@@ -11,7 +11,8 @@ import phonenumbers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from careflow.mapping import ERROR_CODES, map_payload
+from careflow.mapping.codes import DEFAULT_REGION, ERROR_CODES
+from careflow.mapping.engine import map_payload
 from careflow.models import (
     CareFlowDefinition,
     DataPointDefinition,
@@ -24,6 +25,7 @@ from careflow.models import (
     ValueType,
     WebhookFields,
 )
+from tests.careflow.mapping.factories import map_one, ok
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -182,30 +184,10 @@ def test_body_patient_identifier_field_never_raises(field: Any) -> None:
 # --- round trips ---------------------------------------------------------------------------------
 
 
-def coerce(value: Any, value_type: str, **mapping: Any) -> Any:
-    result = map_payload(
-        WebhookFields(
-            name="p",
-            care_flow_definition_id="flow",
-            data_point_mappings=[
-                DataPointMapping(data_point_definition_id="dp", path="$.v", **mapping)
-            ],
-        ),
-        CareFlowDefinition(
-            id="flow",
-            title="Flow",
-            data_point_definitions=[DataPointDefinition(id="dp", value_type=value_type)],
-        ),
-        {"v": value},
-    )
-    assert result.errors == [], [e.message for e in result.errors]
-    return result.data_points["dp"]
-
-
 @SETTINGS
 @given(st.integers() | st.floats(allow_nan=False, allow_infinity=False))
 def test_json_number_is_itself(number: int | float) -> None:
-    stored = coerce(number, "number")
+    stored = ok(number, "number")
     assert stored == number
     assert type(stored) is type(number)
 
@@ -213,7 +195,7 @@ def test_json_number_is_itself(number: int | float) -> None:
 @SETTINGS
 @given(st.integers(min_value=-(10**30), max_value=10**30))
 def test_integer_text_is_the_integer(number: int) -> None:
-    stored = coerce(str(number), "number")
+    stored = ok(str(number), "number")
     assert stored == number
     assert type(stored) is int
 
@@ -221,13 +203,13 @@ def test_integer_text_is_the_integer(number: int) -> None:
 @SETTINGS
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_json_float_text_is_the_float(number: float) -> None:
-    assert coerce(json.dumps(number), "number") == number
+    assert ok(json.dumps(number), "number") == number
 
 
 @SETTINGS
 @given(st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.booleans())
 def test_string_of_number_reads_back(value: int | float | bool) -> None:
-    text = coerce(value, "string")
+    text = ok(value, "string")
     assert json.loads(text) == value
 
 
@@ -246,51 +228,19 @@ def test_e164_output_reparses_to_itself(region: str, number_format: int) -> None
     if example is None or not phonenumbers.is_valid_number(example):
         return
     written = phonenumbers.format_number(example, number_format)
-    hook_region = region if number_format == phonenumbers.PhoneNumberFormat.NATIONAL else None
-    first = coerce_phone(written, hook_region)
+    national = number_format == phonenumbers.PhoneNumberFormat.NATIONAL
+    first = ok(written, "telephone", region=region if national else DEFAULT_REGION)
     assert first == phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
-    assert coerce_phone(first, None) == first
-    assert coerce_phone(first, "FR") == first  # E.164 does not depend on the default region
-
-
-def coerce_phone(text: str, region: str | None) -> str:
-    result = map_payload(
-        WebhookFields(
-            name="p",
-            care_flow_definition_id="flow",
-            data_point_mappings=[DataPointMapping(data_point_definition_id="dp", path="$.v")],
-            default_region=region,
-        ),
-        CareFlowDefinition(
-            id="flow",
-            title="Flow",
-            data_point_definitions=[DataPointDefinition(id="dp", value_type="telephone")],
-        ),
-        {"v": text},
-    )
-    assert result.errors == [], [e.message for e in result.errors]
-    stored: str = result.data_points["dp"]
-    return stored
+    assert ok(first, "telephone") == first
+    assert ok(first, "telephone", region="FR") == first  # E.164 does not depend on the region
 
 
 @SETTINGS
 @given(st.text(alphabet="+0123456789 ()-.", max_size=20))
 def test_any_valid_telephone_output_is_stable(text: str) -> None:
-    result = map_payload(
-        WebhookFields(
-            name="p",
-            care_flow_definition_id="flow",
-            data_point_mappings=[DataPointMapping(data_point_definition_id="dp", path="$.v")],
-        ),
-        CareFlowDefinition(
-            id="flow",
-            title="Flow",
-            data_point_definitions=[DataPointDefinition(id="dp", value_type="telephone")],
-        ),
-        {"v": text},
-    )
+    result = map_one(text, "telephone")
     if "dp" in result.data_points:
-        assert coerce_phone(result.data_points["dp"], None) == result.data_points["dp"]
+        assert ok(result.data_points["dp"], "telephone") == result.data_points["dp"]
     else:
         assert [e.code for e in result.errors] == ["invalid_telephone"]
 
@@ -305,26 +255,26 @@ offsets = st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59).map(
     st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=offsets)
 )
 def test_date_time_output_recoerces_to_itself_and_keeps_the_instant(moment: datetime) -> None:
-    stored = coerce(moment.isoformat(), "date")
+    stored = ok(moment.isoformat(), "date")
     assert stored.endswith("Z")
     assert datetime.fromisoformat(stored) == moment
     assert datetime.fromisoformat(stored).utcoffset() == timedelta(0)
-    assert coerce(stored, "date") == stored
+    assert ok(stored, "date") == stored
 
 
 @SETTINGS
 @given(st.dates())
 def test_date_output_recoerces_to_itself(day: date) -> None:
-    stored = coerce(day.isoformat(), "date")
+    stored = ok(day.isoformat(), "date")
     assert stored == day.isoformat()
-    assert coerce(stored, "date") == stored
+    assert ok(stored, "date") == stored
 
 
 @SETTINGS
 @given(st.integers(min_value=-62_135_596_800, max_value=253_402_300_799))  # years 1 to 9999
 def test_epoch_seconds_round_trip(seconds: int) -> None:
-    stored = coerce(seconds, "date", date_format="epoch_s")
+    stored = ok(seconds, "date", date_format="epoch_s")
     assert datetime.fromisoformat(stored) == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(
         seconds=seconds
     )
-    assert coerce(stored, "date", date_format="epoch_s") == stored
+    assert ok(stored, "date", date_format="epoch_s") == stored
