@@ -1,0 +1,54 @@
+"""Kept test payloads on a real SQLite store: newest first, per webhook, each delivery once.
+
+The HTTP test link keeping 20 is covered by ``tests/api/test_test_link.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from careflow.models import RequestStatus, TestPayload
+from persistence.store import TEST_PAYLOADS_KEPT, Store
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def payload(webhook_id: str, n: int, **overrides: Any) -> TestPayload:
+    fields: dict[str, Any] = {
+        "webhook_id": webhook_id,
+        "request_id": f"test_{webhook_id}_{n}",
+        "received_at": T0 + timedelta(seconds=n),
+        "verdict": RequestStatus.SCHEDULED,
+        "payload": {"n": n},
+    }
+    return TestPayload(**{**fields, **overrides})
+
+
+def test_payloads_round_trip_newest_first(store: Store) -> None:
+    kept = [
+        payload("wh_a", 1),
+        payload("wh_a", 2, verdict=RequestStatus.REJECTED, payload=[1, "two", None]),
+        payload("wh_a", 3, payload=None),
+    ]
+    for item in kept:
+        store.test_payloads.add_test_payload(item)
+    listed = store.test_payloads.list_test_payloads("wh_a")
+    assert listed == kept[::-1]
+    assert all(item.received_at.tzinfo is not None for item in listed)
+
+
+def test_the_same_test_delivery_is_kept_once(store: Store) -> None:
+    store.test_payloads.add_test_payload(payload("wh_a", 1))
+    store.test_payloads.add_test_payload(payload("wh_a", 1, payload={"n": "resent"}))
+    assert store.test_payloads.list_test_payloads("wh_a") == [payload("wh_a", 1)]
+
+
+def test_the_limit_applies_per_webhook(store: Store) -> None:
+    store.test_payloads.add_test_payload(payload("wh_b", 0))
+    for n in range(TEST_PAYLOADS_KEPT + 2):
+        store.test_payloads.add_test_payload(payload("wh_a", n))
+    kept = store.test_payloads.list_test_payloads("wh_a")
+    assert [p.payload["n"] for p in kept] == list(range(TEST_PAYLOADS_KEPT + 1, 1, -1))
+    assert store.test_payloads.list_test_payloads("wh_b") == [payload("wh_b", 0)]
+    assert store.test_payloads.list_test_payloads("wh_c") == []
