@@ -56,7 +56,8 @@ def require_admin(
 ) -> None:
     """Admin routes need ``Authorization: Bearer <token>``, compared in constant time."""
     given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), services.admin_token.encode()):
+    expected = services.admin_token
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise UnauthorizedError(
             RequestError(code="unauthorized", message="a valid admin bearer token is required")
         )

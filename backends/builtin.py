@@ -52,8 +52,8 @@ class BuiltinBackend:
                 care_flow_definition_id, patient_id, data_points, idempotency_key
             )
         except NotFoundError as exc:
-            raise BackendRefusedError(
-                "care_flow_definition_not_found", "the care flow definition does not exist"
-            ) from exc
+            # The repository's code says what is missing: the definition or the patient.
+            error = exc.errors[0]
+            raise BackendRefusedError(error.code, error.message) from exc
         except TransientStoreError as exc:
             raise BackendUnavailableError(str(exc)) from exc

@@ -17,8 +17,9 @@ def silence_payload_debug_logs() -> None:
     """Clamp the Temporal SDK loggers that print payloads at DEBUG to INFO."""
     for name in _PAYLOAD_LOGGERS:
         logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() < logging.INFO or logger.level < logging.INFO:
-            logger.setLevel(logging.INFO)
+        # Pin the level (so a later DEBUG root cannot reach it), never lower it below its own.
+        if logger.level < logging.INFO:
+            logger.setLevel(max(logging.INFO, logger.getEffectiveLevel()))
 
 
 def configure(level: int = logging.INFO) -> None:

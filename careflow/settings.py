@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -72,16 +73,27 @@ class Settings(BaseSettings):
         return f"http://{self.careflow_api_host}:{self.careflow_api_port}"
 
     def admin_token(self) -> str:
-        """The admin bearer token: as given, else read from or generated into the data dir."""
-        if self.careflow_admin_token:
-            return self.careflow_admin_token
+        """The admin bearer token: as given, else read from or generated into the data dir.
+
+        Never empty: a blank ``CAREFLOW_ADMIN_TOKEN`` counts as unset, and an empty token file
+        (a process killed while writing it) is replaced by a new token. The file is written to a
+        temporary name with mode 0600 and renamed into place, so it is never seen half-written.
+        """
+        given = (self.careflow_admin_token or "").strip()
+        if given:
+            return given
         path = self.careflow_data_dir / "admin-token"
         if path.exists():
-            return path.read_text().strip()
+            stored = path.read_text().strip()
+            if stored:
+                return stored
         self.careflow_data_dir.mkdir(parents=True, exist_ok=True)
         token = secrets.token_urlsafe(32)
-        path.touch(mode=0o600)
-        path.write_text(token + "\n")
+        partial = path.with_name(f".admin-token.{secrets.token_hex(4)}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(token + "\n")
+        os.replace(partial, path)
         return token
 
 

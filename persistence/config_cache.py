@@ -7,6 +7,7 @@ the API reaches every API replica and worker within 2 s (contract §1).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -27,7 +28,7 @@ class ConfigCache:
         self._refresh_seconds = refresh_seconds
         self._lock = threading.Lock()
         self._snapshot = ConfigSnapshot()
-        self._checked_at = 0.0
+        self._checked_at = -math.inf  # never checked: the first ``get`` reads the store
 
     @property
     def snapshot(self) -> ConfigSnapshot:

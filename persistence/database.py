@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
@@ -44,7 +45,7 @@ class Database:
         self.url = url
         is_sqlite = url.startswith("sqlite")
         if is_sqlite:
-            path = url.removeprefix("sqlite:///")
+            path = sa.make_url(url).database
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = sa.create_engine(
@@ -83,13 +84,20 @@ class Database:
             conn.execute(sa.text("SELECT 1"))
 
     def bump_revision(self, conn: Connection) -> None:
-        updated = conn.execute(
-            config_revision.update()
-            .where(config_revision.c.id == 1)
-            .values(revision=config_revision.c.revision + 1)
+        """Add one to the configuration revision, creating its row on the first write.
+
+        One upsert (``INSERT … ON CONFLICT DO UPDATE``), so concurrent first writers on a fresh
+        database cannot collide on the row's key.
+        """
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(
+            insert(config_revision)
+            .values(id=1, revision=1)
+            .on_conflict_do_update(
+                index_elements=[config_revision.c.id],
+                set_={"revision": config_revision.c.revision + 1},
+            )
         )
-        if updated.rowcount == 0:
-            conn.execute(config_revision.insert().values(id=1, revision=1))
 
     def revision(self) -> int:
         """The configuration revision; bumped by every configuration write."""

@@ -153,19 +153,24 @@ class PatientRepository:
                     )
                 )
         except IntegrityError:
-            pass
-        else:
-            return self._care_flow_by_request(request_id), True
-        return self._care_flow_by_request(request_id), False
+            existing = self._find_care_flow_by_request(request_id)
+            if existing is None:  # not a repeat: a foreign key (the patient) is missing
+                raise not_found("patient", "patient_not_found") from None
+            return existing, False
+        return self._care_flow_by_request(request_id), True
 
     def _care_flow_by_request(self, request_id: str) -> CareFlow:
+        found = self._find_care_flow_by_request(request_id)
+        if found is None:
+            raise not_found("care flow", "care_flow_not_found")
+        return found
+
+    def _find_care_flow_by_request(self, request_id: str) -> CareFlow | None:
         with self._db.transaction() as conn:
             row = conn.execute(
                 sa.select(care_flows).where(care_flows.c.request_id == request_id)
             ).first()
-        if row is None:
-            raise not_found("care flow", "care_flow_not_found")
-        return self._care_flow(row)
+        return self._care_flow(row) if row is not None else None
 
     def get_care_flow(self, care_flow_id: str) -> CareFlow:
         with self._db.transaction() as conn:

@@ -115,3 +115,13 @@ def test_the_builtin_backend_has_the_protocols_signatures(name: str) -> None:
     assert inspect.signature(getattr(BuiltinBackend, name)) == inspect.signature(
         getattr(CareFlowBackend, name)
     )
+
+
+def test_a_care_flow_for_a_missing_patient_is_refused_as_such(store: Store) -> None:
+    store.configuration.create_care_flow_definition(
+        CareFlowDefinition(id="intake", title="Intake", published=True)
+    )
+    with pytest.raises(BackendRefusedError) as refused:
+        BuiltinBackend(store).start_care_flow("intake", "pat_nobody", {}, "req_1")
+    assert refused.value.code == "patient_not_found"
+    assert store.patients.count_care_flows() == 0

@@ -56,3 +56,15 @@ def test_configure_silences_even_at_debug() -> None:
     logs.configure(logging.DEBUG)
     for name in PAYLOAD_LOGGERS:
         assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)
+
+
+def test_a_warning_root_is_not_made_more_verbose() -> None:
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    logs.silence_payload_debug_logs()
+    for name in PAYLOAD_LOGGERS:
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO)
+    logging.getLogger().setLevel(logging.DEBUG)  # a later DEBUG root still gets no payloads
+    for name in PAYLOAD_LOGGERS:
+        assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)

@@ -130,3 +130,20 @@ def test_get_settings_reads_the_environment_once(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("CAREFLOW_TASK_QUEUE", "second")
     assert get_settings() is first
     assert first.careflow_task_queue == "first"
+
+
+@pytest.mark.parametrize("stored", ["", "  \n"])
+def test_an_empty_admin_token_file_is_replaced_never_used(tmp_path: Path, stored: str) -> None:
+    # A process killed between creating and writing the file must not leave a blank token
+    # (which would match a request without credentials).
+    (tmp_path / "admin-token").write_text(stored)
+    token = Settings(careflow_data_dir=tmp_path).admin_token()
+    assert len(token) >= 32
+    assert (tmp_path / "admin-token").read_text() == token + "\n"
+    assert stat.S_IMODE((tmp_path / "admin-token").stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["admin-token"]  # no temporary file left
+
+
+def test_a_blank_admin_token_variable_means_generate(tmp_path: Path) -> None:
+    token = Settings(careflow_admin_token="   ", careflow_data_dir=tmp_path).admin_token()
+    assert token.strip() == token and len(token) >= 32

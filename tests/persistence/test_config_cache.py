@@ -140,3 +140,12 @@ def test_a_failed_check_does_not_count_as_fresh(store: Store, settings: Settings
         cache.get()
     add_system(store, "mrn")
     assert list(cache.get().identifier_systems) == ["mrn"]  # checked again at once
+
+
+def test_the_first_get_reads_the_store_however_long_refresh_seconds_is(store: Store) -> None:
+    # time.monotonic() may be small (a fresh boot): "never checked" must not look fresh.
+    add_system(store, "mrn")
+    cache = ConfigCache(store, refresh_seconds=time.monotonic() + 3600)
+    snapshot = cache.get()
+    assert snapshot.revision == store.revision()
+    assert "mrn" in snapshot.identifier_systems

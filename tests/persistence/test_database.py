@@ -170,3 +170,15 @@ def test_aware_takes_naive_times_as_utc_and_keeps_aware_ones() -> None:
     assert aware(naive) == datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
     paris = datetime(2024, 5, 1, 14, 30, tzinfo=timezone(timedelta(hours=2)))
     assert aware(paris) is paris
+
+
+def test_a_driver_qualified_sqlite_url_creates_the_right_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    database = Database(f"sqlite+pysqlite:///{tmp_path}/nested/app.db")
+    try:
+        assert (tmp_path / "nested").is_dir()
+        assert not (tmp_path / "sqlite+pysqlite:").exists()
+    finally:
+        database.dispose()

@@ -13,8 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from careflow.models import Identifier
+from careflow.models import Identifier, IdentifierSystem
 from persistence.store import Store
 from tests.conftest import free_port
 
@@ -105,4 +106,24 @@ def test_one_patient_per_identifier_under_concurrency(postgres_url: str) -> None
     flow, started = store.patients.start_care_flow("intake", found.id, {"a": 1}, "req_0")
     same, started_again = store.patients.start_care_flow("intake", found.id, {"a": 1}, "req_0")
     assert started and not started_again and flow.id == same.id
+    store.dispose()
+
+
+def test_concurrent_first_configuration_writes_all_succeed(postgres_url: str) -> None:
+    """On a fresh database the revision row does not exist yet; the first writers race for it."""
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("CREATE DATABASE fresh_revision"))
+    admin.dispose()
+    store = Store(postgres_url.rsplit("/", 1)[0] + "/fresh_revision")
+    store.migrate()
+
+    def create(i: int) -> str:
+        item = IdentifierSystem(name=f"system-{i}", system=f"urn:example:system-{i}")
+        return store.configuration.create_identifier_system(item).name
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        names = list(pool.map(create, range(8)))
+    assert sorted(names) == sorted(f"system-{i}" for i in range(8))
+    assert store.revision() == 8
     store.dispose()
