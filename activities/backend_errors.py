@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from temporalio.exceptions import ApplicationError
 
 from backends.base import BackendRefusedError, BackendUnavailableError
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -16,11 +19,21 @@ def backend_errors() -> Iterator[None]:
 
     Raises:
         ApplicationError: retryable ``backend_unavailable`` for ``BackendUnavailableError``;
-            non-retryable, typed with the backend's code, for ``BackendRefusedError``.
+            non-retryable, typed with the backend's code, for ``BackendRefusedError``;
+            retryable ``backend_error`` for anything else, naming only the exception's class.
+            The original is never chained: Temporal stores a failure's message and causes in
+            the history, and a driver's message may quote the values it was given (PHI).
     """
     try:
         yield
-    except BackendUnavailableError as exc:
-        raise ApplicationError("care-flow backend unavailable", type="backend_unavailable") from exc
+    except BackendUnavailableError:
+        raise ApplicationError(
+            "care-flow backend unavailable", type="backend_unavailable"
+        ) from None
     except BackendRefusedError as exc:
-        raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from exc
+        raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from None
+    except Exception as exc:
+        log.warning("care-flow backend raised %s", type(exc).__name__)
+        raise ApplicationError(
+            f"the care-flow backend raised {type(exc).__name__}", type="backend_error"
+        ) from None

@@ -13,6 +13,7 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHand
 
 from api.request_models import PendingActivity
 from careflow.messages import RequestState, ValidationResult, WebhookRequestInput
+from careflow.models import RequestStatus
 from careflow.payload import PayloadError, parse_body
 from infra import temporal
 
@@ -86,27 +87,34 @@ def pending_activities(description: WorkflowExecutionDescription) -> list[Pendin
     return pending
 
 
-def mapped(
+def known_state(
     state: RequestState, request: WebhookRequestInput | None, validation: ValidationResult | None
 ) -> RequestState:
-    """Where the mapped data points and identifier come from: the last ``validate_request``
-    result in the history, else the handler's mapping carried in the input (a request the handler
-    rejected), else the live state (the memo holds no PHI, so none when read from it)."""
+    """The live state, completed from the history where it lacks something.
+
+    Mapped data points and identifier: the last ``validate_request`` result, else the handler's
+    mapping carried in the input (a request the handler rejected), else the live state's (none
+    when read from the memo, which holds no PHI). Verdict and errors of a request no worker has
+    run yet (empty timeline): the handler's, from the input.
+    """
+    update: dict[str, Any] = {}
     if validation is not None:
-        return state.model_copy(
-            update={
-                "data_points": validation.data_points,
-                "patient_identifier": validation.patient_identifier,
-            }
-        )
-    if request is not None and (request.handler_data_points or request.handler_patient_identifier):
-        return state.model_copy(
-            update={
-                "data_points": request.handler_data_points,
-                "patient_identifier": request.handler_patient_identifier,
-            }
-        )
-    return state
+        update = {
+            "data_points": validation.data_points,
+            "patient_identifier": validation.patient_identifier,
+        }
+    elif request is not None and (
+        request.handler_data_points or request.handler_patient_identifier
+    ):
+        update = {
+            "data_points": request.handler_data_points,
+            "patient_identifier": request.handler_patient_identifier,
+        }
+    if request is not None and not state.timeline:
+        update["errors"] = request.handler_errors
+        if request.door_rejected or request.handler_status == RequestStatus.REJECTED:
+            update["verdict"] = RequestStatus.REJECTED
+    return state.model_copy(update=update) if update else state
 
 
 def logged_payload(request: WebhookRequestInput | None) -> Any:

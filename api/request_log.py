@@ -121,7 +121,7 @@ class RequestLog:
                 else RequestState(status=RequestStatus.RECEIVED)
             )
         request, validation = await history.read(self._client, handle)
-        mapped = history.mapped(state, request, validation)
+        state = history.known_state(state, request, validation)
         pending = history.pending_activities(description)
         timeline = list(state.timeline)
         for activity in pending:
@@ -147,8 +147,8 @@ class RequestLog:
             updated_at=description.close_time or _last_update(state, description),
             is_test=bool(_sa(description, temporal.SA_IS_TEST)),
             payload=history.logged_payload(request),
-            data_points=mapped.data_points,
-            patient_identifier=mapped.patient_identifier,
+            data_points=state.data_points,
+            patient_identifier=state.patient_identifier,
             patient_id=state.patient_id or _sa(description, temporal.SA_PATIENT_ID),
             care_flow_id=state.care_flow_id or _sa(description, temporal.SA_CARE_FLOW_ID),
             errors=state.errors,

@@ -18,18 +18,29 @@ from careflow.mapping.codes import (
 from careflow.mapping.paths import InvalidPathError, _EvaluationFailed, _first_present
 from careflow.models import Identifier, RequestError, WebhookFields
 
+# Identifier values are stored (and matched) whole: longer ones are refused, not cut.
+MAX_IDENTIFIER_VALUE_LENGTH = 1024
+
 
 def _identifier_value(value: Any) -> str | None:
-    """Identifier value → non-empty trimmed text; numbers (not booleans) → decimal text."""
+    """Identifier value → non-empty trimmed text; numbers (not booleans) → decimal text.
+
+    None (invalid) for text over ``MAX_IDENTIFIER_VALUE_LENGTH`` characters or holding control
+    characters other than tab, CR and LF (a FHIR ``string``, FHIR R4 §2.24.0.1, which is also
+    what PostgreSQL text columns accept: no NUL).
+    """
     kind = type(value)
     if kind is str:
         text = value.strip()
+        if len(text) > MAX_IDENTIFIER_VALUE_LENGTH or not _is_fhir_string(text):
+            return None
         return text or None
     if kind is int:
         try:
-            return str(value)
+            text = str(value)
         except ValueError:
             return None
+        return text if len(text) <= MAX_IDENTIFIER_VALUE_LENGTH else None
     if kind is float:
         if not math.isfinite(value):
             return None
@@ -37,6 +48,10 @@ def _identifier_value(value: Any) -> str | None:
         text = format(Decimal(repr(value)), "f")
         return text.rstrip("0").rstrip(".") if "." in text else text
     return None
+
+
+def _is_fhir_string(text: str) -> bool:
+    return all(char >= " " or char in "\t\r\n" for char in text)
 
 
 def _identifier_system(value: Any) -> str | None:
@@ -65,7 +80,8 @@ def _build_identifier(
             _error(
                 INVALID_IDENTIFIER_VALUE,
                 f"patient identifier value: got a JSON {_json_type(value)}, "
-                "expected a non-empty string or a finite number",
+                "expected a non-empty string or a finite number (at most "
+                f"{MAX_IDENTIFIER_VALUE_LENGTH} characters, no control characters)",
                 path=value_path,
             )
         )

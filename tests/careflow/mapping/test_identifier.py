@@ -46,13 +46,37 @@ def test_identifier_numbers_become_decimal_text(value: Any, expected: str) -> No
     assert identifier.value == expected
 
 
-@pytest.mark.parametrize("value", ["", "   ", True, False, {"id": 1}, [1], float("inf")])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "   ",
+        True,
+        False,
+        {"id": 1},
+        [1],
+        float("inf"),
+        "v" * 1025,  # over the stored length: refused, never cut
+        10**1024,
+        "a\u0000b",  # not a FHIR string, and PostgreSQL text refuses NUL
+        "a\u001fb",
+    ],
+)
 def test_identifier_invalid_values(value: Any) -> None:
     identifier, errors = identify(
         {"v": value}, PatientIdentifierMapping(system="urn:x", value_path="$.v")
     )
     assert identifier is None
     assert codes_and_paths(errors) == [("invalid_identifier_value", "$.v")]
+
+
+@pytest.mark.parametrize("value", ["v" * 1024, "line\tone\r\ntwo", "ünï-24680"])
+def test_identifier_values_up_to_the_limit_are_kept(value: str) -> None:
+    identifier, errors = identify(
+        {"v": value}, PatientIdentifierMapping(system="urn:x", value_path="$.v")
+    )
+    assert errors == []
+    assert identifier is not None and identifier.value == value
 
 
 def test_identifier_system_from_path() -> None:
