@@ -1,7 +1,7 @@
 """Probe: what the embedded SQLite Temporal dev server does with N workflow starts at once.
 
 ``python bench/chaos_probe.py 100 500 1000 2000`` starts a dev server exactly as ``make run``
-does (``bench/chaos_stack.py``; no worker, no API), then for each N issues N concurrent
+does (``bench/stack.py``; no worker, no API), then for each N issues N concurrent
 ``start_workflow`` calls shaped like the API's (same workflow type, search attributes, a ~300
 byte body, ``rpc_timeout`` 5 s like ``api.ingest.START_TIMEOUT``), optionally through a
 semaphore (``--limit K``, the API's backpressure), and prints one JSON line per N: started,
@@ -25,9 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chaos_stack import Stack  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.common import (  # noqa: E402
     SearchAttributePair,
@@ -37,6 +35,7 @@ from temporalio.common import (  # noqa: E402
 )
 from temporalio.service import RPCError  # noqa: E402
 
+from bench.stack import Stack  # noqa: E402
 from careflow.messages import WebhookRequestInput  # noqa: E402
 from careflow.models import RequestStatus  # noqa: E402
 from infra import temporal  # noqa: E402
@@ -95,15 +94,16 @@ async def start_one(
 
 async def probe(counts: list[int], limit: int | None, timeout: float) -> None:
     root = Path(tempfile.mkdtemp(prefix="careflow-probe-"))
-    stack = Stack(root, admin_token="probe")
+    stack = Stack(
+        root, task_queue="probe-no-worker", rate_limit="100000/second", temporal_metrics=True
+    )
     try:
-        stack.spawn("temporal")
-        await stack.wait_temporal()
+        await stack.start_temporal()
         client = await temporal.connect(stack.settings)
         gate = asyncio.Semaphore(limit) if limit else None
         for n in counts:
             key = "store-operation=create-wf-execution"
-            abandoned_before = stack.temporal_log_lines(key)[key]
+            abandoned_before = stack.log_lines("temporal", key)
             latencies: list[float] = []
             failures: collections.Counter[str] = collections.Counter()
             began = time.monotonic()
@@ -125,14 +125,14 @@ async def probe(counts: list[int], limit: int | None, timeout: float) -> None:
                         "latency_max_s": _pct(latencies, 1.0),
                         "wall_s": round(wall, 2),
                         "starts_per_s": round(len(latencies) / wall, 1),
-                        "server_abandoned_creates": stack.temporal_log_lines(key)[key]
+                        "server_abandoned_creates": stack.log_lines("temporal", key)
                         - abandoned_before,
                     }
                 ),
                 flush=True,
             )
     finally:
-        stack.close()
+        stack.stop_all()
         shutil.rmtree(root, ignore_errors=True)
 
 

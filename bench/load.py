@@ -32,13 +32,15 @@ import sys
 import time
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 MAX_IN_FLIGHT_OPEN = 2000  # open loop: beyond this many unanswered requests, count drops
 KEEP_ALIVE_SECONDS = 4.0  # reuse an idle connection only this long (uvicorn's timeout is 5 s)
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # bench.starts (raw mode)
 
 
 def mark(what: str) -> None:
@@ -99,12 +101,9 @@ class Window:
 
 async def raw(args: argparse.Namespace) -> dict[str, Any]:
     from temporalio.client import Client
-    from temporalio.common import SearchAttributePair, TypedSearchAttributes
     from temporalio.contrib.pydantic import pydantic_data_converter
 
-    from careflow.messages import WebhookRequestInput
-    from careflow.models import RequestStatus
-    from infra import temporal
+    from bench.starts import start_like_ingest
 
     client = await Client.connect(
         args.address, namespace=args.namespace, data_converter=pydantic_data_converter
@@ -116,30 +115,13 @@ async def raw(args: argparse.Namespace) -> dict[str, Any]:
         if args.shape == "minimal":
             await client.start_workflow(args.workflow, id=workflow_id, task_queue=args.task_queue)
             return
-        request = WebhookRequestInput(
+        await start_like_ingest(
+            client,
+            args.workflow,
             request_id=workflow_id,
             webhook_id=args.webhook_id,
-            webhook_name="FHIR patient feed",
-            care_flow_definition_id="intake",
-            received_at=datetime.now(UTC),
             body=body,
-            media_type="application/json",
-            handler_status=RequestStatus.SCHEDULED,
-        )
-        await client.start_workflow(
-            args.workflow,
-            request,
-            id=workflow_id,
             task_queue=args.task_queue,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(temporal.SA_WEBHOOK_ID, args.webhook_id),
-                    SearchAttributePair(temporal.SA_CARE_FLOW_DEFINITION_ID, "intake"),
-                    SearchAttributePair(temporal.SA_REQUEST_STATUS, "RECEIVED"),
-                    SearchAttributePair(temporal.SA_IS_TEST, False),
-                ]
-            ),
-            static_summary="FHIR patient feed → intake",
         )
 
     window = Window(args.warmup, args.duration)
