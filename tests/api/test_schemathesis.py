@@ -10,8 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from tests.api.test_ingest_hardening import open_webhook
 from tests.conftest import ADMIN_TOKEN, Api, RunningWorker
+from tests.factories import open_webhook
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10"))
 

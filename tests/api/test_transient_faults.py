@@ -1,4 +1,7 @@
-"""Transient faults retry with backoff and the request detail shows the attempts (issue 5)."""
+"""Transient faults retry with backoff and the request detail shows the attempts (issue 5).
+
+A scenario across the worker, a failing backend, the workflow's retry policy and the request
+log (its pending activities), so it has no single module to mirror."""
 
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ from backends.builtin import BuiltinBackend
 from careflow.models import Identifier, Patient
 from careflow.settings import Settings
 from persistence.store import Store
-from tests.api.test_ingest_hardening import open_webhook
-from tests.conftest import Api, RunningWorker
+from tests.conftest import Api, RunningWorker, free_port, serve_api
+from tests.factories import open_webhook
 from worker import build_worker
 
 
@@ -57,6 +60,8 @@ async def test_backend_failing_twice_then_success(
             activity = pending_seen["pending_activities"][0]
             assert activity["activity_type"] == "resolve_patient"
             assert activity["last_failure"] == "backend_unavailable"
+            assert activity["maximum_attempts"] == settings.activity_max_attempts
+            assert activity["last_attempt_at"] and activity["next_attempt_at"]
             assert pending_seen["status"] == "PROCESSING"
             assert (
                 "pending; last failure: backend_unavailable"
@@ -73,8 +78,10 @@ async def test_retries_run_out_the_request_fails(
     api: Api, temporal_client: Client, store: Store, settings: Settings
 ) -> None:
     hook_id = await open_webhook(api)
-    bounded = settings.model_copy(update={"activity_max_attempts": 2})
-    async with api_with(bounded) as bounded_api:
+    bounded = settings.model_copy(
+        update={"activity_max_attempts": 2, "careflow_api_port": free_port()}
+    )
+    async with serve_api(bounded) as bounded_api:
         backend = FlakyBackend(store, failures=10)
         with ThreadPoolExecutor(max_workers=4) as executor:
             async with build_worker(temporal_client, store, bounded, executor, backend):
@@ -84,12 +91,6 @@ async def test_retries_run_out_the_request_fails(
                 )
     assert done["status"] == "FAILED"
     assert done["errors"][0]["code"] == "backend_unavailable"
-
-
-def api_with(settings: Settings):  # type: ignore[no-untyped-def]
-    from tests.conftest import free_port, serve_api
-
-    return serve_api(settings.model_copy(update={"careflow_api_port": free_port()}))
 
 
 async def test_ui_style_reset_after_partial_success_keeps_one_care_flow(

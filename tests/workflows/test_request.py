@@ -1,105 +1,45 @@
-"""WebhookRequestWorkflow with a real worker per test on a unique task queue."""
+"""``workflows/request.py``: WebhookRequestWorkflow with a real worker per test on a unique
+task queue, started directly as the ingest handler would."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType, ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
-from careflow import request_ids
-from careflow.messages import RequestState, WebhookRequestInput
-from careflow.models import (
-    CareFlowDefinition,
-    DataPointDefinition,
-    DataPointMapping,
-    IdentifierSystem,
-    RequestError,
-    RequestStatus,
-    Webhook,
-)
+from careflow.messages import RequestState
+from careflow.models import RequestError, RequestStatus, Webhook
 from careflow.settings import Settings
 from infra import temporal
-from persistence.store import Store, new_webhook_id
+from persistence.store import Store
 from tests.conftest import RunningWorker
-
-SYSTEM = "https://example-hospital.org/mrn"
-
-
-def make_webhook(store: Store, *, published: bool = True, enabled: bool = True) -> Webhook:
-    store.configuration.create_identifier_system(IdentifierSystem(name="mrn", system=SYSTEM))
-    store.configuration.create_care_flow_definition(
-        CareFlowDefinition(
-            id="intake",
-            title="Intake",
-            published=published,
-            data_point_definitions=[DataPointDefinition(id="age", value_type="number")],
-        )
-    )
-    now = datetime.now(UTC)
-    hook = Webhook(
-        id=new_webhook_id(),
-        name="Test hook",
-        care_flow_definition_id="intake",
-        data_point_mappings=[DataPointMapping(data_point_definition_id="age", path="$.age")],
-        enabled=enabled,
-        created_at=now,
-        updated_at=now,
-    )
-    return store.configuration.insert_webhook(hook)
+from tests.factories import MRN_SYSTEM, start_request, store_webhook
 
 
 async def start(
-    client: Client,
-    settings: Settings,
-    hook: Webhook,
-    body: dict,
-    *,
-    handler_status: RequestStatus = RequestStatus.SCHEDULED,
-    handler_errors: list[RequestError] | None = None,
-    handler_data_points: dict | None = None,
-    is_test: bool = False,
-):  # type: ignore[no-untyped-def]
-    request_id = request_ids.new_request_id(test=is_test)
-    return await client.start_workflow(
-        temporal.WORKFLOW_TYPE,
-        WebhookRequestInput(
-            request_id=request_id,
-            webhook_id=hook.id,
-            webhook_name=hook.name,
-            care_flow_definition_id=hook.care_flow_definition_id,
-            received_at=datetime.now(UTC),
-            body=json.dumps(body).encode(),
-            is_test=is_test,
-            handler_status=handler_status,
-            handler_errors=handler_errors or [],
-            handler_data_points=handler_data_points or {},
-            activity_max_attempts=2,
-            activity_max_seconds=10,
-        ),
-        id=request_id,
-        task_queue=settings.careflow_task_queue,
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(temporal.SA_WEBHOOK_ID, hook.id),
-                SearchAttributePair(temporal.SA_REQUEST_STATUS, "RECEIVED"),
-                SearchAttributePair(temporal.SA_IS_TEST, is_test),
-            ]
-        ),
-        result_type=RequestState,
-    )
+    client: Client, settings: Settings, hook: Webhook, body: Any, **handler: Any
+) -> WorkflowHandle[Any, RequestState]:
+    return await start_request(client, settings.careflow_task_queue, hook, body, **handler)
+
+
+async def activities_scheduled(handle: WorkflowHandle[Any, Any]) -> list[str]:
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        async for event in handle.fetch_history_events()
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ]
 
 
 async def test_success_sets_search_attributes_and_phi_free_memo(
     temporal_client: Client, settings: Settings, store: Store, worker: RunningWorker
 ) -> None:
-    hook = make_webhook(store)
-    body = {"age": "42", "patient_identifier": {"system": SYSTEM, "value": "MRN-SECRET-77"}}
+    hook = store_webhook(store)
+    body = {"age": "42", "patient_identifier": {"system": MRN_SYSTEM, "value": "MRN-SECRET-77"}}
     handle = await start(temporal_client, settings, hook, body)
     state = await handle.result()
     assert state.status == RequestStatus.SUCCESS
@@ -116,12 +56,17 @@ async def test_success_sets_search_attributes_and_phi_free_memo(
     assert "MRN-SECRET-77" not in handle.id
     query = await handle.query(temporal.STATUS_QUERY, result_type=RequestState)
     assert query.status == RequestStatus.SUCCESS
+    assert await activities_scheduled(handle) == [
+        temporal.VALIDATE_REQUEST,
+        temporal.RESOLVE_PATIENT,
+        temporal.START_CARE_FLOW,
+    ]
 
 
 async def test_unpublished_definition_fails_for_good(
     temporal_client: Client, settings: Settings, store: Store, worker: RunningWorker
 ) -> None:
-    hook = make_webhook(store, published=False)
+    hook = store_webhook(store, published=False)
     handle = await start(temporal_client, settings, hook, {"age": 3})
     with pytest.raises(WorkflowFailureError):
         await handle.result()
@@ -140,7 +85,7 @@ async def test_unpublished_definition_fails_for_good(
 async def test_handler_rejection_stays_on_first_run_and_reset_revalidates(
     temporal_client: Client, settings: Settings, store: Store, worker: RunningWorker
 ) -> None:
-    hook = make_webhook(store)
+    hook = store_webhook(store)
     errors = [
         RequestError(
             code="missing_required_data_point", message="m", data_point_definition_id="age"
@@ -158,12 +103,7 @@ async def test_handler_rejection_stays_on_first_run_and_reset_revalidates(
     state = await handle.result()
     assert state.status == RequestStatus.REJECTED
     assert state.data_points == {"age": 5}  # the handler's mapping, not validated again
-    scheduled = [
-        event
-        async for event in handle.fetch_history_events()
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
-    assert scheduled == []
+    assert await activities_scheduled(handle) == []
     first_run = (await handle.describe()).run_id
     # A reset to the first workflow task (what the UI's Reset does) re-validates.
     await temporal_client.workflow_service.reset_workflow_execution(
@@ -185,10 +125,40 @@ async def test_handler_rejection_stays_on_first_run_and_reset_revalidates(
 async def test_test_request_is_never_processed(
     temporal_client: Client, settings: Settings, store: Store, worker: RunningWorker
 ) -> None:
-    hook = make_webhook(store, enabled=False)
+    hook = store_webhook(store, enabled=False)
     handle = await start(temporal_client, settings, hook, {"age": 5}, is_test=True)
     state = await handle.result()
     assert state.status == RequestStatus.TEST
     assert state.verdict == RequestStatus.SCHEDULED
     assert state.patient_id is None and state.care_flow_id is None
     assert store.patients.count_patients() == 0 and store.patients.count_care_flows() == 0
+
+
+@pytest.mark.parametrize(("is_test", "status"), [(False, "REJECTED"), (True, "TEST")])
+async def test_door_rejection_is_final_without_an_activity(
+    temporal_client: Client,
+    settings: Settings,
+    store: Store,
+    worker: RunningWorker,
+    is_test: bool,
+    status: str,
+) -> None:
+    hook = store_webhook(store)
+    errors = [RequestError(code="payload_too_large", message="m")]
+    handle = await start(
+        temporal_client,
+        settings,
+        hook,
+        None,
+        handler_status=RequestStatus.REJECTED,
+        handler_errors=errors,
+        door_rejected=True,
+        is_test=is_test,
+    )
+    state = await handle.result()
+    assert (state.status, state.verdict) == (RequestStatus(status), RequestStatus.REJECTED)
+    assert state.errors == errors
+    assert [t.message for t in state.timeline] == [None, "payload_too_large"]
+    assert await activities_scheduled(handle) == []
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(temporal.SA_REQUEST_STATUS) == status

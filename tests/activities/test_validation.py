@@ -1,0 +1,102 @@
+"""``validate_request`` with ActivityEnvironment on a real SQLite store: the verdict against the
+configuration of now, never an exception for a bad payload."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.validation import ValidationActivities
+from careflow.messages import ValidateRequestInput
+from careflow.models import Identifier, RequestStatus
+from persistence.config_cache import ConfigCache
+from persistence.store import Store
+from tests.factories import MRN_SYSTEM, store_webhook
+
+
+def _input(webhook_id: str, body: bytes, **fields: bool) -> ValidateRequestInput:
+    return ValidateRequestInput(
+        request_id="r", webhook_id=webhook_id, body=body, media_type="application/json", **fields
+    )
+
+
+def test_validate_request_reads_the_current_configuration(store: Store) -> None:
+    config = ConfigCache(store, refresh_seconds=3600)
+    config.refresh()  # an empty snapshot: the activity must check the revision itself
+    hook = store_webhook(store)
+    activities = ValidationActivities(config)
+    body = {"age": "7", "patient_identifier": {"system": MRN_SYSTEM, "value": " 12 "}}
+    result = ActivityEnvironment().run(
+        activities.validate_request, _input(hook.id, json.dumps(body).encode())
+    )
+    assert result.verdict == RequestStatus.SCHEDULED
+    assert result.data_points == {"age": 7}
+    assert result.patient_identifier == Identifier(system=MRN_SYSTEM, value="12")
+    assert result.attempt == 1
+    body["patient_identifier"] = {"system": "urn:unknown", "value": "1"}
+    rejected = ActivityEnvironment().run(
+        activities.validate_request, _input(hook.id, json.dumps(body).encode())
+    )
+    assert rejected.verdict == RequestStatus.REJECTED
+    assert [e.code for e in rejected.errors] == ["unknown_identifier_system"]
+
+
+def test_a_bad_payload_is_a_verdict_not_an_error(store: Store) -> None:
+    hook = store_webhook(store)
+    activities = ValidationActivities(ConfigCache(store, refresh_seconds=0))
+    result = ActivityEnvironment().run(activities.validate_request, _input(hook.id, b"{nope"))
+    assert result.verdict == RequestStatus.REJECTED
+    assert [e.code for e in result.errors] == ["invalid_json"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "verdict"),
+    [
+        ({}, RequestStatus.REJECTED),
+        ({"ignore_enabled": True}, RequestStatus.SCHEDULED),
+        ({"is_test": True}, RequestStatus.SCHEDULED),
+    ],
+    ids=["checked", "accepted before it was disabled", "test"],
+)
+def test_a_disabled_webhook_counts_only_when_asked(
+    store: Store, fields: dict[str, bool], verdict: RequestStatus
+) -> None:
+    hook = store_webhook(store, enabled=False)
+    activities = ValidationActivities(ConfigCache(store, refresh_seconds=0))
+    body = json.dumps({"age": 3}).encode()
+    result = ActivityEnvironment().run(activities.validate_request, _input(hook.id, body, **fields))
+    assert result.verdict == verdict, result.errors
+    if verdict == RequestStatus.REJECTED:
+        assert [e.code for e in result.errors] == ["webhook_disabled"]
+
+
+def test_an_unreadable_configuration_is_retryable(tmp_path: Path) -> None:
+    unreadable = Store(f"sqlite:///{tmp_path}")  # a directory: the database cannot be opened
+    try:
+        activities = ValidationActivities(ConfigCache(unreadable, refresh_seconds=0))
+        with pytest.raises(ApplicationError) as raised:
+            ActivityEnvironment().run(activities.validate_request, _input("wh_1", b"{}"))
+        assert raised.value.type == "store_unavailable"
+        assert not raised.value.non_retryable
+    finally:
+        unreadable.dispose()
+
+
+def test_a_defect_in_validation_fails_for_good_without_its_message(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stand-in for a bug in the pure validation code whose message quotes the payload.
+    def broken(*_args: object) -> None:
+        raise ValueError("cannot map MRN-SECRET-77")
+
+    monkeypatch.setattr("activities.validation.validate", broken)
+    hook = store_webhook(store)
+    activities = ValidationActivities(ConfigCache(store, refresh_seconds=0))
+    with pytest.raises(ApplicationError) as failed:
+        ActivityEnvironment().run(activities.validate_request, _input(hook.id, b'{"age": 1}'))
+    assert failed.value.type == "internal_error" and failed.value.non_retryable
+    assert "MRN-SECRET-77" not in failed.value.message and failed.value.__cause__ is None

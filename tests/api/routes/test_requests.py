@@ -1,0 +1,140 @@
+"""``/v1/requests``: the list (filters, opaque page tokens, one row per request), the detail's
+404, and retry (a reset to the first workflow task), single and bulk."""
+
+from __future__ import annotations
+
+from persistence.store import Store
+from tests.conftest import Api, RunningWorker
+from tests.factories import (
+    FHIR_POINTS,
+    configure_fhir_webhook,
+    fhir_patient,
+    open_webhook,
+    post_sample,
+    save_definition,
+)
+
+
+async def test_unknown_request_is_404(api: Api) -> None:
+    answer = await api.admin("GET", "/v1/requests/req_nope")
+    assert answer.status_code == 404
+    assert answer.json()["errors"][0]["code"] == "request_not_found"
+    assert (await api.admin("POST", "/v1/requests/req_nope/retry")).status_code == 404
+
+
+async def test_pagination_and_filters(api: Api, worker: RunningWorker) -> None:
+    hook_id = await open_webhook(api)
+    ids = []
+    for i in range(5):
+        answer = await api.http.post(f"/hooks/{hook_id}", json={"a": i})
+        ids.append(answer.json()["request_id"])
+    for request_id in ids:
+        await api.wait_status(request_id, {"SUCCESS"})
+    seen: list[str] = []
+    closed: list[str] = []
+    token = None
+    pages = 0
+    while True:
+        query = f"/v1/requests?webhook_id={hook_id}&status=SUCCESS&limit=2"
+        answer = await api.admin("GET", query + (f"&page_token={token}" if token else ""))
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        seen.extend(r["request_id"] for r in body["items"])
+        closed.extend(r["updated_at"] for r in body["items"])
+        pages += 1
+        token = body["next_page_token"]
+        if not token:
+            break
+    assert sorted(seen) == sorted(ids) and pages >= 3
+    assert closed == sorted(closed, reverse=True)  # most recently closed first
+    none = await api.admin("GET", f"/v1/requests?webhook_id={hook_id}&status=FAILED")
+    assert none.json()["items"] == []
+    bad = await api.admin("GET", "/v1/requests?page_token=AAAAAAAAAAAAAAAAAAAA")
+    assert bad.status_code == 400
+    assert bad.json()["errors"][0]["code"] == "invalid_page_token"
+    quoted = await api.admin("GET", "/v1/requests?webhook_id=x' OR 'a'='a")
+    assert quoted.status_code == 400
+    too_many = await api.admin("GET", "/v1/requests?limit=201")
+    assert too_many.status_code == 422
+
+
+async def test_odd_filters_are_400(api: Api) -> None:
+    for query in ("webhook_id=%00", "patient_id=a%00b", "care_flow_definition_id=x%0A"):
+        answer = await api.admin("GET", f"/v1/requests?{query}")
+        assert answer.status_code == 400, (query, answer.text)
+        assert answer.json()["errors"][0]["code"] == "invalid_filter"
+    bulk = await api.admin(
+        "POST", "/v1/requests/retry", json={"status": "FAILED", "webhook_id": "\0"}
+    )
+    assert bulk.status_code == 400
+
+
+async def test_failed_request_retried_after_fix_succeeds_once(
+    api: Api, worker: RunningWorker, store: Store
+) -> None:
+    hook = await configure_fhir_webhook(api)
+    # start_care_flow will refuse for good.
+    await save_definition(api, "intake", FHIR_POINTS, published=False, replace=True)
+    answer = await post_sample(api, hook["id"])
+    assert answer.status_code == 202
+    request_id = answer.json()["request_id"]
+    failed = await api.wait_status(request_id, {"FAILED", "SUCCESS"})
+    assert failed["status"] == "FAILED"
+    assert failed["errors"][0]["code"] == "care_flow_definition_unpublished"
+
+    await save_definition(api, "intake", FHIR_POINTS, published=True, replace=True)
+    retried = await api.admin("POST", f"/v1/requests/{request_id}/retry")
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["run_id"] != failed["temporal"]["run_id"]
+    done = await api.wait_status(request_id, {"SUCCESS"})
+    assert done["temporal"]["run_id"] == retried.json()["run_id"]
+    assert store.patients.count_care_flows() == 1
+    # The earlier run stays in visibility, the list shows the request once.
+    listed = (await api.admin("GET", f"/v1/requests?webhook_id={hook['id']}")).json()
+    assert [r["request_id"] for r in listed["items"]] == [request_id]
+    assert listed["items"][0]["status"] == "SUCCESS"
+    # The earlier FAILED run (closed as Failed, not Terminated) is no longer listed or counted.
+    stale = (await api.admin("GET", f"/v1/requests?webhook_id={hook['id']}&status=FAILED")).json()
+    assert stale["items"] == []
+    # SUCCESS is not retryable.
+    again = await api.admin("POST", f"/v1/requests/{request_id}/retry")
+    assert again.status_code == 409
+    assert again.json()["errors"][0]["code"] == "not_retryable"
+
+
+async def test_rejected_for_configuration_is_retryable_door_rejection_is_not(
+    api: Api, worker: RunningWorker
+) -> None:
+    hook = await configure_fhir_webhook(api)
+    payload = fhir_patient()
+    other = {**payload["identifier"][0], "system": "https://other.example/mrn", "value": "X1"}
+    payload["identifier"].insert(0, other)
+    rejected = await api.http.post(f"/hooks/{hook['id']}", json=payload)
+    assert rejected.status_code == 422
+    assert rejected.json()["errors"][0]["code"] == "unknown_identifier_system"
+    request_id = rejected.json()["request_id"]
+    await api.wait_status(request_id, {"REJECTED"})
+
+    garbage = await api.http.post(
+        f"/hooks/{hook['id']}", content=b"{nope", headers={"Content-Type": "application/json"}
+    )
+    assert garbage.status_code == 400
+    assert garbage.json()["errors"][0]["code"] == "invalid_json"
+    await api.wait_status(garbage.json()["request_id"], {"REJECTED"})
+    refused = await api.admin("POST", f"/v1/requests/{garbage.json()['request_id']}/retry")
+    assert refused.status_code == 409
+
+    answer = await api.admin(
+        "POST",
+        "/v1/identifier-systems",
+        json={"name": "other", "system": "https://other.example/mrn"},
+    )
+    assert answer.status_code == 201
+    bulk = await api.admin(
+        "POST", "/v1/requests/retry", json={"webhook_id": hook["id"], "status": "REJECTED"}
+    )
+    assert bulk.status_code == 200, bulk.text
+    assert bulk.json() == {"reset": 1, "skipped": 1}
+    done = await api.wait_status(request_id, {"SUCCESS", "FAILED"})
+    assert done["status"] == "SUCCESS"
+    assert done["patient_identifier"] == {"system": "https://other.example/mrn", "value": "X1"}

@@ -1,0 +1,122 @@
+"""``api/ingest.py``'s ``IngestService`` on its own (real Temporal, real SQLite, no worker): what
+each outcome starts, the dedupe key and the rate limit. The HTTP answers to every kind of
+request are in ``routes/test_ingest.py``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from api import request_history
+from api.ingest import IngestService, _delivery_id
+from api.paging import PageTokens
+from api.request_log import RequestLog
+from careflow.models import Identifier, Webhook
+from careflow.settings import Settings
+from infra import temporal
+from persistence.config_cache import ConfigCache
+from persistence.store import Store, new_webhook_id
+from tests.factories import MRN_SYSTEM, store_webhook
+
+IDENTIFIER = {"system": MRN_SYSTEM, "value": "7"}
+COMPLETE = json.dumps({"age": 4, "patient_identifier": IDENTIFIER}).encode()
+NO_AGE = json.dumps({"patient_identifier": IDENTIFIER}).encode()
+MAPPED = {
+    "handler_data_points": {"age": 4},
+    "handler_patient_identifier": Identifier(**IDENTIFIER),
+}
+NOTHING: dict[str, Any] = {"handler_data_points": {}, "handler_patient_identifier": None}
+
+
+def _service(client: Client, store: Store, settings: Settings) -> IngestService:
+    config = ConfigCache(store, refresh_seconds=3600)
+    config.refresh()
+    requests = RequestLog(client, settings.ui_base_url, PageTokens("secret"))
+    return IngestService(client, config, settings, requests, store)
+
+
+@pytest.mark.parametrize(
+    ("enabled", "body", "test", "http", "initial", "carried"),
+    [
+        (True, COMPLETE, False, 202, "RECEIVED", NOTHING),
+        (False, COMPLETE, False, 403, "REJECTED", MAPPED),
+        (True, NO_AGE, True, 200, "RECEIVED", NOTHING),
+        (True, b"{nope", False, 400, "REJECTED", NOTHING),
+        (True, b"{nope", True, 200, "TEST", NOTHING),
+    ],
+    ids=["scheduled", "handler rejected", "test rejected", "door rejected", "test door rejected"],
+)
+async def test_only_a_handler_rejected_real_request_carries_its_mapping(
+    temporal_client: Client,
+    store: Store,
+    settings: Settings,
+    enabled: bool,
+    body: bytes,
+    test: bool,
+    http: int,
+    initial: str,
+    carried: dict[str, Any],
+) -> None:
+    """The workflow input carries the handler's mapping only when the workflow will keep the
+    handler's REJECTED without validating again; the run starts with the status the log shows."""
+    hook = store_webhook(store, enabled=enabled)
+    ingest = _service(temporal_client, store, settings)
+    outcome = await ingest.accept(hook, body, "application/json", {}, test=test)
+    assert outcome.http_status == http, outcome.body
+    handle = temporal_client.get_workflow_handle(outcome.body["request_id"])
+    try:
+        description = await handle.describe()
+        assert description.typed_search_attributes.get(temporal.SA_REQUEST_STATUS) == initial
+        request, _ = await request_history.read(temporal_client, handle)
+        assert request is not None
+        assert {key: getattr(request, key) for key in carried} == carried
+        assert request.door_rejected is (body == b"{nope")
+    finally:
+        await handle.terminate()
+
+
+def test_delivery_id_header_then_idempotency_key_then_body_path() -> None:
+    now = datetime.now(UTC)
+    hook = Webhook(
+        id=new_webhook_id(),
+        name="h",
+        care_flow_definition_id="intake",
+        delivery_id_path="$.event.id",
+        created_at=now,
+        updated_at=now,
+    )
+    body = {"event": {"id": " c "}}
+    assert _delivery_id({"webhook-id": " a ", "idempotency-key": "b"}, hook, body) == "a"
+    assert _delivery_id({"webhook-id": "  ", "idempotency-key": "b"}, hook, body) == "b"
+    assert _delivery_id({}, hook, body) == "c"
+    assert _delivery_id({}, hook, {"event": {"id": 12}}) == "12"
+    for value in (True, None, {"x": 1}, [1], "  "):
+        assert _delivery_id({}, hook, {"event": {"id": value}}) is None, value
+    assert _delivery_id({}, hook.model_copy(update={"delivery_id_path": None}), body) is None
+
+
+def test_rate_limit_counts_each_webhook_apart(
+    temporal_client: Client, store: Store, settings: Settings
+) -> None:
+    limited = settings.model_copy(update={"careflow_rate_limit": "2/minute"})
+    ingest = _service(temporal_client, store, limited)
+    assert [ingest.retry_after("wh_a") for _ in range(2)] == [None, None]
+    wait = ingest.retry_after("wh_a")
+    assert wait is not None and 1 <= wait <= 60
+    assert ingest.retry_after("wh_b") is None
+
+
+def test_deleted_and_unknown_webhooks_are_not_found(
+    temporal_client: Client, store: Store, settings: Settings
+) -> None:
+    live = store_webhook(store)
+    deleted = live.model_copy(update={"id": new_webhook_id(), "deleted": True})
+    store.configuration.insert_webhook(deleted)
+    ingest = _service(temporal_client, store, settings)
+    assert ingest.webhook(live.id) == live
+    assert ingest.webhook(deleted.id) is None
+    assert ingest.webhook("wh_nope") is None

@@ -1,0 +1,68 @@
+"""``api/ui/requests.py``: the request log page (filters), a request's page with its Retry, and
+the built-in backend's patient and care-flow pages."""
+
+from __future__ import annotations
+
+from tests.conftest import Api, RunningWorker
+from tests.factories import (
+    FHIR_POINTS,
+    configure_fhir_webhook,
+    post_sample,
+    save_definition,
+    ui_sign_in,
+)
+
+
+async def test_the_log_filters_and_shows_bad_filters_as_errors(
+    api: Api, worker: RunningWorker
+) -> None:
+    hook = await configure_fhir_webhook(api)
+    accepted = (await post_sample(api, hook["id"])).json()["request_id"]
+    await api.wait_status(accepted, {"SUCCESS"})
+    await ui_sign_in(api)
+    matching = await api.http.get(f"/ui/requests?status=SUCCESS&webhook_id={hook['id']}")
+    assert f'href="/ui/requests/{accepted}"' in matching.text
+    assert "FHIR patient feed" in matching.text  # the webhook's name, not its id
+    other = await api.http.get(f"/ui/requests?status=FAILED&webhook_id={hook['id']}")
+    assert accepted not in other.text and "No requests match." in other.text
+    # An unknown status is no filter; a value that could escape the query is an error shown.
+    unknown = await api.http.get(f"/ui/requests?status=NOPE&webhook_id={hook['id']}")
+    assert f'href="/ui/requests/{accepted}"' in unknown.text
+    odd = await api.http.get("/ui/requests?webhook_id=x'y")
+    assert odd.status_code == 200 and "invalid_filter" in odd.text
+
+
+async def test_retry_from_the_request_page(api: Api, worker: RunningWorker) -> None:
+    hook = await configure_fhir_webhook(api)
+    await save_definition(api, "intake", FHIR_POINTS, published=False, replace=True)
+    request_id = (await post_sample(api, hook["id"])).json()["request_id"]
+    await api.wait_status(request_id, {"FAILED"})
+    csrf = await ui_sign_in(api)
+    page = await api.http.get(f"/ui/requests/{request_id}")
+    assert 'id="retry"' in page.text and "care_flow_definition_unpublished" in page.text
+
+    await save_definition(api, "intake", FHIR_POINTS, published=True, replace=True)
+    retried = await api.http.post(
+        f"/ui/requests/{request_id}/retry", data={"csrf": csrf}, follow_redirects=False
+    )
+    assert retried.status_code == 303
+    assert retried.headers["location"] == f"/ui/requests/{request_id}?retried=1"
+    await api.wait_status(request_id, {"SUCCESS"})
+    page = await api.http.get(f"/ui/requests/{request_id}?retried=1")
+    assert "Retry started" in page.text and 'id="retry"' not in page.text
+    again = await api.http.post(f"/ui/requests/{request_id}/retry", data={"csrf": csrf})
+    assert again.status_code == 409 and "not_retryable" in again.text
+
+
+async def test_patient_and_care_flow_pages(api: Api, worker: RunningWorker) -> None:
+    hook = await configure_fhir_webhook(api)
+    request_id = (await post_sample(api, hook["id"])).json()["request_id"]
+    detail = await api.wait_status(request_id, {"SUCCESS"})
+    await ui_sign_in(api)
+    patient = await api.http.get(f"/ui/patients/{detail['patient_id']}")
+    assert f'href="/ui/care-flows/{detail["care_flow_id"]}"' in patient.text
+    flow = await api.http.get(f"/ui/care-flows/{detail['care_flow_id']}")
+    assert f'href="/ui/requests/{request_id}"' in flow.text
+    assert "du Exemplé" in flow.text  # its baseline data points
+    assert (await api.http.get("/ui/patients/pat_nope")).status_code == 404
+    assert (await api.http.get("/ui/care-flows/cf_nope")).status_code == 404

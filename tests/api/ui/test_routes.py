@@ -1,0 +1,68 @@
+"""``api/ui/routes.py``: sign in and out, and the settings forms (identifier systems, care flow
+definitions). The sign-in happy path and adding both from the settings page run in a real
+browser in ``test_browser.py``."""
+
+from __future__ import annotations
+
+from tests.conftest import Api
+from tests.factories import ui_sign_in
+
+
+async def test_sign_out_ends_the_session(api: Api) -> None:
+    csrf = await ui_sign_in(api)
+    home = await api.http.get("/ui/", follow_redirects=False)
+    assert (home.status_code, home.headers["location"]) == (303, "/ui/webhooks")
+    out = await api.http.post("/ui/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert (out.status_code, out.headers["location"]) == (303, "/ui/login")
+    assert out.headers["set-cookie"].startswith("careflow_ui=")
+    assert "Max-Age=0" in out.headers["set-cookie"]
+    after = await api.http.get("/ui/webhooks", follow_redirects=False)
+    assert (after.status_code, after.headers["location"]) == (303, "/ui/login")
+
+
+async def test_settings_forms_answer_bad_input_with_a_422_page(api: Api) -> None:
+    csrf = await ui_sign_in(api)
+    system = {"csrf": csrf, "name": "mrn", "system": "urn:mrn"}
+    assert (await api.http.post("/ui/identifier-systems", data=system)).status_code == 303
+    taken = await api.http.post("/ui/identifier-systems", data=system)
+    assert taken.status_code == 422 and "identifier_system_exists" in taken.text
+    odd = await api.http.post("/ui/identifier-systems", data={**system, "name": "Not A Slug"})
+    assert odd.status_code == 422 and "invalid_request" in odd.text
+
+    definition = {"csrf": csrf, "id": "intake", "title": "Intake"}
+    for points in ("{nope", '{"id": "x"}'):
+        answer = await api.http.post(
+            "/ui/care-flow-definitions", data={**definition, "data_point_definitions": points}
+        )
+        assert answer.status_code == 422 and "invalid_json" in answer.text, points
+    bad_type = await api.http.post(
+        "/ui/care-flow-definitions",
+        data={**definition, "data_point_definitions": '[{"id": "x", "value_type": "colour"}]'},
+    )
+    assert bad_type.status_code == 422 and "value_type" in bad_type.text
+    assert 'id="sys-name"' in bad_type.text  # the settings page, with its forms
+    listed = (await api.admin("GET", "/v1/care-flow-definitions")).json()["items"]
+    assert listed == []
+
+
+async def test_a_definition_is_replaced_from_its_page(api: Api) -> None:
+    csrf = await ui_sign_in(api)
+
+    async def save(**fields: str) -> None:
+        answer = await api.http.post(
+            "/ui/care-flow-definitions", data={"csrf": csrf, **fields}, follow_redirects=False
+        )
+        assert (answer.status_code, answer.headers["location"]) == (303, "/ui/settings")
+
+    points = '[{"id": "age", "value_type": "number"}]'
+    await save(id="intake", title="Intake", published="on", data_point_definitions=points)
+    page = await api.http.get("/ui/care-flow-definitions/intake")
+    assert '<input type="hidden" name="existing" value="1">' in page.text
+    assert "&#34;age&#34;" in page.text  # the points, as JSON in the textarea
+    await save(existing="1", id="intake", title="Intake v2", data_point_definitions="[]")
+    shown = (await api.admin("GET", "/v1/care-flow-definitions/intake")).json()
+    assert (shown["title"], shown["published"], shown["data_point_definitions"]) == (
+        "Intake v2",
+        False,
+        [],
+    )

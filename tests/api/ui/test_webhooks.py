@@ -1,0 +1,145 @@
+"""``api/ui/webhooks.py``: the webhook list with its per-status counts, create, the mapping form
+(data point paths, date formats, the patient identifier), the preview fragment, enable and
+disable. The set-up of a webhook from start to first request runs in ``test_browser.py``."""
+
+from __future__ import annotations
+
+from careflow.settings import Settings
+from persistence.store import Store
+from tests.conftest import Api, RunningWorker, free_port, serve_api
+from tests.factories import (
+    FHIR_SYSTEM,
+    configure_fhir_webhook,
+    fhir_patient,
+    post_sample,
+    save_definition,
+    ui_sign_in,
+)
+
+
+def _count_cell(hook_id: str, status: str) -> str:
+    return f'href="/ui/requests?webhook_id={hook_id}&amp;status={status}">'
+
+
+async def test_the_list_counts_requests_per_status(api: Api, worker: RunningWorker) -> None:
+    hook = await configure_fhir_webhook(api)
+    accepted = await post_sample(api, hook["id"])
+    rejected = await api.http.post(
+        f"/hooks/{hook['id']}", json=fhir_patient(without="deceasedBoolean")
+    )
+    await api.wait_status(accepted.json()["request_id"], {"SUCCESS"})
+    await api.wait_status(rejected.json()["request_id"], {"REJECTED"})
+    await ui_sign_in(api)
+    page = (await api.http.get("/ui/webhooks")).text
+    assert _count_cell(hook["id"], "SUCCESS") + "1<" in page
+    assert _count_cell(hook["id"], "REJECTED") + "1<" in page
+    assert _count_cell(hook["id"], "FAILED") + "0<" in page
+    assert "TEST" not in page  # test requests are not counted
+
+
+async def test_the_list_renders_while_temporal_is_unreachable(
+    settings: Settings, store: Store
+) -> None:
+    nowhere = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    async with serve_api(nowhere) as api:
+        hook = await configure_fhir_webhook(api, enable=False)
+        await ui_sign_in(api)
+        page = await api.http.get("/ui/webhooks")
+        assert page.status_code == 200
+        assert _count_cell(hook["id"], "SUCCESS") + "?<" in page.text
+
+
+async def test_create_with_a_bad_definition_id_is_a_422_page(api: Api) -> None:
+    csrf = await ui_sign_in(api)
+    answer = await api.http.post(
+        "/ui/webhooks", data={"csrf": csrf, "name": "x", "care_flow_definition_id": "Not A Slug"}
+    )
+    assert answer.status_code == 422
+    assert "care_flow_definition_id" in answer.text
+    assert (await api.admin("GET", "/v1/webhooks")).json()["items"] == []
+
+
+async def test_the_mapping_form_saves_paths_date_formats_and_the_identifier(api: Api) -> None:
+    await save_definition(
+        api,
+        "visit",
+        [{"id": "reason", "value_type": "string"}, {"id": "born", "value_type": "date"}],
+    )
+    csrf = await ui_sign_in(api)
+    created = await api.http.post(
+        "/ui/webhooks",
+        data={"csrf": csrf, "name": "EHR", "care_flow_definition_id": "visit"},
+        follow_redirects=False,
+    )
+    assert created.status_code == 303
+    hook_url = created.headers["location"]
+    hook_id = hook_url.rsplit("/", 1)[1]
+
+    form = {
+        "csrf": csrf,
+        "path__reason": " $.reason ",
+        "path__born": "$.born",
+        "date_format__born": "%d/%m/%Y",
+        "system": FHIR_SYSTEM,
+        "system_path": "$.ignored_when_a_system_is_chosen",
+        "value_path": "$.mrn",
+    }
+    saved = await api.http.post(f"{hook_url}/mapping", data=form, follow_redirects=False)
+    assert (saved.status_code, saved.headers["location"]) == (303, f"{hook_url}?saved=1")
+    hook = (await api.admin("GET", f"/v1/webhooks/{hook_id}")).json()
+    assert hook["data_point_mappings"] == [
+        {"data_point_definition_id": "reason", "path": "$.reason", "date_format": None},
+        {"data_point_definition_id": "born", "path": "$.born", "date_format": "%d/%m/%Y"},
+    ]
+    assert hook["patient_identifier"] == {
+        "system": FHIR_SYSTEM,
+        "system_path": None,
+        "value_path": "$.mrn",
+    }
+
+    from_path = {**form, "path__born": "  ", "system": "", "system_path": "$.system"}
+    await api.http.post(f"{hook_url}/mapping", data=from_path)
+    hook = (await api.admin("GET", f"/v1/webhooks/{hook_id}")).json()
+    assert [m["data_point_definition_id"] for m in hook["data_point_mappings"]] == ["reason"]
+    assert hook["patient_identifier"] == {
+        "system": None,
+        "system_path": "$.system",
+        "value_path": "$.mrn",
+    }
+    anonymous = {"csrf": csrf, "path__reason": "$.reason", "value_path": ""}
+    await api.http.post(f"{hook_url}/mapping", data=anonymous)
+    assert (await api.admin("GET", f"/v1/webhooks/{hook_id}")).json()["patient_identifier"] is None
+
+    broken = await api.http.post(f"{hook_url}/mapping", data={**form, "path__reason": "$.[[["})
+    assert broken.status_code == 422 and "invalid_path" in broken.text
+
+
+async def test_the_preview_fragment_without_a_test_payload(api: Api) -> None:
+    hook = await configure_fhir_webhook(api, enable=False)
+    csrf = await ui_sign_in(api)
+    fragment = await api.http.post(
+        f"/ui/webhooks/{hook['id']}/preview", data={"csrf": csrf, "path__mrn": "$.id"}
+    )
+    assert fragment.status_code == 200
+    assert "test_payload_not_found" in fragment.text and "<html" not in fragment.text
+
+
+async def test_enable_shows_the_problems_and_disable_switches_off(api: Api) -> None:
+    hook = await configure_fhir_webhook(api, enable=False)
+    url = f"/v1/webhooks/{hook['id']}"
+    await api.admin("PATCH", url, json={"data_point_mappings": []})
+    csrf = await ui_sign_in(api)
+    refused = await api.http.post(f"/ui/webhooks/{hook['id']}/enable", data={"csrf": csrf})
+    assert refused.status_code == 409
+    assert 'id="problems"' in refused.text and "missing_data_point_mapping" in refused.text
+    await api.admin("PATCH", url, json={"data_point_mappings": hook["data_point_mappings"]})
+    enabled = await api.http.post(
+        f"/ui/webhooks/{hook['id']}/enable", data={"csrf": csrf}, follow_redirects=False
+    )
+    assert enabled.status_code == 303
+    assert (await api.admin("GET", url)).json()["enabled"] is True
+    disabled = await api.http.post(
+        f"/ui/webhooks/{hook['id']}/disable", data={"csrf": csrf}, follow_redirects=False
+    )
+    assert disabled.status_code == 303
+    assert (await api.admin("GET", url)).json()["enabled"] is False

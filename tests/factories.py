@@ -1,0 +1,289 @@
+"""Shared builders: configuration (over HTTP, or straight on the store), sample payloads and
+workflow starts. Fixtures (dev server, store, worker, API) live in ``tests/conftest.py``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from careflow import request_ids
+from careflow.messages import RequestState, WebhookRequestInput
+from careflow.models import (
+    CareFlowDefinition,
+    DataPointDefinition,
+    DataPointMapping,
+    IdentifierSystem,
+    RequestError,
+    RequestStatus,
+    Webhook,
+)
+from infra import temporal
+from persistence.store import Store, new_webhook_id
+from tests.conftest import ADMIN_TOKEN, Api
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
+WALKTHROUGH = ROOT / "examples" / "fhir-walkthrough.json"
+
+JSON = {"Content-Type": "application/json"}
+TERMINAL = {"SUCCESS", "REJECTED", "FAILED", "TEST"}
+FHIR_SAMPLE = "fhir-r4-patient-example"
+FHIR_SYSTEM = "urn:oid:1.2.36.146.595.217.0.1"
+MRN_SYSTEM = "https://example-hospital.org/mrn"
+
+
+# --- payloads -------------------------------------------------------------------------------------
+
+
+def sample_payload(name: str = FHIR_SAMPLE) -> bytes:
+    """A sample payload from ``tests/fixtures/samples/payloads``, byte for byte."""
+    return (SAMPLES / "payloads" / f"{name}.json").read_bytes()
+
+
+def fhir_patient(*, without: str | None = None) -> dict[str, Any]:
+    """The FHIR Patient sample, parsed; ``without`` names a top-level field to leave out."""
+    payload: dict[str, Any] = json.loads(sample_payload(FHIR_SAMPLE))
+    if without is not None:
+        del payload[without]
+    return payload
+
+
+async def post_sample(
+    api: Api,
+    hook_id: str,
+    name: str = FHIR_SAMPLE,
+    *,
+    test: bool = False,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST a sample payload to a webhook's URL (or its test link)."""
+    url = f"/hooks/{hook_id}/test" if test else f"/hooks/{hook_id}"
+    return await api.http.post(
+        url, content=sample_payload(name), headers={**JSON, **(headers or {})}
+    )
+
+
+# --- configuration over HTTP ----------------------------------------------------------------------
+
+
+async def add_identifier_system(api: Api, name: str, system: str, description: str = "") -> None:
+    """Create an identifier system (already there is fine)."""
+    answer = await api.admin(
+        "POST",
+        "/v1/identifier-systems",
+        json={"name": name, "system": system, "description": description},
+    )
+    assert answer.status_code in (201, 409), answer.text
+
+
+async def save_definition(
+    api: Api,
+    definition_id: str,
+    points: list[dict[str, Any]],
+    *,
+    title: str | None = None,
+    published: bool = True,
+    replace: bool = False,
+) -> None:
+    """Create (already there is fine) or, with ``replace``, replace a care flow definition."""
+    body = {
+        "title": title or definition_id,
+        "published": published,
+        "data_point_definitions": points,
+    }
+    if replace:
+        answer = await api.admin("PUT", f"/v1/care-flow-definitions/{definition_id}", json=body)
+        assert answer.status_code == 200, answer.text
+    else:
+        answer = await api.admin(
+            "POST", "/v1/care-flow-definitions", json={"id": definition_id, **body}
+        )
+        assert answer.status_code in (201, 409), answer.text
+
+
+async def add_webhook(api: Api, *, enable: bool = True, **fields: Any) -> dict[str, Any]:
+    """Create a webhook from ``fields`` and, with ``enable``, enable it; its public view."""
+    answer = await api.admin("POST", "/v1/webhooks", json=fields)
+    assert answer.status_code == 201, answer.text
+    hook: dict[str, Any] = answer.json()
+    if enable:
+        answer = await api.admin("POST", f"/v1/webhooks/{hook['id']}/enable")
+        assert answer.status_code == 200, answer.text
+        hook = answer.json()
+    return hook
+
+
+def _walkthrough() -> dict[str, Any]:
+    walkthrough: dict[str, Any] = json.loads(WALKTHROUGH.read_text())
+    return walkthrough
+
+
+FHIR_POINTS: list[dict[str, Any]] = _walkthrough()["care_flow_definition"]["data_point_definitions"]
+
+
+async def configure_fhir_webhook(api: Api, *, enable: bool = True, **overrides: Any) -> dict:
+    """The README walkthrough's configuration for the FHIR Patient sample."""
+    walkthrough = _walkthrough()
+    system = walkthrough["identifier_system"]
+    await add_identifier_system(api, system["name"], system["system"], system["description"])
+    definition = walkthrough["care_flow_definition"]
+    await save_definition(
+        api,
+        definition["id"],
+        definition["data_point_definitions"],
+        title=definition["title"],
+        published=definition["published"],
+    )
+    return await add_webhook(api, enable=enable, **{**walkthrough["webhook"], **overrides})
+
+
+async def open_webhook(api: Api, **fields: Any) -> str:
+    """An enabled webhook whose care flow needs no data point: any JSON body is SCHEDULED."""
+    points = [{"id": "anything", "value_type": "json", "optional": True}]
+    await save_definition(api, "open", points, title="Open")
+    hook = await add_webhook(
+        api,
+        name="open",
+        care_flow_definition_id="open",
+        data_point_mappings=[{"data_point_definition_id": "anything", "path": "$.a"}],
+        **fields,
+    )
+    return str(hook["id"])
+
+
+EHR_PATIENT = {
+    "mrn": 70011,
+    "given": "Zelda",
+    "family": "Quartermaine",
+    "born": "1980-02-29",
+    "phone": "(415) 555-2671",
+    "sex": "Female",
+    "lang": "NL",
+    "email": "zq@example.org",
+}
+
+
+async def ehr_webhook(api: Api) -> str:
+    """Identifier system ``mrn`` (``MRN_SYSTEM``), definition ``visit`` (one data point,
+    ``reason``) and an enabled webhook reading the patient's MRN and profile from
+    ``$.patient`` (shaped like ``EHR_PATIENT``)."""
+    await add_identifier_system(api, "mrn", MRN_SYSTEM)
+    await save_definition(api, "visit", [{"id": "reason", "value_type": "string"}], title="Visit")
+    hook = await add_webhook(
+        api,
+        name="EHR",
+        care_flow_definition_id="visit",
+        data_point_mappings=[{"data_point_definition_id": "reason", "path": "$.reason"}],
+        patient_identifier={"system": MRN_SYSTEM, "value_path": "$.patient.mrn"},
+        patient_profile={
+            "first_name": "$.patient.given",
+            "last_name": "$.patient.family",
+            "birth_date": "$.patient.born",
+            "phone": "$.patient.phone",
+            "sex": "$.patient.sex",
+            "preferred_language": "$.patient.lang",
+            "email": "$.patient.email",
+        },
+    )
+    return str(hook["id"])
+
+
+# --- the web pages --------------------------------------------------------------------------------
+
+
+async def ui_sign_in(api: Api) -> str:
+    """Sign in to ``/ui`` with the admin token (the session cookie stays on ``api.http``);
+    returns the session's CSRF token, as the pages' forms carry it."""
+    login = await api.http.post("/ui/login", data={"token": ADMIN_TOKEN}, follow_redirects=False)
+    assert login.status_code == 303, login.text
+    api.http.cookies.update(login.cookies)
+    page = await api.http.get("/ui/settings")
+    return page.text.split('name="csrf" value="')[1].split('"')[0]
+
+
+# --- configuration on the store -------------------------------------------------------------------
+
+
+def store_definition(store: Store, *, published: bool = True) -> CareFlowDefinition:
+    """Care flow definition ``intake`` with one required number data point, ``age``."""
+    return store.configuration.create_care_flow_definition(
+        CareFlowDefinition(
+            id="intake",
+            title="Intake",
+            published=published,
+            data_point_definitions=[DataPointDefinition(id="age", value_type="number")],
+        )
+    )
+
+
+def store_webhook(store: Store, *, published: bool = True, enabled: bool = True) -> Webhook:
+    """Identifier system ``mrn`` (``MRN_SYSTEM``), ``intake`` and a webhook mapping ``$.age``;
+    the patient identifier comes from the body's ``patient_identifier``."""
+    store.configuration.create_identifier_system(IdentifierSystem(name="mrn", system=MRN_SYSTEM))
+    store_definition(store, published=published)
+    now = datetime.now(UTC)
+    return store.configuration.insert_webhook(
+        Webhook(
+            id=new_webhook_id(),
+            name="Test hook",
+            care_flow_definition_id="intake",
+            data_point_mappings=[DataPointMapping(data_point_definition_id="age", path="$.age")],
+            enabled=enabled,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+# --- workflow starts ------------------------------------------------------------------------------
+
+
+async def start_request(
+    client: Client,
+    task_queue: str,
+    hook: Webhook,
+    body: Any,
+    *,
+    handler_status: RequestStatus = RequestStatus.SCHEDULED,
+    handler_errors: list[RequestError] | None = None,
+    handler_data_points: dict[str, Any] | None = None,
+    door_rejected: bool = False,
+    is_test: bool = False,
+) -> WorkflowHandle[Any, RequestState]:
+    """Start ``WebhookRequestWorkflow`` directly, as the ingest handler would; ``body`` None
+    carries no body (a payload over the size limit)."""
+    request_id = request_ids.new_request_id(test=is_test)
+    return await client.start_workflow(
+        temporal.WORKFLOW_TYPE,
+        WebhookRequestInput(
+            request_id=request_id,
+            webhook_id=hook.id,
+            webhook_name=hook.name,
+            care_flow_definition_id=hook.care_flow_definition_id,
+            received_at=datetime.now(UTC),
+            body=None if body is None else json.dumps(body).encode(),
+            is_test=is_test,
+            handler_status=handler_status,
+            handler_errors=handler_errors or [],
+            handler_data_points=handler_data_points or {},
+            door_rejected=door_rejected,
+            activity_max_attempts=2,
+            activity_max_seconds=10,
+        ),
+        id=request_id,
+        task_queue=task_queue,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(temporal.SA_WEBHOOK_ID, hook.id),
+                SearchAttributePair(temporal.SA_REQUEST_STATUS, "RECEIVED"),
+                SearchAttributePair(temporal.SA_IS_TEST, is_test),
+            ]
+        ),
+        result_type=RequestState,
+    )
