@@ -28,7 +28,9 @@ class ValidationActivities:
             SCHEDULED or REJECTED with every error found (never raises for bad payloads).
 
         Raises:
-            ApplicationError: retryable, when the configuration cannot be read.
+            ApplicationError: retryable ``store_unavailable`` when the configuration cannot be
+                read; non-retryable ``internal_error`` (naming only the exception's class, never
+                its message, which may quote the payload) when validation itself fails.
         """
         try:
             # Check the revision every time (one small query): a retry right after a fix must
@@ -38,11 +40,15 @@ class ValidationActivities:
             raise ApplicationError("configuration unavailable", type="store_unavailable") from exc
         try:
             body = parse_body(request.body, request.media_type)
+            result = validate(snapshot, request.webhook_id, body)
         except PayloadError as exc:
             return ValidationResult(
                 verdict=RequestStatus.REJECTED, errors=[exc.error], attempt=activity.info().attempt
             )
-        result = validate(snapshot, request.webhook_id, body)
+        except Exception as exc:  # a defect: final, and its message (maybe PHI) stays out
+            raise ApplicationError(
+                f"validation raised {type(exc).__name__}", type="internal_error", non_retryable=True
+            ) from None
         if request.is_test or request.ignore_enabled:
             result = without_enabled_check(result)
         return result.model_copy(update={"attempt": activity.info().attempt})

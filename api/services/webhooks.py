@@ -95,11 +95,9 @@ class WebhookService:
         document = current.model_dump(
             mode="json", exclude={"id", "enabled", "deleted", "created_at", "updated_at"}
         )
-        # RFC 7396 §2; ``document`` is a fresh dump, so the library may merge into it in place.
+        # RFC 7396 §2 on a fresh dump (the library merges into it in place): an omitted secret
+        # is kept because the dump holds it; ``"secret": null`` removes it.
         merged = json_merge_patch.merge(document, patch)
-        old_secret = current.signature.secret if current.signature else None
-        if isinstance(merged.get("signature"), dict) and "secret" not in merged["signature"]:
-            merged["signature"]["secret"] = old_secret
         try:
             fields = WebhookFields.model_validate(merged)
         except ValidationError as exc:
