@@ -4,6 +4,8 @@ workflow starts. Fixtures (dev server, store, worker, API) live in ``tests/conft
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from careflow.models import (
     RequestStatus,
     Webhook,
 )
+from careflow.settings import Settings
 from infra import temporal
 from persistence.store import Store, new_webhook_id
 from tests.conftest import ADMIN_TOKEN, Api
@@ -287,3 +290,16 @@ async def start_request(
         ),
         result_type=RequestState,
     )
+
+
+@contextmanager
+def unreachable_database(store: Store, settings: Settings) -> Iterator[None]:
+    """The SQLite file's directory is gone (an unmounted volume, say) until the block ends."""
+    data_dir = settings.careflow_data_dir
+    store.dispose()
+    away = data_dir.rename(data_dir.with_name("away"))
+    try:
+        yield
+    finally:
+        store.dispose()
+        away.rename(data_dir)

@@ -7,8 +7,7 @@ Idempotent starts and patient reuse through the activities are covered by
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,21 +18,9 @@ from careflow.errors import TransientStoreError
 from careflow.models import CareFlowDefinition, Identifier
 from careflow.settings import Settings
 from persistence.store import Store
+from tests.factories import unreachable_database
 
 MRN = Identifier(system="https://example-hospital.org/mrn", value="24680")
-
-
-@contextmanager
-def unreachable(store: Store, settings: Settings) -> Iterator[None]:
-    """The database file's directory is gone until the block ends."""
-    data_dir = settings.careflow_data_dir
-    store.dispose()
-    away = data_dir.rename(data_dir.with_name("away"))
-    try:
-        yield
-    finally:
-        store.dispose()
-        away.rename(data_dir)
 
 
 def test_patients_are_found_after_they_are_created(store: Store) -> None:
@@ -104,7 +91,7 @@ def test_an_unreachable_database_is_a_transient_backend_fault(
     store: Store, settings: Settings, call: Callable[[BuiltinBackend], Any]
 ) -> None:
     backend = BuiltinBackend(store)
-    with unreachable(store, settings), pytest.raises(BackendUnavailableError) as raised:
+    with unreachable_database(store, settings), pytest.raises(BackendUnavailableError) as raised:
         call(backend)
     assert isinstance(raised.value.__cause__, TransientStoreError)
 

@@ -23,10 +23,14 @@ def restore_levels() -> Iterator[None]:
     logging.getLogger().handlers[:] = handlers
 
 
-def test_payload_loggers_are_clamped_to_info_under_a_debug_root() -> None:
-    logging.getLogger().setLevel(logging.DEBUG)
+def unset_payload_loggers() -> None:
     for name in PAYLOAD_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def test_payload_loggers_are_clamped_to_info_under_a_debug_root() -> None:
+    logging.getLogger().setLevel(logging.DEBUG)
+    unset_payload_loggers()
     logs.silence_payload_debug_logs()
     for name in PAYLOAD_LOGGERS:
         assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)
@@ -51,8 +55,7 @@ def test_quieter_levels_are_left_alone() -> None:
 
 def test_configure_silences_even_at_debug() -> None:
     logging.getLogger().setLevel(logging.DEBUG)
-    for name in PAYLOAD_LOGGERS:
-        logging.getLogger(name).setLevel(logging.NOTSET)
+    unset_payload_loggers()
     logs.configure(logging.DEBUG)
     for name in PAYLOAD_LOGGERS:
         assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)
@@ -60,8 +63,7 @@ def test_configure_silences_even_at_debug() -> None:
 
 def test_a_warning_root_is_not_made_more_verbose() -> None:
     logging.getLogger().setLevel(logging.WARNING)
-    for name in PAYLOAD_LOGGERS:
-        logging.getLogger(name).setLevel(logging.NOTSET)
+    unset_payload_loggers()
     logs.silence_payload_debug_logs()
     for name in PAYLOAD_LOGGERS:
         assert not logging.getLogger(name).isEnabledFor(logging.INFO)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -16,25 +13,13 @@ from careflow.settings import Settings
 from persistence.config_cache import ConfigCache
 from persistence.store import Store, new_webhook_id
 from persistence.tables import identifier_systems
+from tests.factories import unreachable_database
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def add_system(store: Store, name: str) -> None:
     store.configuration.create_identifier_system(IdentifierSystem(name=name, system=f"urn:{name}"))
-
-
-@contextmanager
-def unreachable(store: Store, settings: Settings) -> Iterator[None]:
-    """The database file's directory is gone (an unmounted volume, say) until the block ends."""
-    data_dir: Path = settings.careflow_data_dir
-    store.dispose()
-    away = data_dir.rename(data_dir.with_name("away"))
-    try:
-        yield
-    finally:
-        store.dispose()
-        away.rename(data_dir)
 
 
 def test_nothing_is_read_before_the_first_check(store: Store) -> None:
@@ -95,7 +80,7 @@ def test_get_within_refresh_seconds_does_not_check(store: Store, settings: Setti
     first = cache.refresh()
     add_system(store, "mrn")
     assert cache.get() is first
-    with unreachable(store, settings):
+    with unreachable_database(store, settings):
         assert cache.get() is first  # no database read at all
 
 
@@ -112,7 +97,7 @@ def test_a_check_without_changes_counts_as_fresh(store: Store, settings: Setting
     cache.refresh()
     time.sleep(0.55)
     snapshot = cache.refresh()  # unchanged: restarts the clock
-    with unreachable(store, settings):
+    with unreachable_database(store, settings):
         assert cache.get() is snapshot
 
 
@@ -122,7 +107,7 @@ def test_an_unreadable_database_raises_and_keeps_the_last_snapshot(
     add_system(store, "mrn")
     cache = ConfigCache(store, refresh_seconds=0)
     kept = cache.get()
-    with unreachable(store, settings):
+    with unreachable_database(store, settings):
         with pytest.raises(TransientStoreError):
             cache.refresh()
         with pytest.raises(TransientStoreError):
@@ -136,7 +121,7 @@ def test_a_failed_check_does_not_count_as_fresh(store: Store, settings: Settings
     cache = ConfigCache(store, refresh_seconds=0.5)
     cache.refresh()
     time.sleep(0.55)
-    with unreachable(store, settings), pytest.raises(TransientStoreError):
+    with unreachable_database(store, settings), pytest.raises(TransientStoreError):
         cache.get()
     add_system(store, "mrn")
     assert list(cache.get().identifier_systems) == ["mrn"]  # checked again at once
