@@ -8,6 +8,7 @@ under ``/ui/`` get an HTML error page instead); nothing quotes a payload value.
 from __future__ import annotations
 
 import logging
+import traceback
 import uuid
 from collections.abc import Mapping
 
@@ -16,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
 from api.ui import common as ui
@@ -122,11 +124,47 @@ def install(app: FastAPI) -> None:
         log.warning("temporal call failed: %s", exc.status.name if exc.status else "unknown")
         return temporal_unavailable()
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        if _is_lazy_connect_failure(exc):
-            return temporal_unavailable()
-        error_id = uuid.uuid4().hex
-        log.exception("unhandled error %s: %s", error_id, type(exc).__name__)
-        body = {"code": "internal_error", "message": "an internal error occurred"}
-        return JSONResponse({"errors": [{**body, "error_id": error_id}]}, status_code=500)
+    app.add_middleware(UnexpectedErrors)
+
+
+def unexpected_response(exc: Exception) -> JSONResponse:
+    """503 for a lazy Temporal client that cannot connect; else 500 ``internal_error`` with an
+    ``error_id``, logged with the exception's class and stack frames only: a driver's message may
+    quote the values it was given (PHI), so neither the message nor its causes are logged."""
+    if _is_lazy_connect_failure(exc):
+        return temporal_unavailable()
+    error_id = uuid.uuid4().hex
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("unhandled error %s: %s\n%s", error_id, type(exc).__name__, frames)
+    body = {"code": "internal_error", "message": "an internal error occurred"}
+    return JSONResponse({"errors": [{**body, "error_id": error_id}]}, status_code=500)
+
+
+class UnexpectedErrors:
+    """ASGI middleware answering any unhandled exception with ``unexpected_response``.
+
+    A middleware rather than an ``Exception`` handler: Starlette re-raises after running such a
+    handler, and the server then logs the full exception text.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self._app(scope, receive, tracking_send)
+        except Exception as exc:
+            response = unexpected_response(exc)
+            if not started:  # else the answer is already on its way; only the log line remains
+                await response(scope, receive, send)

@@ -88,14 +88,19 @@ def pending_activities(description: WorkflowExecutionDescription) -> list[Pendin
 
 
 def known_state(
-    state: RequestState, request: WebhookRequestInput | None, validation: ValidationResult | None
+    state: RequestState,
+    request: WebhookRequestInput | None,
+    validation: ValidationResult | None,
+    *,
+    first_run: bool,
 ) -> RequestState:
     """The live state, completed from the history where it lacks something.
 
     Mapped data points and identifier: the last ``validate_request`` result, else the handler's
     mapping carried in the input (a request the handler rejected), else the live state's (none
-    when read from the memo, which holds no PHI). Verdict and errors of a request no worker has
-    run yet (empty timeline): the handler's, from the input.
+    when read from the memo, which holds no PHI). Verdict and errors of a first run no worker
+    has run yet (empty timeline): the handler's, from the input. A reset run (a retry) re-decides,
+    so until a worker runs it, it shows neither.
     """
     update: dict[str, Any] = {}
     if validation is not None:
@@ -110,7 +115,7 @@ def known_state(
             "data_points": request.handler_data_points,
             "patient_identifier": request.handler_patient_identifier,
         }
-    if request is not None and not state.timeline:
+    if request is not None and first_run and not state.timeline:
         update["errors"] = request.handler_errors
         if request.door_rejected or request.handler_status == RequestStatus.REJECTED:
             update["verdict"] = RequestStatus.REJECTED

@@ -121,7 +121,9 @@ class RequestLog:
                 else RequestState(status=RequestStatus.RECEIVED)
             )
         request, validation = await history.read(self._client, handle)
-        state = history.known_state(state, request, validation)
+        info = description.raw_description.workflow_execution_info
+        first_run = not info.first_run_id or info.first_run_id == description.run_id
+        state = history.known_state(state, request, validation, first_run=first_run)
         pending = history.pending_activities(description)
         timeline = list(state.timeline)
         for activity in pending:
@@ -136,7 +138,12 @@ class RequestLog:
                     )
                 )
         status_sa = _sa(description, temporal.SA_REQUEST_STATUS)
-        status = state.status if state.timeline else RequestStatus(status_sa or "RECEIVED")
+        if state.timeline:
+            status = state.status
+        elif first_run:
+            status = RequestStatus(status_sa or "RECEIVED")
+        else:  # a reset run keeps the old run's search attributes until its first workflow task
+            status = RequestStatus.RECEIVED
         return RequestDetail(
             request_id=request_id,
             webhook_id=_sa(description, temporal.SA_WEBHOOK_ID),

@@ -104,7 +104,15 @@ def parse_body(body: bytes, media_type: str) -> Any:
         raise PayloadError("empty_body", "the request body is empty")
     if media_type == FORM:
         try:
-            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+            # Percent-escapes must decode as UTF-8 too: replacing them with U+FFFD would make
+            # different identifiers equal.
+            pairs = parse_qsl(
+                body.decode("utf-8"),
+                keep_blank_values=True,
+                strict_parsing=True,
+                encoding="utf-8",
+                errors="strict",
+            )
         except (UnicodeDecodeError, ValueError) as exc:
             raise PayloadError("invalid_json", "the form body cannot be decoded") from exc
         form: dict[str, Any] = {}

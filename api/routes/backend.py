@@ -17,7 +17,7 @@ def find_patients(
 ) -> Page[Patient]:
     """Patients holding ``identifier`` (``<system URI>|<value>``, as FHIR token search)."""
     system, sep, value = identifier.rpartition("|")
-    if not sep or not system or not value:
+    if not sep or not system or not value or "\x00" in identifier:
         raise DomainError(
             RequestError(code="invalid_identifier", message="use identifier=<system>|<value>")
         )

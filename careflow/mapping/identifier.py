@@ -31,8 +31,10 @@ def _identifier_value(value: Any) -> str | None:
     """
     kind = type(value)
     if kind is str:
+        if not _is_fhir_string(value):  # checked before trimming: strip() eats \x1c–\x1f
+            return None
         text = value.strip()
-        if len(text) > MAX_IDENTIFIER_VALUE_LENGTH or not _is_fhir_string(text):
+        if len(text) > MAX_IDENTIFIER_VALUE_LENGTH:
             return None
         return text or None
     if kind is int:

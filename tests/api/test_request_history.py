@@ -62,12 +62,12 @@ def test_the_mapping_shown_is_the_validation_else_the_handlers_else_the_live_one
         handler_data_points={"handler": 1},
         handler_patient_identifier=Identifier(system="urn:s", value="handler"),
     )
-    first = history.known_state(state, carried, validation)
+    first = history.known_state(state, carried, validation, first_run=True)
     assert (first.data_points, first.patient_identifier.value) == ({"validated": 1}, "validated")
-    second = history.known_state(state, carried, None)
+    second = history.known_state(state, carried, None, first_run=True)
     assert (second.data_points, second.patient_identifier.value) == ({"handler": 1}, "handler")
     for request in (_input(b"{}"), None):
-        third = history.known_state(state, request, None)
+        third = history.known_state(state, request, None, first_run=True)
         assert (third.data_points, third.patient_identifier.value) == ({"live": 1}, "live")
 
 
@@ -75,15 +75,18 @@ def test_a_run_no_worker_ran_yet_shows_the_handlers_verdict_and_errors() -> None
     errors = [RequestError(code="webhook_disabled", message="m")]
     rejected = _input(b"{}", handler_errors=errors)
     received = RequestState(status=RequestStatus.RECEIVED)  # no memo yet: empty timeline
-    shown = history.known_state(received, rejected, None)
+    shown = history.known_state(received, rejected, None, first_run=True)
     assert (shown.verdict, shown.errors) == (RequestStatus.REJECTED, errors)
     accepted = rejected.model_copy(update={"handler_status": RequestStatus.SCHEDULED})
-    assert history.known_state(received, accepted, None).verdict is None
+    assert history.known_state(received, accepted, None, first_run=True).verdict is None
     # Once the workflow has written its state, that state's errors count.
     ran = received.model_copy(
         update={"timeline": [TimelineEntry(status=RequestStatus.REJECTED, at=datetime.now(UTC))]}
     )
-    assert history.known_state(ran, rejected, None).errors == []
+    assert history.known_state(ran, rejected, None, first_run=True).errors == []
+    # A reset run (a retry) re-decides: the first run's verdict is not shown for it.
+    reset = history.known_state(received, rejected, None, first_run=False)
+    assert (reset.verdict, reset.errors) == (None, [])
 
 
 async def test_a_finished_run_holds_its_input_and_validation(

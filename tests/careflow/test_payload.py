@@ -64,3 +64,15 @@ def test_refusals(body: bytes, code: str) -> None:
 def test_depth_limit_is_inclusive() -> None:
     ok = b"[" * MAX_DEPTH + b"]" * MAX_DEPTH
     assert isinstance(parse_body(ok, JSON), list)
+
+
+@pytest.mark.parametrize("body", [b"mrn=X%FC1", b"mrn=X%E41", b"a=%ff"])
+def test_form_escapes_that_are_not_utf_8_are_refused(body: bytes) -> None:
+    # Replacing them with U+FFFD would make X%FC1 and X%E41 the same patient identifier.
+    with pytest.raises(PayloadError) as refused:
+        parse_body(body, FORM)
+    assert refused.value.error.code == "invalid_json"
+
+
+def test_form_utf_8_escapes_decode() -> None:
+    assert parse_body(b"name=M%C3%BCller", FORM) == {"name": "Müller"}

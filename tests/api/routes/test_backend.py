@@ -21,7 +21,7 @@ from tests.factories import (
 
 
 async def test_patient_lookup_needs_system_and_value(api: Api) -> None:
-    for identifier in ("24680", f"{MRN_SYSTEM}|", "|24680"):
+    for identifier in ("24680", f"{MRN_SYSTEM}|", "|24680", f"{MRN_SYSTEM}|12%0034"):
         answer = await api.admin("GET", f"/v1/patients?identifier={identifier}")
         assert answer.status_code == 400, identifier
         assert answer.json()["errors"][0]["code"] == "invalid_identifier"

@@ -60,6 +60,8 @@ def test_identifier_numbers_become_decimal_text(value: Any, expected: str) -> No
         10**1024,
         "a\u0000b",  # not a FHIR string, and PostgreSQL text refuses NUL
         "a\u001fb",
+        "\u001f9001",  # str.strip() would eat it and match patient 9001
+        "9001\u001c",
     ],
 )
 def test_identifier_invalid_values(value: Any) -> None:
