@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 
 from standardwebhooks.webhooks import Webhook as StandardWebhook
@@ -32,7 +33,8 @@ def config_problems(config: SignatureConfig) -> list[RequestError]:
     """Why a signature configuration cannot be saved; empty when it can.
 
     Codes: ``invalid_signature_scheme`` (unknown scheme), ``invalid_signature_config``
-    (missing secret, a standard-webhooks secret that is not base64, unknown algorithm/encoding).
+    (missing secret, a standard-webhooks secret that is not base64, unknown algorithm/encoding,
+    a header that is not an HTTP field name).
     """
     if config.scheme not in SCHEMES:
         return [
@@ -54,7 +56,13 @@ def config_problems(config: SignatureConfig) -> list[RequestError]:
             problems.append("algorithm must be sha256 or sha512")
         if (config.encoding or "hex") not in HMAC_ENCODINGS:
             problems.append("encoding must be hex or base64")
+    if config.header is not None and not _FIELD_NAME.fullmatch(config.header):
+        problems.append("header must be an HTTP field name (RFC 9110 §5.1: a token)")
     return [RequestError(code="invalid_signature_config", message=p) for p in problems]
+
+
+# RFC 9110 §5.6.2: token = 1*tchar.
+_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def default_header(config: SignatureConfig) -> str:

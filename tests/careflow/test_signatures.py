@@ -105,5 +105,16 @@ def test_config_problems() -> None:
     assert len(config_problems(bad)) == 2
 
 
+@pytest.mark.parametrize("header", ["", "bad header", "X-Sig\n", "X-Sig:"])
+def test_a_header_that_no_request_can_carry_is_refused(header: str) -> None:
+    config = SignatureConfig(scheme="hmac", secret="x", header=header)
+    assert [e.code for e in config_problems(config)] == ["invalid_signature_config"]
+
+
+@pytest.mark.parametrize("header", ["X-Hub-Signature-256", "x-shopify-hmac-sha256", "X_Sig"])
+def test_http_field_names_are_accepted(header: str) -> None:
+    assert config_problems(SignatureConfig(scheme="hmac", secret="x", header=header)) == []
+
+
 def test_timestamp_is_seconds() -> None:
     assert abs(int(standard_headers(BODY)["Webhook-Timestamp"]) - time.time()) < 5
