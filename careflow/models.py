@@ -1,6 +1,6 @@
 """Domain models shared by the API, the workflow, the activities and the store.
 
-Vocabulary follows the contract (``CONTRACT.md`` §2): identifier systems are FHIR
+Vocabulary follows the product contract (see ``docs/architecture.md``): identifier systems are FHIR
 ``Identifier.system`` URIs, care flow definitions own baseline data point definitions,
 webhooks map payload fields to those data points with JSONPath.
 """
@@ -16,6 +16,36 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+def _no_nul(value: Any) -> Any:
+    """Refuse U+0000 anywhere in a text field (nested lists and objects included): PostgreSQL text
+    cannot hold it, and a database error would quote the value."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("text must not contain NUL (U+0000)")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, BaseModel):
+            stack.extend(item.__dict__.values())
+    return value
+
+
+class StoredModel(BaseModel):
+    """Base of the models the store saves: unknown fields are refused, and no text holds NUL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _text_without_nul(self) -> StoredModel:
+        # After the fields' own checks, so their more precise messages come first.
+        return _no_nul(self)  # type: ignore[no-any-return]
 
 
 class RequestStatus(StrEnum):
@@ -80,10 +110,8 @@ def _check_absolute_uri(value: str) -> str:
     return value
 
 
-class IdentifierSystemCreate(BaseModel):
+class IdentifierSystemCreate(StoredModel):
     """An identifier namespace, as FHIR ``Identifier.system``; ``name`` is a label and route key."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=SLUG_PATTERN)
     system: str = Field(min_length=3, max_length=2048)
@@ -92,9 +120,7 @@ class IdentifierSystemCreate(BaseModel):
     _system_is_uri = field_validator("system")(_check_absolute_uri)
 
 
-class IdentifierSystemUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class IdentifierSystemUpdate(StoredModel):
     system: str = Field(min_length=3, max_length=2048)
     description: str = ""
 
@@ -111,21 +137,19 @@ class Identifier(BaseModel):
     system: str
     value: str
 
+    _text_without_nul = field_validator("system", "value", mode="after")(_no_nul)
+
 
 # --- care flow definitions ---------------------------------------------------------------------
 
 
-class ValueRange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ValueRange(StoredModel):
     min: float | None = Field(default=None, allow_inf_nan=False)
     max: float | None = Field(default=None, allow_inf_nan=False)
 
 
-class DataPointDefinition(BaseModel):
+class DataPointDefinition(StoredModel):
     """A baseline data point of a care flow definition (contract §2, §5)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=128)
     title: str = ""
@@ -142,9 +166,7 @@ class DataPointDefinition(BaseModel):
         return value
 
 
-class CareFlowDefinitionUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CareFlowDefinitionUpdate(StoredModel):
     title: str
     published: bool = False
     data_point_definitions: list[DataPointDefinition] = Field(default_factory=list)
@@ -169,20 +191,16 @@ class CareFlowDefinition(CareFlowDefinitionCreate):
 # --- webhooks ----------------------------------------------------------------------------------
 
 
-class DataPointMapping(BaseModel):
+class DataPointMapping(StoredModel):
     """``path`` is a JSONPath (jsonpath-ng extended syntax) evaluated on the parsed body."""
-
-    model_config = ConfigDict(extra="forbid")
 
     data_point_definition_id: str
     path: str = Field(min_length=1)
     date_format: str | None = None
 
 
-class PatientIdentifierMapping(BaseModel):
+class PatientIdentifierMapping(StoredModel):
     """Where the patient identifier is: one of ``system`` / ``system_path``, and ``value_path``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     system: str | None = None
     system_path: str | None = None
@@ -197,10 +215,8 @@ class PatientIdentifierMapping(BaseModel):
         return self
 
 
-class PatientProfileMapping(BaseModel):
+class PatientProfileMapping(StoredModel):
     """JSONPaths to profile fields used when a new patient is created."""
-
-    model_config = ConfigDict(extra="forbid")
 
     first_name: str | None = None
     last_name: str | None = None
@@ -214,10 +230,8 @@ class PatientProfileMapping(BaseModel):
 SignatureScheme = Literal["standard-webhooks", "hmac", "api-key"]
 
 
-class SignatureConfig(BaseModel):
+class SignatureConfig(StoredModel):
     """How a webhook's requests are authenticated. ``secret`` is write-only."""
-
-    model_config = ConfigDict(extra="forbid")
 
     scheme: str
     secret: str | None = None
@@ -227,10 +241,8 @@ class SignatureConfig(BaseModel):
     prefix: str | None = None
 
 
-class WebhookFields(BaseModel):
+class WebhookFields(StoredModel):
     """Fields a client may set on a webhook (create and merge-patch)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     care_flow_definition_id: str = Field(pattern=SLUG_PATTERN)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import ValidationError
 
 from api.deps import PagingDep, StoreDep, paged, require_admin
 from careflow.errors import DomainError
@@ -17,11 +18,16 @@ def find_patients(
 ) -> Page[Patient]:
     """Patients holding ``identifier`` (``<system URI>|<value>``, as FHIR token search)."""
     system, sep, value = identifier.rpartition("|")
-    if not sep or not system or not value or "\x00" in identifier:
-        raise DomainError(
-            RequestError(code="invalid_identifier", message="use identifier=<system>|<value>")
-        )
-    patient = store.patients.find_patient(Identifier(system=system, value=value))
+    invalid = DomainError(
+        RequestError(code="invalid_identifier", message="use identifier=<system>|<value>")
+    )
+    if not sep or not system or not value:
+        raise invalid
+    try:
+        wanted = Identifier(system=system, value=value)  # the model's text rules (no NUL)
+    except ValidationError:
+        raise invalid from None
+    patient = store.patients.find_patient(wanted)
     return Page(items=[patient] if patient else [])
 
 

@@ -12,6 +12,7 @@ from careflow.models import (
     CareFlowDefinitionCreate,
     CareFlowDefinitionUpdate,
     DataPointDefinition,
+    Identifier,
     IdentifierSystemCreate,
     IdentifierSystemUpdate,
     PatientIdentifierMapping,
@@ -154,3 +155,17 @@ def test_terminal_statuses() -> None:
         RequestStatus.TEST,
         RequestStatus.FAILED,
     }
+
+
+@pytest.mark.parametrize(
+    ("model", "fields"),
+    [
+        (IdentifierSystemCreate, {"name": "mrn", "system": "urn:x", "description": "a\x00b"}),
+        (CareFlowDefinitionCreate, {"id": "intake", "title": "t\x00"}),
+        (Identifier, {"system": "urn:x", "value": "12\x0034"}),
+    ],
+)
+def test_stored_text_refuses_nul(model: type[BaseModel], fields: dict[str, Any]) -> None:
+    # PostgreSQL text cannot hold U+0000; the driver's error would quote the value.
+    with pytest.raises(ValidationError, match="NUL"):
+        model.model_validate(fields)
