@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import socket
 from collections.abc import AsyncIterator
 
 import httpx
@@ -18,6 +17,7 @@ from starlette.routing import Route
 
 from bench import chaos_scenarios
 from bench.chaos_scenarios import SYSTEM, Delivery, Sender, make_deliveries, send_burst
+from tests.conftest import free_port
 
 # webhook-id → attempts seen. A delivery whose id ends in "-fail2" gets two 503s (Retry-After 0)
 # before its 202; one ending in "-bad" gets a 422 verdict.
@@ -33,12 +33,6 @@ async def hook(request: Request) -> JSONResponse:
         body = {"errors": [{"code": "temporal_unavailable"}]}
         return JSONResponse(body, status_code=503, headers={"Retry-After": "0"})
     return JSONResponse({"request_id": f"req_{delivery}"}, status_code=202)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
