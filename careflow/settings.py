@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     activity_max_attempts: int = Field(default=10, ge=1)
     activity_max_seconds: float = Field(default=600.0, gt=0)
     careflow_max_concurrent_starts: int = Field(default=64, ge=1)
-    careflow_start_wait_seconds: float = Field(default=2.0, gt=0)
+    careflow_start_wait_seconds: float = Field(default=0.25, gt=0)
 
     @property
     def sqlalchemy_url(self) -> str:
