@@ -64,10 +64,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import cli  # noqa: E402
+from bench.chart import draw  # noqa: E402
 from bench.phases import CONCURRENCY, FHIR_BODY, configure, drain, run_load  # noqa: E402
 from bench.profiles import summarize_profiles  # noqa: E402
 from bench.report import Drain, Phase, cpu_cell, mean, report  # noqa: E402
-from bench.stack import Stack, rss_mb  # noqa: E402
+from bench.stack import Stack, free_ports, rss_mb  # noqa: E402
 from infra import temporal  # noqa: E402
 
 RATE_LIMIT = "1000000/second"
@@ -144,10 +145,11 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
     mode = bench_mode()
     sizes = SIZES[mode]
     started = time.monotonic()
+    load_at_start = os.getloadavg()[0]
     print(
         f"careflow-webhooks bench ({mode}): {os.cpu_count()} CPUs ({cpu_model()}), "
         f"Python {platform.python_version()}, {temporal_version()}, "
-        f"load average {os.getloadavg()[0]:.2f} at start",
+        f"load average {load_at_start:.2f} at start",
         flush=True,
     )
     mapping = run_mapping(sizes)
@@ -168,25 +170,36 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
     drains: list[Drain] = []
     ack: Phase | None = None
     ack_busy: Phase | None = None
+    ack_busy_h11: Phase | None = None
     api_rss = 0.0
     try:
         server = await stack.start_temporal()
         client = await temporal.connect(stack.settings)
         api = await stack.start_api()
-        hooks = await configure(stack, 1 + sizes.e2e_rounds)
-        ingest_hook, e2e_hooks = hooks[0], hooks[1:]
+        # The same API on asyncio's loop and h11 (uvicorn's pure-Python stack), side by side
+        # with the default (uvloop + httptools, installed with the API): ingest rounds and the
+        # ack while draining are measured on both.
+        [h11_port] = free_ports(1)
+        api_h11 = await stack.start_api("api-h11", h11_port, ("--loop", "asyncio", "--http", "h11"))
+        h11_url = f"http://127.0.0.1:{h11_port}"
+        hooks = await configure(stack, 1 + 2 * sizes.e2e_rounds)
+        ingest_hook, e2e_hooks = hooks[0], hooks[1 : 1 + sizes.e2e_rounds]
+        v1_hooks = hooks[1 + sizes.e2e_rounds :]
         print(f"stack up in {time.monotonic() - started:.0f}s (data in {tmp})", flush=True)
 
-        # e2e: drain N requests with our worker and N reference workflows, alternating.
+        # e2e: drain N requests with our worker, N reference workflows and N of the frozen v1
+        # workflow (real activities), the order reversed every other round.
         for rnd in range(sizes.e2e_rounds):
-            for reference in (False, True) if rnd % 2 == 0 else (True, False):
-                hook = f"wh_bench_reference_{rnd}" if reference else e2e_hooks[rnd]
+            kinds = ["ours", "reference", "v1"]
+            for kind in kinds if rnd % 2 == 0 else reversed(kinds):
+                hooks_of = {"ours": e2e_hooks[rnd], "v1": v1_hooks[rnd]}
                 result = await drain(
                     stack,
                     client,
                     server.pid,
-                    reference=reference,
-                    webhook_id=hook,
+                    reference=kind == "reference",
+                    v1=kind == "v1",
+                    webhook_id=hooks_of.get(kind, f"wh_bench_reference_{rnd}"),
                     rnd=rnd,
                     requests=sizes.e2e_requests,
                     timeout=sizes.drain_timeout,
@@ -199,7 +212,7 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
                 )
 
         # Acceptance ceilings, no worker running; the order alternates between rounds.
-        watched = {"server": server.pid, "api": api.pid}
+        watched = {"server": server.pid, "api": api.pid, "api-h11": api_h11.pid}
         raw_args = ["--address", stack.settings.temporal_address, "--task-queue", RAW_QUEUE]
         window = ["--warmup", str(sizes.warmup), "--duration", str(sizes.window)]
         conc = ["--concurrency", str(CONCURRENCY)]
@@ -227,15 +240,24 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
                 *window,
             ],
         }
+        plans["ingest-h11"] = [
+            "closed",
+            "--url",
+            f"{h11_url}/hooks/{ingest_hook}",
+            "--body",
+            str(FHIR_BODY),
+            *conc,
+            *window,
+        ]
         for rnd in range(sizes.rounds):
-            order = ["raw", "raw-shaped", "ingest"]
+            order = ["raw", "raw-shaped", "ingest", "ingest-h11"]
             for kind in order if rnd % 2 == 0 else reversed(order):
                 phase = await run_load(stack, watched, *plans[kind])
                 phase.kind, phase.round = kind, rnd
                 phases.append(phase)
                 print(
                     f"  {kind:<10} #{rnd + 1}: {phase.rate:7.1f}/s  "
-                    f"{cpu_cell(phase.cpu, phase.result['seconds'], ('server', 'api', 'load'))}"
+                    f"{cpu_cell(phase.cpu, phase.result['seconds'], ('server', 'api', 'api-h11'))}"
                     f"  errors {phase.result['errors'] or 0}",
                     flush=True,
                 )
@@ -256,15 +278,18 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
             str(sizes.ack_seconds),
         ]
         ack = await run_load(stack, watched, *open_loop)
-        if mode != "smoke":
-            # The same load while the worker drains the backlog the phases above left: what a
-            # sender sees when the whole stack shares the machine (table only).
-            worker, _ = await stack.start_worker()
-            try:
-                await asyncio.sleep(2)
-                ack_busy = await run_load(stack, {**watched, "worker": worker.pid}, *open_loop)
-            finally:
-                stack.stop(worker)
+        # The same load while the worker drains the backlog the phases above left: what a
+        # sender sees when the whole stack shares the machine (``ack_p99_draining_ms``).
+        worker, _ = await stack.start_worker()
+        try:
+            await asyncio.sleep(2)
+            ack_busy = await run_load(stack, {**watched, "worker": worker.pid}, *open_loop)
+            if mode != "smoke":  # the same on the h11 API (table and chart)
+                h11_loop = [a.replace(stack.api_url, h11_url) for a in open_loop]
+                ack_busy_h11 = await run_load(stack, {**watched, "worker": worker.pid}, *h11_loop)
+                ack_busy_h11.kind = "open-h11"
+        finally:
+            stack.stop(worker)
         api_rss = rss_mb(api.pid)
     except BaseException:
         for proc in stack.unexpected_exits():
@@ -278,7 +303,19 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
             shutil.rmtree(tmp, ignore_errors=True)
 
     elapsed = time.monotonic() - started
-    figures = report(phases, drains, ack, ack_busy, mapping, api_rss, elapsed, mode)
+    figures = report(
+        phases, drains, ack, ack_busy, mapping, api_rss, elapsed, mode, ack_busy_h11=ack_busy_h11
+    )
+    out = Path(args.out).resolve()
+    stem = out / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{mode}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(figures) + "\n")
+    title = (
+        f"make bench ({mode}), {os.cpu_count()} CPUs, load average {load_at_start:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at the end; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+    chart = draw(stem.with_suffix(".png"), phases, drains, ack, ack_busy, title, ack_busy_h11)
+    print(f"wrote {stem.with_suffix('.json')} and {chart}", flush=True)
     if profile_dir:
         summarize_profiles(profile_dir)
     return figures
@@ -288,6 +325,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--profile", metavar="DIR", help="attach py-spy to the API and workers; write DIR/*.txt"
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=str(ROOT / "bench" / "results"),
+        help="where the run's JSON and chart (PNG) go (default bench/results)",
     )
     args = parser.parse_args()
 

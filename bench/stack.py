@@ -39,7 +39,11 @@ from persistence.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 # Worker scripts by component name; each logs a line with "polling task queue" once it polls.
-WORKERS = {"worker": ROOT / "worker.py", "reference-worker": ROOT / "bench" / "reference.py"}
+WORKERS = {
+    "worker": ROOT / "worker.py",
+    "reference-worker": ROOT / "bench" / "reference.py",
+    "v1-worker": ROOT / "bench" / "workflow_v1.py",
+}
 # Environment of the caller that must not reach the components (the stack sets its own).
 _SCRUB = ("CAREFLOW_", "TEMPORAL_", "DATABASE_URL", "BENCH_", "CHAOS_")
 
@@ -330,14 +334,27 @@ class Stack:
         await cli.prepare_namespace(self.settings, timeout=30)
         return proc
 
-    async def start_api(self) -> Proc:
-        """The API under uvicorn; returns once ``/readyz`` answers 200."""
-        proc = self.spawn("api", [*cli.api_command(self.settings), "--log-level", "warning"])
+    async def start_api(
+        self, name: str = "api", port: int | None = None, uvicorn_args: Sequence[str] = ()
+    ) -> Proc:
+        """The API under uvicorn; returns once ``/readyz`` answers 200.
+
+        Args:
+            name: the component's name (another one than ``api`` for a second API process).
+            port: its port (default: the stack's API port).
+            uvicorn_args: more uvicorn options (e.g. ``--loop asyncio --http h11``).
+        """
+        settings = self.settings
+        if port is not None:
+            settings = settings.model_copy(update={"careflow_api_port": port})
+        command = [*cli.api_command(settings), "--log-level", "warning", *uvicorn_args]
+        proc = self.spawn(name, command)
+        url = f"http://{settings.careflow_api_host}:{settings.careflow_api_port}"
 
         async def ready() -> bool:
             try:
                 async with httpx.AsyncClient(timeout=2) as http:
-                    return (await http.get(f"{self.api_url}/readyz")).status_code == 200
+                    return (await http.get(f"{url}/readyz")).status_code == 200
             except httpx.HTTPError:
                 return False
 
