@@ -83,23 +83,9 @@ from bench.chaos_scenarios import (  # noqa: E402
     send_burst,
     send_with_chaos,
 )
-from bench.postgres import Postgres  # noqa: E402
+from bench.postgres import Postgres, topology, topology_name  # noqa: E402
 from bench.stack import Stack  # noqa: E402
 from careflow import request_ids  # noqa: E402
-
-
-def topology_name() -> str:
-    """``scaled`` (``BENCH_TOPOLOGY=scaled``) or ``single``."""
-    return "scaled" if os.environ.get("BENCH_TOPOLOGY") == "scaled" else "single"
-
-
-def topology() -> tuple[int, int]:
-    """API processes and workers: 1 and 1, or for ``scaled`` ``BENCH_APIS`` and
-    ``BENCH_WORKERS`` (default 2 and 2) on PostgreSQL."""
-    if topology_name() != "scaled":
-        return 1, 1
-    return int(os.environ.get("BENCH_APIS", "2")), int(os.environ.get("BENCH_WORKERS", "2"))
-
 
 RATE_LIMIT = "100000/second"  # raised: the bench measures loss, not the limiter
 DRAIN_SECONDS = 300.0

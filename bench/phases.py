@@ -217,13 +217,19 @@ async def drain(
     while (await client.count_workflows(query)).count < enqueued and time.monotonic() < settle:
         await asyncio.sleep(0.1)
     enqueue_cpu = cpu_seconds(temporal_pid) - enqueue_cpu
+    name, queue = "worker", None
     if v1:
-        worker, ready_at = await stack.start_worker("v1-worker", V1_QUEUE)
+        name, queue = "v1-worker", V1_QUEUE
     elif reference:
-        worker, ready_at = await stack.start_worker("reference-worker", REFERENCE_QUEUE)
-    else:
-        worker, ready_at = await stack.start_worker()
-    at_start = {"server": cpu_seconds(temporal_pid), "worker": cpu_seconds(worker.pid)}
+        name, queue = "reference-worker", REFERENCE_QUEUE
+    # The scaled topology drains with ``stack.workers`` workers, started together.
+    started = await asyncio.gather(*(stack.start_worker(name, queue) for _ in range(stack.workers)))
+    worker, ready_at = started[0][0], max(at for _, at in started)
+    others = [proc for proc, _ in started[1:]]
+    at_start = {
+        "server": cpu_seconds(temporal_pid),
+        "worker": sum(cpu_seconds(p.pid) for p in [worker, *others]),
+    }
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -238,12 +244,13 @@ async def drain(
             await asyncio.sleep(0.5)
         cpu = {
             "server": cpu_seconds(temporal_pid) - at_start["server"],
-            "worker": cpu_seconds(worker.pid) - at_start["worker"],
+            "worker": sum(cpu_seconds(p.pid) for p in [worker, *others]) - at_start["worker"],
             "server_enqueue": enqueue_cpu,
         }
         worker_rss = rss_mb(worker.pid)
     finally:
-        stack.stop(worker)
+        for proc in [worker, *others]:
+            stack.stop(proc)
     last_close = 0.0
     statuses: Counter[str] = Counter()
     ids: list[str] = []

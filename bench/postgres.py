@@ -1,4 +1,7 @@
-"""A throwaway PostgreSQL server for the benches' scaled topology (``BENCH_TOPOLOGY=scaled``).
+"""The benches' topology, and the throwaway PostgreSQL server of the scaled one.
+
+``topology()``: one API process and one worker on SQLite (``single``), or with
+``BENCH_TOPOLOGY=scaled`` ``BENCH_APIS`` API processes and ``BENCH_WORKERS`` workers on PostgreSQL.
 
 Debian's PostgreSQL (``/usr/lib/postgresql/*/bin``), started like the tests start it
 (``tests/persistence/test_store_postgres.py``): a cluster in a temporary directory under /tmp
@@ -16,6 +19,19 @@ import tempfile
 from pathlib import Path
 
 from bench.stack import free_ports
+
+
+def topology_name() -> str:
+    """``scaled`` (``BENCH_TOPOLOGY=scaled``) or ``single``."""
+    return "scaled" if os.environ.get("BENCH_TOPOLOGY") == "scaled" else "single"
+
+
+def topology() -> tuple[int, int]:
+    """API processes and workers: 1 and 1, or for ``scaled`` ``BENCH_APIS`` and
+    ``BENCH_WORKERS`` (default 2 and 2) on PostgreSQL."""
+    if topology_name() != "scaled":
+        return 1, 1
+    return int(os.environ.get("BENCH_APIS", "2")), int(os.environ.get("BENCH_WORKERS", "2"))
 
 
 def pg_bin() -> Path:

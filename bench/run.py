@@ -28,6 +28,10 @@ goes) weighs the same on both sides; rates are means over the rounds, and the ta
 round and the round-by-round ratios as the spread. CPU time of every process is sampled over each
 measured window, so the table also says which process the time goes to.
 
+Topology: ``BENCH_TOPOLOGY=scaled`` runs ``BENCH_APIS`` API processes (default 2; the ingest
+rounds' senders round-robin over them) and drains with ``BENCH_WORKERS`` workers (default 2) on a
+PostgreSQL app database (``bench/postgres.py``), as ``make chaos`` does.
+
 Sizes: full by default (about 6 minutes); ``BENCH_QUICK=1`` (under 3 minutes); ``BENCH_SMOKE=1``
 (a few dozen requests, for the test suite). ``--profile DIR`` attaches ``py-spy`` (install it into
 the venv) to the API and the workers and prints where their CPU time goes (slows the figures).
@@ -66,6 +70,7 @@ if str(ROOT) not in sys.path:
 import cli  # noqa: E402
 from bench.chart import draw  # noqa: E402
 from bench.phases import CONCURRENCY, FHIR_BODY, configure, drain, run_load  # noqa: E402
+from bench.postgres import Postgres, topology, topology_name  # noqa: E402
 from bench.profiles import summarize_profiles  # noqa: E402
 from bench.report import Drain, Phase, cpu_cell, mean, report  # noqa: E402
 from bench.stack import Stack, free_ports, rss_mb  # noqa: E402
@@ -159,12 +164,18 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
     if profile_dir:
         profile_dir.mkdir(parents=True, exist_ok=True)
     extra = os.environ.get("BENCH_SERVER_ARGS", "").split()  # to try server settings
+    apis, workers = topology()
+    postgres = Postgres() if topology_name() == "scaled" else None
+    print(f"topology {topology_name()}: {apis} API process(es), {workers} worker(s)", flush=True)
     stack = Stack(
         tmp,
         task_queue=REQUESTS_QUEUE,
         rate_limit=RATE_LIMIT,
         temporal_args=["--headless", *extra],
         profile_dir=profile_dir,
+        apis=apis,
+        workers=workers,
+        database_url=postgres.start() if postgres else None,
     )
     phases: list[Phase] = []
     drains: list[Drain] = []
@@ -173,9 +184,12 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
     ack_busy_h11: Phase | None = None
     api_rss = 0.0
     try:
+        await stack.migrate()
         server = await stack.start_temporal()
         client = await temporal.connect(stack.settings)
         api = await stack.start_api()
+        for port in stack.api_ports[1:]:  # the scaled topology's other API processes
+            await stack.start_api(port=port)
         # The same API on asyncio's loop and h11 (uvicorn's pure-Python stack), side by side
         # with the default (uvloop + httptools, installed with the API): ingest rounds and the
         # ack while draining are measured on both.
@@ -232,8 +246,7 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
             ],
             "ingest": [
                 "closed",
-                "--url",
-                f"{stack.api_url}/hooks/{ingest_hook}",
+                *(a for url in stack.api_urls for a in ("--url", f"{url}/hooks/{ingest_hook}")),
                 "--body",
                 str(FHIR_BODY),
                 *conc,
@@ -297,6 +310,8 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
         raise
     finally:
         stack.stop_all()
+        if postgres is not None:
+            postgres.stop()
         if os.environ.get("BENCH_KEEP"):
             print(f"kept {tmp}")
         else:
@@ -307,11 +322,13 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
         phases, drains, ack, ack_busy, mapping, api_rss, elapsed, mode, ack_busy_h11=ack_busy_h11
     )
     out = Path(args.out).resolve()
-    stem = out / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{mode}"
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    stem = out / f"bench-{stamp}-{mode}-{topology_name()}"
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(figures) + "\n")
     title = (
-        f"make bench ({mode}), {os.cpu_count()} CPUs, load average {load_at_start:.1f} at start, "
+        f"make bench ({mode}, {topology_name()}: {apis} API, {workers} worker), "
+        f"{os.cpu_count()} CPUs, load average {load_at_start:.1f} at start, "
         f"{os.getloadavg()[0]:.1f} at the end; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
     chart = draw(stem.with_suffix(".png"), phases, drains, ack, ack_busy, title, ack_busy_h11)

@@ -23,7 +23,7 @@ def test_bench_smoke_prints_every_figure(tmp_path: Path) -> None:
     assert set(figures) <= set(KEYS) | set(OPTIONAL_KEYS)
     for key, value in figures.items():
         assert isinstance(value, int | float) and value > 0, (key, value)
-    [saved] = tmp_path.glob("bench-*-smoke.json")
+    [saved] = tmp_path.glob("bench-*-smoke-single.json")
     assert json.loads(saved.read_text()) == figures
     chart = saved.with_suffix(".png")
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
