@@ -8,7 +8,7 @@ generator then sends 1,000 webhook requests like a real sender: every delivery h
 ``webhook-id``, and a failed (5xx, 429, connection error) or timed-out attempt is retried with the
 same ``webhook-id``, with exponential backoff and jitter (``Retry-After`` honoured). Meanwhile the
 run SIGKILLs and restarts the worker, the API and the Temporal dev server, once each. After a
-drain of at most 5 minutes it reads every acknowledged request back (``GET /v1/requests/{id}``)
+drain of at most 10 minutes it reads every acknowledged request back (``GET /v1/requests/{id}``)
 and the app database (sqlite3, read only) and prints one JSON line (the last line of the output):
 
 - ``acknowledged``: deliveries answered 2xx (202, or 200 for a resend the API had recorded);
