@@ -49,7 +49,7 @@ def draw(
     Returns:
         ``path``.
     """
-    fig, (rates_ax, ack_ax, events_ax) = plt.subplots(1, 3, figsize=(17, 5.5))
+    fig, (rates_ax, ack_ax, events_ax) = plt.subplots(1, 3, figsize=(19, 6))
     fig.suptitle(title, fontsize=10)
 
     by_kind: dict[str, list[float]] = defaultdict(list)
@@ -64,7 +64,8 @@ def draw(
     rates_ax.barh(range(len(kinds)), means, color=colors)
     for i, kind in enumerate(kinds):
         rates_ax.plot(by_kind[kind], [i] * len(by_kind[kind]), "k.", markersize=4)
-        rates_ax.text(means[i], i, f" {means[i]:.1f}", va="center", fontsize=8)
+        right = max([means[i], *by_kind[kind]])
+        rates_ax.text(right, i, f"  {means[i]:.1f}", va="center", fontsize=8)
     rates_ax.set_yticks(range(len(kinds)), [labels[k] for k in kinds], fontsize=8)
     rates_ax.invert_yaxis()
     rates_ax.set_xlabel("requests per second (bar: mean; dots: rounds)")
@@ -92,7 +93,7 @@ def draw(
     rate = ack.result.get("target_rate", 0.0) if ack else 0.0
     ack_ax.set_title(f"ack latency at {rate:.0f}/s (half the ingest rate)")
     ack_ax.axhline(250, color="grey", linestyle="--", linewidth=0.8)
-    ack_ax.legend(fontsize=8)
+    ack_ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
 
     shapes = {}
     for kind in ("ours", "v1", "reference"):
@@ -111,7 +112,7 @@ def draw(
     events_ax.set_ylabel("history events per request")
     events_ax.set_title("history events per SUCCESS request")
     if names:
-        events_ax.legend(fontsize=6, loc="upper right")
+        events_ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
