@@ -10,7 +10,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from careflow.debounce import window_id
-from careflow.models import CareFlowDefinition, DataPointDefinition
+from careflow.models import CareFlowDefinition
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker
 from tests.factories import add_webhook, save_definition
