@@ -7,9 +7,9 @@ wrong one is answered ``invalid_condition`` naming the rule, like every other co
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 OPERATORS: tuple[str, ...] = (
     "equals",
@@ -54,13 +54,26 @@ class ConditionRule(BaseModel):
     value_type: str = "string"
 
 
+def _entry_kind(value: Any) -> str:
+    """A group has ``rules`` (or ``match``); anything else is read as a rule, so a malformed
+    entry gets the errors of one model, not of both."""
+    if isinstance(value, dict):
+        return "group" if "rules" in value or "match" in value else "rule"
+    return "group" if isinstance(value, ConditionGroup) else "rule"
+
+
 class ConditionGroup(BaseModel):
     """``match: all`` needs every rule to hold, ``any`` one; rules may be nested groups."""
 
     model_config = ConfigDict(extra="forbid")
 
     match: Literal["all", "any"] = "all"
-    rules: list[ConditionRule | ConditionGroup] = Field(min_length=1, max_length=MAX_RULES)
+    rules: list[
+        Annotated[
+            Annotated[ConditionRule, Tag("rule")] | Annotated[ConditionGroup, Tag("group")],
+            Discriminator(_entry_kind),
+        ]
+    ] = Field(min_length=1, max_length=MAX_RULES)
 
 
 class Debounce(BaseModel):
