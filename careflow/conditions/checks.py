@@ -18,6 +18,8 @@ from careflow.models import RequestError
 
 INVALID_CONDITION = "invalid_condition"
 
+# Each match is compared with each listed value: bound the work a request can cost.
+MAX_LIST_VALUES = 1000
 _ORDERED = frozenset({"gt", "gte", "lt", "lte"})
 _TEXT = frozenset({"contains", "starts_with", "ends_with"})
 _PRESENCE = frozenset({"exists", "not_exists", "is_empty"})
@@ -41,6 +43,8 @@ def _problem(rule: ConditionRule) -> str | None:
     if rule.op in ("in", "not_in"):
         if not isinstance(rule.value, list) or not rule.value:
             return f"{rule.op} takes a non-empty JSON list as value"
+        if len(rule.value) > MAX_LIST_VALUES:
+            return f"{rule.op} takes at most {MAX_LIST_VALUES} values"
         bad = [i for i, item in enumerate(rule.value) if coerce(item, rule.value_type) is None]
         if bad:
             return f"value elements {bad} do not coerce to {rule.value_type}"

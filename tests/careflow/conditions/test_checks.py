@@ -53,6 +53,7 @@ def test_usable_rules_pass(rule: dict[str, Any]) -> None:
         ({"path": "$.a", "op": "lte", "value": True, "value_type": "boolean"}, "number or date"),
         ({"path": "$.a", "op": "in", "value": "a"}, "JSON list"),
         ({"path": "$.a", "op": "in", "value": []}, "JSON list"),
+        ({"path": "$.a", "op": "in", "value": list(range(1001)), "value_type": "number"}, "1000"),
         ({"path": "$.a", "op": "not_in", "value": [1, "x"], "value_type": "number"}, "[1]"),
     ],
 )
