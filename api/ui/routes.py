@@ -7,6 +7,7 @@ auto-refreshing test payload panel, and every page works without JavaScript.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from typing import Any
@@ -23,6 +24,7 @@ from api.ui.common import (
     SessionDep,
     _errors,
     render,
+    ui_sessions,
 )
 from careflow.errors import DomainError
 from careflow.models import (
@@ -44,16 +46,34 @@ def login_page(request: Request, services: ServicesDep) -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request, services: ServicesDep) -> Response:
+    throttle = session.sign_in_throttle(
+        request.app.state, services.settings.careflow_ui_sign_in_limit
+    )
+    client = request.client.host if request.client else "unknown"
+    wait = throttle.retry_after(client)
+    if wait is not None:
+        page = render(
+            request,
+            services,
+            None,
+            "login.html",
+            429,
+            error=f"Too many failed sign-ins: try again in {wait} s.",
+        )
+        page.headers["Retry-After"] = str(wait)
+        return page
     form = await request.form()
     token = str(form.get("token") or "")
     if not hmac.compare_digest(token.encode(), services.admin_token.encode()):
+        throttle.failed(client)
         return render(
             request, services, None, "login.html", 401, error="That is not the admin token."
         )
+    cookie = await asyncio.to_thread(ui_sessions(services).start)
     response = RedirectResponse("/ui/webhooks", status_code=303)
     response.set_cookie(
         session.COOKIE,
-        session.new_session(services.admin_token),
+        cookie,
         max_age=session.MAX_AGE_SECONDS,
         httponly=True,
         samesite="strict",
@@ -64,7 +84,9 @@ async def login(request: Request, services: ServicesDep) -> Response:
 
 
 @router.post("/logout")
-def logout(form: FormDep) -> Response:
+def logout(request: Request, services: ServicesDep, form: FormDep) -> Response:
+    """End the session for good: its record is deleted, so a saved cookie opens nothing."""
+    ui_sessions(services).end(request)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(session.COOKIE, path="/ui")
     return response
