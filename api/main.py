@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = await temporal.connect(cfg, lazy=True)
         admin_token = cfg.admin_token()
         page_tokens = PageTokens(admin_token)
-        request_log = RequestLog(client, cfg.ui_base_url, page_tokens)
+        request_log = RequestLog(client, cfg.ui_base_url, page_tokens, store.retry_claims)
         app.state.services = Services(
             settings=cfg,
             admin_token=admin_token,
