@@ -26,7 +26,7 @@ from api.ui.common import (
     render,
     ui_sessions,
 )
-from careflow.errors import DomainError
+from careflow.errors import ConflictError, DomainError
 from careflow.models import (
     CareFlowDefinition,
     IdentifierSystem,
@@ -140,7 +140,10 @@ def create_identifier_system(
 def save_care_flow_definition(
     request: Request, services: ServicesDep, sid: SessionDep, form: FormDep
 ) -> Response:
-    """Create or replace a care flow definition; data points are given as a JSON list."""
+    """Create or replace a care flow definition; data points are given as a JSON list.
+
+    A change that would leave enabled webhooks incomplete is a 409 page naming them, unless
+    the form's ``force`` box is ticked: then they are disabled and the page lists them."""
     try:
         points = json.loads(form.get("data_point_definitions") or "[]")
         if not isinstance(points, list):
@@ -151,12 +154,18 @@ def save_care_flow_definition(
             published=form.get("published") == "on",
             data_point_definitions=points,
         )
-        services.configuration.save_care_flow_definition(item, replace=form.get("existing") == "1")
+        saved = services.configuration.save_care_flow_definition_gated(
+            item, replace=form.get("existing") == "1", force=form.get("force") == "on"
+        )
     except (json.JSONDecodeError, RecursionError):
         error = RequestError(code="invalid_json", message="data points must be a JSON list")
         return _settings_page(request, services, sid, 422, errors=[error])
+    except ConflictError as exc:  # e.g. it would leave enabled webhooks incomplete
+        return _settings_page(request, services, sid, 409, errors=exc.errors)
     except (DomainError, ValidationError) as exc:
         return _settings_page(request, services, sid, 422, errors=_errors(exc))
+    if saved.disabled_webhooks:
+        return _settings_page(request, services, sid, disabled_webhooks=saved.disabled_webhooks)
     return RedirectResponse("/ui/settings", status_code=303)
 
 

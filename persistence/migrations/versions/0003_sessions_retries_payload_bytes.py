@@ -36,9 +36,7 @@ def upgrade() -> None:
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
     )
     with op.batch_alter_table("test_payloads") as batch:
-        batch.add_column(
-            sa.Column("payload_bytes", sa.Integer, nullable=False, server_default="0")
-        )
+        batch.add_column(sa.Column("payload_bytes", sa.Integer, nullable=False, server_default="0"))
 
 
 def downgrade() -> None:

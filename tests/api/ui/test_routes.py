@@ -4,11 +4,13 @@ browser in ``test_browser.py``."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
 from careflow.settings import Settings
 from tests.conftest import ADMIN_TOKEN, Api, free_port, serve_api
-from tests.factories import ui_sign_in
+from tests.factories import FHIR_POINTS, configure_fhir_webhook, ui_sign_in
 
 
 async def test_sign_out_ends_the_session(api: Api) -> None:
@@ -58,12 +60,11 @@ async def test_a_new_admin_token_ends_every_session(settings: Settings, api: Api
     rotated = settings.model_copy(
         update={"careflow_admin_token": "rotated-token", "careflow_api_port": free_port()}
     )
-    async with serve_api(rotated) as replica:
-        async with httpx.AsyncClient(
-            base_url=replica.base_url, cookies={"careflow_ui": saved}
-        ) as browser:
-            page = await browser.get("/ui/settings", follow_redirects=False)
-            assert page.headers["location"] == "/ui/login"
+    async with serve_api(rotated) as replica, httpx.AsyncClient(
+        base_url=replica.base_url, cookies={"careflow_ui": saved}
+    ) as browser:
+        page = await browser.get("/ui/settings", follow_redirects=False)
+        assert page.headers["location"] == "/ui/login"
 
 
 async def test_settings_forms_answer_bad_input_with_a_422_page(api: Api) -> None:
@@ -112,3 +113,28 @@ async def test_a_definition_is_replaced_from_its_page(api: Api) -> None:
         False,
         [],
     )
+
+
+async def test_a_definition_edit_that_breaks_an_enabled_webhook_needs_force(api: Api) -> None:
+    """Issue 15 finding 6 on the web page: 409 naming the webhook, then the force box."""
+    hook = await configure_fhir_webhook(api)
+    csrf = await ui_sign_in(api)
+    points = json.dumps([*FHIR_POINTS, {"id": "insurance", "value_type": "string"}])
+    form = {
+        "csrf": csrf,
+        "existing": "1",
+        "id": "intake",
+        "title": "Patient intake",
+        "published": "on",
+        "data_point_definitions": points,
+    }
+    page = await api.http.get("/ui/care-flow-definitions/intake")
+    assert 'name="force"' in page.text
+    refused = await api.http.post("/ui/care-flow-definitions", data=form)
+    assert refused.status_code == 409
+    assert "missing_data_point_mapping" in refused.text and "FHIR patient feed" in refused.text
+    assert (await api.admin("GET", f"/v1/webhooks/{hook['id']}")).json()["enabled"] is True
+    forced = await api.http.post("/ui/care-flow-definitions", data={**form, "force": "on"})
+    assert forced.status_code == 200 and 'id="disabled-webhooks"' in forced.text
+    assert f'href="/ui/webhooks/{hook["id"]}"' in forced.text
+    assert (await api.admin("GET", f"/v1/webhooks/{hook['id']}")).json()["enabled"] is False
