@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or get_settings()
-        store = Store(cfg.sqlalchemy_url)
+        store = Store(cfg.sqlalchemy_url, cfg.careflow_test_payloads_max_bytes)
         await asyncio.to_thread(store.migrate)
         config = ConfigCache(store, cfg.config_refresh_seconds)
         await asyncio.to_thread(config.refresh)

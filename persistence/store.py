@@ -12,7 +12,11 @@ from persistence.database import Database
 from persistence.repositories.configuration import ConfigurationRepository, new_webhook_id
 from persistence.repositories.patients import PatientRepository
 from persistence.repositories.retry_claims import RetryClaimRepository
-from persistence.repositories.test_payloads import TEST_PAYLOADS_KEPT, TestPayloadRepository
+from persistence.repositories.test_payloads import (
+    TEST_PAYLOADS_KEPT,
+    TEST_PAYLOADS_MAX_BYTES,
+    TestPayloadRepository,
+)
 from persistence.repositories.ui_sessions import UiSessionRepository
 
 __all__ = ["TEST_PAYLOADS_KEPT", "Store", "new_webhook_id"]
@@ -23,12 +27,13 @@ class Store(Database):
 
     Args:
         url: a SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://…``).
+        test_payloads_max_bytes: the byte cap of kept test payloads per webhook.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, test_payloads_max_bytes: int = TEST_PAYLOADS_MAX_BYTES) -> None:
         super().__init__(url)
         self.configuration = ConfigurationRepository(self)
         self.patients = PatientRepository(self)
-        self.test_payloads = TestPayloadRepository(self)
+        self.test_payloads = TestPayloadRepository(self, test_payloads_max_bytes)
         self.ui_sessions = UiSessionRepository(self)
         self.retry_claims = RetryClaimRepository(self)

@@ -60,9 +60,10 @@ async def test_a_new_admin_token_ends_every_session(settings: Settings, api: Api
     rotated = settings.model_copy(
         update={"careflow_admin_token": "rotated-token", "careflow_api_port": free_port()}
     )
-    async with serve_api(rotated) as replica, httpx.AsyncClient(
-        base_url=replica.base_url, cookies={"careflow_ui": saved}
-    ) as browser:
+    async with (
+        serve_api(rotated) as replica,
+        httpx.AsyncClient(base_url=replica.base_url, cookies={"careflow_ui": saved}) as browser,
+    ):
         page = await browser.get("/ui/settings", follow_redirects=False)
         assert page.headers["location"] == "/ui/login"
 
