@@ -90,4 +90,5 @@ class UiSessionRepository:
     def count(self) -> int:
         """Sessions recorded (live or not yet purged)."""
         with self._db.transaction() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(ui_sessions)).scalar())
+            count = conn.execute(sa.select(sa.func.count()).select_from(ui_sessions)).scalar()
+        return int(count or 0)
