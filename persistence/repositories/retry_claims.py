@@ -2,15 +2,21 @@
 
 Concurrent retries of one request all read the same latest run; the first to insert its
 (request_id, run_id) row wins and resets it, the others hit the primary key and are told a
-retry is in progress. A reset that fails gives its claim back.
+retry is in progress. A reset that fails gives its claim back; one left by a process that died
+is taken over after ``STALE_AFTER``.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from persistence.database import Database, now
 from persistence.tables import retry_claims
+
+# A reset is one RPC (seconds); a claim this old was left by a process that died meanwhile.
+STALE_AFTER = timedelta(seconds=60)
 
 
 class RetryClaimRepository:
@@ -20,9 +26,20 @@ class RetryClaimRepository:
         self._db = db
 
     def claim(self, request_id: str, run_id: str) -> bool:
-        """Claim the reset of one run; True for exactly one caller per (request, run)."""
+        """Claim the reset of one run; True for exactly one caller per (request, run).
+
+        A claim older than ``STALE_AFTER`` whose run is still the latest (the API process died
+        between claiming and resetting) is taken over, by one caller only.
+        """
         try:
             with self._db.transaction() as conn:
+                conn.execute(
+                    retry_claims.delete().where(
+                        retry_claims.c.request_id == request_id,
+                        retry_claims.c.run_id == run_id,
+                        retry_claims.c.claimed_at < now() - STALE_AFTER,
+                    )
+                )
                 conn.execute(
                     retry_claims.insert().values(
                         request_id=request_id, run_id=run_id, claimed_at=now()

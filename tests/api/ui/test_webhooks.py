@@ -151,7 +151,7 @@ def _big_payload(n: int, size: int = 586 * 1024) -> dict:
     """A JSON object of ``size`` bytes (compact), distinct per ``n``."""
     entry = {"note": "x" * 500}
     count = size // len(json.dumps(entry, separators=(",", ":")))
-    body = {"n": n, "entries": [entry] * count}
+    body = {"n": n, "html": "</pre><script>alert(1)</script>", "entries": [entry] * count}
     pad = size - len(json.dumps(body, separators=(",", ":")))
     return {**body, "pad": "p" * max(0, pad - len(',"pad":""'))}
 
@@ -173,6 +173,7 @@ async def test_the_payload_panel_poll_sends_only_new_payloads_cut_short(
         assert first.status_code == 200
         assert first.text.count('class="payload"') == 20
         assert first.text.count("Open the whole payload") == 20
+        assert "<script>alert" not in first.text and "&lt;script&gt;alert" in first.text
         after = first.text.split("test-payloads?after=")[1].split('"')[0]
         idle = await api.http.get(f"{panel_url}?after={after}")
         assert (idle.status_code, idle.content) == (204, b"")
