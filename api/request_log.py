@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution as ProtoWorkflowExecution
@@ -186,20 +186,21 @@ class RequestLog:
         """Whether ``retry`` would reset this request now (contract §3)."""
         return await self._retryable_run(request_id) is not None
 
-    async def retry(self, request_id: str) -> RetryAnswer:
+    async def retry(self, request_id: str, arrived: datetime | None = None) -> RetryAnswer:
         """Reset a retryable request to its first workflow task (the UI's Reset), so it
         re-validates against the current configuration; the reset starts a new run.
 
         Of concurrent retries of one request exactly one resets it, on any API replica: the
         winner claims (request id, latest run id) in the app database before resetting; the
-        others find the claim taken, or find the reset's new run open, and get
-        ``retry_in_progress``.
+        others find the claim taken, find the reset's new run open, or find a claim made after
+        they arrived (``arrived``, default now), and get ``retry_in_progress``.
 
         Raises:
             NotFoundError: ``request_not_found``.
             ConflictError: ``not_retryable`` (door rejections, TEST, not terminal, SUCCESS);
                 ``retry_in_progress`` (another retry of this request won).
         """
+        arrived = arrived or datetime.now(UTC)
         description = await self.describe(request_id)
         run_id = await _retryable_run(description)
         if run_id is None:
@@ -212,7 +213,7 @@ class RequestLog:
                     "configuration errors can be retried",
                 )
             )
-        if not await asyncio.to_thread(self._claims.claim, request_id, run_id):
+        if not await asyncio.to_thread(self._claims.claim, request_id, run_id, arrived):
             raise ConflictError(_RETRY_IN_PROGRESS)
         try:
             return await self._reset(request_id, run_id)
@@ -246,6 +247,7 @@ class RequestLog:
     async def retry_many(self, filters: RequestFilters, limit: int) -> BulkRetryAnswer:
         """Reset every retryable request matching ``filters`` (at most ``limit`` looked at)."""
         reset = skipped = 0
+        arrived = datetime.now(UTC)
         seen: set[str] = set()
         async for execution in self._client.list_workflows(
             visibility_query(filters), limit=limit, page_size=min(limit, 200)
@@ -254,7 +256,7 @@ class RequestLog:
                 continue
             seen.add(execution.id)
             try:
-                await self.retry(execution.id)
+                await self.retry(execution.id, arrived)
                 reset += 1
             except ConflictError:
                 skipped += 1

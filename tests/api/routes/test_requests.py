@@ -191,3 +191,12 @@ async def test_concurrent_retries_reset_once_the_others_are_retry_in_progress(
     await worker.start()
     await api.wait_status(second, {"SUCCESS"})
     assert store.patients.count_care_flows() == 2  # one care flow per request
+
+    # The reviewer's case: the cause not fixed and a worker running, so the winner's new run
+    # fails again at once; retries that arrived before it was reset are still refused.
+    third = await failed_request(api, worker, hook["id"])
+    url = f"/v1/requests/{third}/retry"
+    answers = await asyncio.gather(*(api.admin("POST", url) for _ in range(10)))
+    assert sorted(a.status_code for a in answers) == [202] + [409] * 9, [a.text for a in answers]
+    statuses = await _runs(temporal_client, third, at_least=2)
+    assert len(statuses) == 2 and WorkflowExecutionStatus.TERMINATED not in statuses

@@ -31,3 +31,13 @@ def test_a_released_or_stale_claim_can_be_claimed_again(
     monkeypatch.setattr(retry_claims, "now", lambda: later)
     assert store.retry_claims.claim("req_a", "run_1")
     assert not store.retry_claims.claim("req_a", "run_1")
+
+
+def test_a_retry_that_arrived_before_another_claimed_loses(store: Store) -> None:
+    """Concurrent with a retry whose new run already failed again: still in progress."""
+    arrived = retry_claims.now()
+    assert store.retry_claims.claim("req_a", "run_1", arrived)
+    assert not store.retry_claims.claim("req_a", "run_2", arrived)  # the run it reset, failed
+    later = retry_claims.now()
+    assert store.retry_claims.claim("req_a", "run_2", later)  # a retry sent afterwards
+    assert store.retry_claims.claim("req_b", "run_1", arrived)  # another request
