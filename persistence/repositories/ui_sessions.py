@@ -79,14 +79,6 @@ class UiSessionRepository:
         with self._db.transaction() as conn:
             conn.execute(ui_sessions.delete().where(ui_sessions.c.id_hash == id_hash))
 
-    def delete_other_tokens(self, token_fingerprint: str) -> int:
-        """End every session signed in with another admin token; returns how many."""
-        with self._db.transaction() as conn:
-            result = conn.execute(
-                ui_sessions.delete().where(ui_sessions.c.token_fingerprint != token_fingerprint)
-            )
-        return int(result.rowcount or 0)
-
     def count(self) -> int:
         """Sessions recorded (live or not yet purged)."""
         with self._db.transaction() as conn:
