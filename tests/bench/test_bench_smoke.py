@@ -23,6 +23,8 @@ def test_bench_smoke_prints_every_figure(tmp_path: Path) -> None:
     assert set(figures) <= set(KEYS) | set(OPTIONAL_KEYS)
     for key, value in figures.items():
         assert isinstance(value, int | float) and value > 0, (key, value)
+    [burst] = [line for line in stdout.splitlines() if line.startswith("burst: ")]
+    assert json.loads(burst.removeprefix("burst: "))["acknowledged"] == 20  # every delivery
     [saved] = tmp_path.glob("bench-*-smoke-single.json")
     assert json.loads(saved.read_text()) == figures
     chart = saved.with_suffix(".png")
