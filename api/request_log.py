@@ -56,6 +56,22 @@ DOOR_CODES = frozenset(
 )
 
 
+_WHY_NOT = {
+    "test_request": "test requests are never processed",
+    "succeeded": "the request succeeded",
+    "not_finished": "the request has not finished",
+    "rejected_at_door": "the request was refused at the door (signature, size, media type, syntax)",
+}
+
+
+class NotRetryableError(ConflictError):
+    """409 ``not_retryable``; ``reason`` says why (a snake_case code counted by bulk retry)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(RequestError(code="not_retryable", message=message))
+        self.reason = reason
+
+
 def _sa(execution: WorkflowExecution, key: Any) -> Any:
     return execution.typed_search_attributes.get(key)
 
@@ -169,26 +185,29 @@ class RequestLog:
             ),
         )
 
-    async def _retryable_run(self, request_id: str) -> str | None:
-        """The latest run id when the request may be retried (contract §3), else None."""
+    async def _retryable_run(self, request_id: str) -> tuple[str | None, str]:
+        """The latest run id when the request may be retried (contract §3), else None, with
+        the reason code it may not (``""`` when it may)."""
         description = await self.describe(request_id)
         if _sa(description, temporal.SA_IS_TEST):
-            return None
+            return None, "test_request"
         # By status, not by execution state: resetting an open run would terminate it.
         status = _sa(description, temporal.SA_REQUEST_STATUS)
         if status == RequestStatus.FAILED.value:
-            return description.run_id
+            return description.run_id, ""
+        if status == RequestStatus.SUCCESS.value:
+            return None, "succeeded"
         if status != RequestStatus.REJECTED.value:
-            return None
+            return None, "not_finished"
         memo = await description.memo_value(temporal.MEMO_STATE, default=None)
         codes = {e["code"] for e in (memo or {}).get("errors", [])}
         if not codes or codes & DOOR_CODES:
-            return None
-        return description.run_id
+            return None, "rejected_at_door"
+        return description.run_id, ""
 
     async def retryable(self, request_id: str) -> bool:
         """Whether ``retry`` would reset this request now (contract §3)."""
-        return await self._retryable_run(request_id) is not None
+        return (await self._retryable_run(request_id))[0] is not None
 
     async def retry(self, request_id: str) -> RetryAnswer:
         """Reset a retryable request to its first workflow task (the UI's Reset), so it
@@ -198,21 +217,17 @@ class RequestLog:
             NotFoundError: ``request_not_found``.
             ConflictError: ``not_retryable`` (door rejections, TEST, not terminal, SUCCESS).
         """
-        run_id = await self._retryable_run(request_id)
+        run_id, reason = await self._retryable_run(request_id)
         if run_id is None:
-            raise ConflictError(
-                RequestError(
-                    code="not_retryable",
-                    message="only FAILED requests and REJECTED ones with payload or "
-                    "configuration errors can be retried",
-                )
+            raise NotRetryableError(
+                reason,
+                f"{_WHY_NOT[reason]}; only FAILED requests and REJECTED ones with payload or "
+                "configuration errors can be retried",
             )
         handle = self._client.get_workflow_handle(request_id, run_id=run_id)
         first_task = await history.first_workflow_task(handle)
         if first_task is None:
-            raise ConflictError(
-                RequestError(code="not_retryable", message="the request has no completed task")
-            )
+            raise NotRetryableError("no_completed_task", "the request has no completed task")
         # Same run → same reset request id: concurrent retries of one run reset it once.
         reset_request_id = hashlib.sha256(f"{request_id}/{run_id}".encode()).hexdigest()
         answer = await self._client.workflow_service.reset_workflow_execution(
@@ -230,8 +245,12 @@ class RequestLog:
         )
 
     async def retry_many(self, filters: RequestFilters, limit: int) -> BulkRetryAnswer:
-        """Reset every retryable request matching ``filters`` (at most ``limit`` looked at)."""
-        reset = skipped = 0
+        """Reset every retryable request matching ``filters`` (at most ``limit`` looked at);
+        skipped ones are counted by reason (``succeeded``, ``not_finished``, ``test_request``,
+        ``rejected_at_door``, …): a status filter also matches earlier runs that a retry
+        already superseded, whose request may since have succeeded."""
+        reset = 0
+        skipped: dict[str, int] = {}
         seen: set[str] = set()
         async for execution in self._client.list_workflows(
             visibility_query(filters), limit=limit, page_size=min(limit, 200)
@@ -242,9 +261,12 @@ class RequestLog:
             try:
                 await self.retry(execution.id)
                 reset += 1
-            except ConflictError:
-                skipped += 1
-        return BulkRetryAnswer(reset=reset, skipped=skipped)
+            except ConflictError as exc:
+                reason = getattr(exc, "reason", None) or exc.errors[0].code
+                skipped[reason] = skipped.get(reason, 0) + 1
+        return BulkRetryAnswer(
+            reset=reset, skipped=sum(skipped.values()), skipped_by_reason=skipped
+        )
 
     async def _latest_runs(self, executions: list[WorkflowExecution]) -> list[WorkflowExecution]:
         """The executions that are their request's latest run, in the given order.

@@ -22,8 +22,11 @@ class RetryAnswer(BaseModel):
 
 
 class BulkRetryAnswer(BaseModel):
+    """``skipped_by_reason``: skip reason code → count (e.g. ``{"succeeded": 1}``)."""
+
     reset: int
     skipped: int
+    skipped_by_reason: dict[str, int] = Field(default_factory=dict)
 
 
 class TemporalDetails(BaseModel):
@@ -98,5 +101,7 @@ def visibility_query(filters: RequestFilters) -> str:
     ):
         if value is not None:
             clauses.append(f"{key} = {_quote(value)}")
-    clauses.append(f"IsTest = {'true' if filters.is_test else 'false'}")
+    # Test requests end TEST: ``status=TEST`` lists them without ``is_test=true``.
+    is_test = filters.is_test or filters.status == RequestStatus.TEST
+    clauses.append(f"IsTest = {'true' if is_test else 'false'}")
     return " AND ".join(clauses)

@@ -188,6 +188,23 @@ class CareFlowDefinition(CareFlowDefinitionCreate):
     pass
 
 
+class CareFlowDefinitionReplace(CareFlowDefinitionUpdate):
+    """The body of ``PUT /v1/care-flow-definitions/{id}``: every field a client sets is required
+    (an omitted ``published`` must not unpublish), and the read-only ``id`` a GET returned is
+    accepted when it equals the stored one (checked by the service)."""
+
+    published: bool
+    data_point_definitions: list[DataPointDefinition]
+    id: str | None = None
+
+
+class IdentifierSystemReplace(IdentifierSystemUpdate):
+    """The body of ``PUT /v1/identifier-systems/{name}``: the read-only ``name`` a GET returned
+    is accepted when it equals the stored one."""
+
+    name: str | None = None
+
+
 # --- webhooks ----------------------------------------------------------------------------------
 
 

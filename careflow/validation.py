@@ -63,7 +63,8 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
         errors.append(
             RequestError(
                 code="unknown_identifier_system",
-                message="the patient identifier's system is not a configured identifier system",
+                message=f"identifier system {identifier.system!r} is not configured "
+                "(add it under /v1/identifier-systems)",
                 path=webhook.patient_identifier.system_path if webhook.patient_identifier else None,
             )
         )
@@ -153,7 +154,7 @@ def enable_problems(webhook: WebhookFields, snapshot: ConfigSnapshot) -> list[Re
         problems.append(
             RequestError(
                 code="unknown_identifier_system",
-                message="the identifier system is not configured",
+                message=f"identifier system {ident.system!r} is not configured",
             )
         )
     return problems

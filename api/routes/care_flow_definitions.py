@@ -7,13 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from api.deps import PagingDep, ServicesDep, StoreDep, paged, require_admin
+from careflow.errors import InvalidConfigError
 from careflow.models import (
     SLUG_PATTERN,
     CareFlowDefinition,
     CareFlowDefinitionCreate,
-    CareFlowDefinitionUpdate,
+    CareFlowDefinitionReplace,
     Page,
 )
+from careflow.read_only import read_only_problems
 
 router = APIRouter(
     prefix="/v1/care-flow-definitions",
@@ -44,9 +46,16 @@ def get_care_flow_definition(definition_id: str, store: StoreDep) -> CareFlowDef
 @router.put("/{definition_id}", response_model=CareFlowDefinition)
 def put_care_flow_definition(
     definition_id: Annotated[str, Path(pattern=SLUG_PATTERN)],
-    body: CareFlowDefinitionUpdate,
+    body: CareFlowDefinitionReplace,
     services: ServicesDep,
 ) -> CareFlowDefinition:
+    """Replace a definition. Accepts the body a GET returned (``id`` equal to the path's; a
+    different one → 422 ``read_only_field``); ``title``, ``published`` and
+    ``data_point_definitions`` are required."""
+    problems = read_only_problems(body.model_dump(exclude_unset=True), {"id": definition_id})
+    if problems:
+        raise InvalidConfigError(problems)
     return services.configuration.save_care_flow_definition(
-        CareFlowDefinition(id=definition_id, **body.model_dump()), replace=True
+        CareFlowDefinition(**{**body.model_dump(exclude={"id"}), "id": definition_id}),
+        replace=True,
     )
