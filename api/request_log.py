@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from temporalio.api.common.v1 import WorkflowExecution as ProtoWorkflowExecution
 from temporalio.api.enums.v1 import ResetReapplyType
@@ -23,6 +24,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import request_history as history
+from api import request_runs as runs
 from api.paging import PageTokens
 from api.request_models import (
     BulkRetryAnswer,
@@ -31,6 +33,7 @@ from api.request_models import (
     RequestSummary,
     RetryAnswer,
     TemporalDetails,
+    latest_runs_query,
     visibility_query,
 )
 from careflow.errors import ConflictError, NotFoundError
@@ -160,13 +163,32 @@ class RequestLog:
             status = RequestStatus(status_sa or "RECEIVED")
         else:  # a reset run keeps the old run's search attributes until its first workflow task
             status = RequestStatus.RECEIVED
+        latest_run = runs.RunSummary(
+            run_id=description.run_id or "",
+            status=status,
+            execution_status=description.status.name if description.status else "UNKNOWN",
+            started_at=description.start_time,
+            closed_at=description.close_time,
+            error_codes=sorted({e.code for e in state.errors}),
+            ui_url=self.ui_url(request_id, description.run_id),
+        )
+        all_runs = [latest_run]
+        if not first_run:  # earlier runs and what started each, oldest first
+            earlier = await runs.earlier_runs(self._client, request_id, latest_run.run_id)
+            all_runs = await runs.summarise(
+                self._client, earlier, latest_run, await runs.reset_event(handle), self.ui_url
+            )
+            timeline = runs.joined_timeline(
+                all_runs, [s.timeline if s else [] for _, s in earlier] + [timeline]
+            )
         return RequestDetail(
             request_id=request_id,
             webhook_id=_sa(description, temporal.SA_WEBHOOK_ID),
             care_flow_definition_id=_sa(description, temporal.SA_CARE_FLOW_DEFINITION_ID),
             status=status,
             verdict=state.verdict,
-            received_at=description.start_time,
+            # The first receipt: a reset run's start time is when it was reset.
+            received_at=request.received_at if request else description.start_time,
             updated_at=description.close_time or _last_update(state, description),
             is_test=bool(_sa(description, temporal.SA_IS_TEST)),
             payload=history.logged_payload(request),
@@ -177,6 +199,7 @@ class RequestLog:
             errors=state.errors,
             timeline=timeline,
             pending_activities=pending,
+            runs=all_runs,
             temporal=TemporalDetails(
                 namespace=self._client.namespace,
                 workflow_id=request_id,
@@ -234,7 +257,7 @@ class RequestLog:
             ResetWorkflowExecutionRequest(
                 namespace=self._client.namespace,
                 workflow_execution=ProtoWorkflowExecution(workflow_id=request_id, run_id=run_id),
-                reason="retry requested through the careflow-webhooks API",
+                reason=runs.API_RETRY_REASON,
                 workflow_task_finish_event_id=first_task,
                 request_id=reset_request_id,
                 reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_NONE,
@@ -313,18 +336,26 @@ class RequestLog:
         items: list[RequestSummary] = []
         for execution in await self._latest_runs(list(iterator.current_page or [])):
             status = _sa(execution, temporal.SA_REQUEST_STATUS)
+            # The first receipt (memo), not the run's start: a reset run starts when reset.
+            received_at = await _first_receipt(execution) or execution.start_time
             items.append(
                 RequestSummary(
                     request_id=execution.id,
                     webhook_id=_sa(execution, temporal.SA_WEBHOOK_ID),
                     care_flow_definition_id=_sa(execution, temporal.SA_CARE_FLOW_DEFINITION_ID),
                     status=RequestStatus(status) if status else RequestStatus.RECEIVED,
-                    received_at=execution.start_time,
+                    received_at=received_at,
                     updated_at=execution.close_time,
                     is_test=bool(_sa(execution, temporal.SA_IS_TEST)),
+                    run_id=execution.run_id,
                 )
             )
         return items, self._tokens.encode_visibility(iterator.next_page_token)
+
+    def ui_list_url(self, run_ids: list[str]) -> str:
+        """The Temporal UI's workflow list showing exactly these runs (``latest_runs_query``)."""
+        query = quote(latest_runs_query(run_ids))
+        return f"{self._ui_base_url}/namespaces/{self._client.namespace}/workflows?query={query}"
 
     async def count(self, filters: RequestFilters, exact_up_to: int = 1000) -> int:
         """Requests matching ``filters`` (latest runs only).
@@ -339,6 +370,16 @@ class RequestLog:
             e async for e in self._client.list_workflows(query, limit=exact_up_to, page_size=200)
         ]
         return len(await self._latest_runs(executions))
+
+
+async def _first_receipt(execution: WorkflowExecution) -> datetime | None:
+    """When a request first arrived: its timeline's receipt entry (memo), which a reset run
+    replays from its input."""
+    memo = await execution.memo_value(temporal.MEMO_STATE, default=None)
+    timeline = (memo or {}).get("timeline") or []
+    if timeline and timeline[0].get("status") == RequestStatus.RECEIVED.value:
+        return datetime.fromisoformat(timeline[0]["at"].replace("Z", "+00:00"))
+    return None
 
 
 def _last_update(state: RequestState, description: WorkflowExecutionDescription) -> datetime | None:

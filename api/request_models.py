@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.request_runs import RunSummary
 from careflow.errors import DomainError
 from careflow.messages import TimelineEntry
 from careflow.models import Identifier, RequestError, RequestStatus
@@ -37,6 +38,8 @@ class TemporalDetails(BaseModel):
 
 
 class RequestSummary(BaseModel):
+    """``run_id``: the latest run's (the one a row shows)."""
+
     request_id: str
     webhook_id: str | None
     care_flow_definition_id: str | None
@@ -44,6 +47,7 @@ class RequestSummary(BaseModel):
     received_at: datetime
     updated_at: datetime | None
     is_test: bool
+    run_id: str | None = None
 
 
 class PendingActivity(BaseModel):
@@ -67,6 +71,7 @@ class RequestDetail(RequestSummary):
     errors: list[RequestError] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     pending_activities: list[PendingActivity] = Field(default_factory=list)
+    runs: list[RunSummary] = Field(default_factory=list)
     temporal: TemporalDetails
 
 
@@ -105,3 +110,15 @@ def visibility_query(filters: RequestFilters) -> str:
     is_test = filters.is_test or filters.status == RequestStatus.TEST
     clauses.append(f"IsTest = {'true' if is_test else 'false'}")
     return " AND ".join(clauses)
+
+
+def latest_runs_query(run_ids: list[str]) -> str:
+    """A Temporal UI list query for exactly these runs.
+
+    Temporal's visibility keeps each run a retry or reset superseded, closed as it ended (a
+    FAILED run stays ``ExecutionStatus="Failed"`` with ``RequestStatus="FAILED"``; only runs reset
+    while still open become ``Terminated``) and has no column telling a superseded run from the
+    latest one, so no filter on statuses lists only latest runs; naming the runs does.
+    """
+    quoted = ", ".join(_quote(r) for r in run_ids)
+    return f"RunId IN ({quoted})" if run_ids else "RunId = ''"
