@@ -8,30 +8,41 @@ auto-refreshing test payload panel, and every page works without JavaScript.
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from api.deps import Services
 from api.ui import requests, session, webhooks
 from api.ui.common import (
+    STATIC_DIR,
     FormDep,
     ServicesDep,
     SessionDep,
     _errors,
     render,
 )
+from api.ui.definition_form import points_from_form, rows_of
 from careflow.errors import DomainError
 from careflow.models import (
     CareFlowDefinition,
     IdentifierSystem,
-    RequestError,
 )
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+favicon_router = APIRouter(include_in_schema=False)
+
+
+@favicon_router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The icon browsers ask for at the root (a 32×32 PNG in an ICO)."""
+    return FileResponse(
+        STATIC_DIR / "favicon.ico",
+        media_type="image/x-icon",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 # --- sign in --------------------------------------------------------------------------------------
@@ -89,6 +100,7 @@ def _settings_page(
         status_code,
         systems=services.store.configuration.list_identifier_systems(),
         definitions=services.store.configuration.list_care_flow_definitions(),
+        rows=rows_of(None),
         **context,
     )
 
@@ -118,21 +130,15 @@ def create_identifier_system(
 def save_care_flow_definition(
     request: Request, services: ServicesDep, sid: SessionDep, form: FormDep
 ) -> Response:
-    """Create or replace a care flow definition; data points are given as a JSON list."""
+    """Create or replace a care flow definition from the form (one row per data point)."""
     try:
-        points = json.loads(form.get("data_point_definitions") or "[]")
-        if not isinstance(points, list):
-            raise json.JSONDecodeError("not a list", "", 0)
         item = CareFlowDefinition(
             id=form.get("id", ""),
             title=form.get("title", ""),
             published=form.get("published") == "on",
-            data_point_definitions=points,
+            data_point_definitions=points_from_form(form),
         )
         services.configuration.save_care_flow_definition(item, replace=form.get("existing") == "1")
-    except (json.JSONDecodeError, RecursionError):
-        error = RequestError(code="invalid_json", message="data points must be a JSON list")
-        return _settings_page(request, services, sid, 422, errors=[error])
     except (DomainError, ValidationError) as exc:
         return _settings_page(request, services, sid, 422, errors=_errors(exc))
     return RedirectResponse("/ui/settings", status_code=303)
@@ -143,16 +149,13 @@ def care_flow_definition_page(
     definition_id: str, request: Request, services: ServicesDep, sid: SessionDep
 ) -> HTMLResponse:
     definition = services.store.configuration.get_care_flow_definition(definition_id)
-    points = [
-        p.model_dump(mode="json", exclude_none=True) for p in definition.data_point_definitions
-    ]
     return render(
         request,
         services,
         sid,
         "care_flow_definition.html",
         definition=definition,
-        points_json=json.dumps(points, indent=2, ensure_ascii=False),
+        rows=rows_of(definition),
     )
 
 
