@@ -103,3 +103,10 @@ document.addEventListener("click", (event) => {
     }
   });
 })();
+
+// When the payload tree first shows a payload, refresh the preview (and its suggestions).
+document.addEventListener("htmx:afterSwap", (event) => {
+  if (event.target.id !== "payload-tree" || !event.target.querySelector(".tree")) return;
+  const form = document.getElementById("mapping-form");
+  if (form && window.htmx) window.htmx.trigger(form, "input");
+});
