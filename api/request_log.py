@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -352,7 +353,7 @@ class RequestLog:
             )
         return items, self._tokens.encode_visibility(iterator.next_page_token)
 
-    def ui_list_url(self, run_ids: list[str]) -> str:
+    def ui_list_url(self, run_ids: Sequence[str]) -> str:
         """The Temporal UI's workflow list showing exactly these runs (``latest_runs_query``)."""
         query = quote(latest_runs_query(run_ids))
         return f"{self._ui_base_url}/namespaces/{self._client.namespace}/workflows?query={query}"

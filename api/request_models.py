@@ -4,6 +4,7 @@ the retry routes answer, and the SQL-like list filter sent to Temporal's visibil
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -112,7 +113,7 @@ def visibility_query(filters: RequestFilters) -> str:
     return " AND ".join(clauses)
 
 
-def latest_runs_query(run_ids: list[str]) -> str:
+def latest_runs_query(run_ids: Sequence[str]) -> str:
     """A Temporal UI list query for exactly these runs.
 
     Temporal's visibility keeps each run a retry or reset superseded, closed as it ended (a

@@ -115,7 +115,7 @@ async def request_page(
         detail=detail,
         retryable=retryable,
         retried=request.query_params.get("retried"),
-        **_names(services, detail.webhook_id, detail.care_flow_definition_id),
+        names=_names(services, detail.webhook_id, detail.care_flow_definition_id),
     )
 
 
@@ -125,8 +125,8 @@ def _names(services: Any, webhook_id: str | None, definition_id: str | None) -> 
     hook = snapshot.webhooks.get(webhook_id) if webhook_id else None
     definition = snapshot.definitions.get(definition_id) if definition_id else None
     return {
-        "webhook_name": hook.name if hook else (webhook_id or ""),
-        "definition_title": definition.title if definition else (definition_id or ""),
+        "webhook": hook.name if hook else (webhook_id or ""),
+        "definition": definition.title if definition else (definition_id or ""),
     }
 
 
@@ -147,7 +147,7 @@ async def retry(
             detail=detail,
             retryable=False,
             errors=exc.errors,
-            **_names(services, detail.webhook_id, detail.care_flow_definition_id),
+            names=_names(services, detail.webhook_id, detail.care_flow_definition_id),
         )
     return RedirectResponse(f"/ui/requests/{request_id}?retried=1", status_code=303)
 

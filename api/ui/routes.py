@@ -132,11 +132,13 @@ def save_care_flow_definition(
 ) -> Response:
     """Create or replace a care flow definition from the form (one row per data point)."""
     try:
-        item = CareFlowDefinition(
-            id=form.get("id", ""),
-            title=form.get("title", ""),
-            published=form.get("published") == "on",
-            data_point_definitions=points_from_form(form),
+        item = CareFlowDefinition.model_validate(
+            {
+                "id": form.get("id", ""),
+                "title": form.get("title", ""),
+                "published": form.get("published") == "on",
+                "data_point_definitions": points_from_form(form),
+            }
         )
         services.configuration.save_care_flow_definition(item, replace=form.get("existing") == "1")
     except (DomainError, ValidationError) as exc:
