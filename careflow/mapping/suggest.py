@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from careflow.mapping.engine import map_payload
+from careflow.mapping.paths import InvalidPathError
 from careflow.mapping.tree import Node, build, leaves
 from careflow.models import (
     CareFlowDefinition,
@@ -141,7 +142,7 @@ def suggest(
                 scored.append((score, -len(path), path))
         scored.sort(reverse=True)
         good: list[Suggestion] = []
-        for score, _, path in scored:
+        for score, _, path in scored[:MAX_TRIED]:
             value = _mapped_value(definition, point, path, payload)
             if value is not _NONE:
                 good.append(Suggestion(point.id, path, value, round(score, 3)))
@@ -153,6 +154,9 @@ def suggest(
 
 
 _NONE: Any = object()
+# Paths tried per data point, best named first: each is compiled (and cached with the paths
+# requests use), so a large payload must not try thousands.
+MAX_TRIED = 30
 
 
 def _mapped_value(
@@ -167,7 +171,10 @@ def _mapped_value(
     only = definition.model_copy(
         update={"data_point_definitions": [point.model_copy(update={"optional": False})]}
     )
-    result = map_payload(trial, only, payload)
+    try:
+        result = map_payload(trial, only, payload)
+    except InvalidPathError:  # a name jsonpath-ng cannot express: no suggestion
+        return _NONE
     if result.errors or point.id not in result.data_points:
         return _NONE
     return result.data_points[point.id]
