@@ -199,9 +199,11 @@ class CareFlowDefinitionReplace(CareFlowDefinitionUpdate):
 
 
 class IdentifierSystemReplace(IdentifierSystemUpdate):
-    """The body of ``PUT /v1/identifier-systems/{name}``: the read-only ``name`` a GET returned
-    is accepted when it equals the stored one."""
+    """The body of ``PUT /v1/identifier-systems/{name}``: ``system`` and ``description`` are
+    required (a PUT replaces both), and the read-only ``name`` a GET returned is accepted when it
+    equals the stored one."""
 
+    description: str
     name: str | None = None
 
 

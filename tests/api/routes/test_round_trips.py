@@ -62,6 +62,11 @@ async def test_identifier_system_and_webhook_round_trips(api: Api) -> None:
     )
     assert renamed.status_code == 422
     assert renamed.json()["errors"][0]["path"] == "name"
+    # A PUT replaces every field: omitting the description is refused, not a silent clear.
+    partial = await api.admin(
+        "PUT", "/v1/identifier-systems/acme-mrn", json={"system": system["system"]}
+    )
+    assert partial.status_code == 422 and "description" in partial.json()["errors"][0]["message"]
 
     shown = (await api.admin("GET", f"/v1/webhooks/{hook['id']}")).json()
     patched = await api.admin(
