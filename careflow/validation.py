@@ -11,7 +11,7 @@ from typing import Any
 
 from careflow import mapping
 from careflow.messages import ValidationResult
-from careflow.models import RequestError, RequestStatus, WebhookFields
+from careflow.models import RequestError, RequestStatus, WebhookFields, _check_absolute_uri
 from careflow.snapshot import ConfigSnapshot
 
 
@@ -63,7 +63,7 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
         errors.append(
             RequestError(
                 code="unknown_identifier_system",
-                message=f"identifier system {identifier.system!r} is not configured "
+                message=f"identifier system {_named(identifier.system)} is not configured "
                 "(add it under /v1/identifier-systems)",
                 path=webhook.patient_identifier.system_path if webhook.patient_identifier else None,
             )
@@ -78,6 +78,16 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
         profile=result.profile,
         webhook_enabled=webhook.enabled,
     )
+
+
+def _named(system: str) -> str:
+    """A system URI for a message: quoted when it is one (a namespace, configuration, not PHI),
+    else left out — the field came from the payload and might hold anything."""
+    try:
+        _check_absolute_uri(system)
+    except ValueError:
+        return "(not an absolute URI)"
+    return repr(system) if len(system) <= 200 else repr(system[:200] + "…")
 
 
 _DISABLED = RequestError(code="webhook_disabled", message="the webhook is disabled")

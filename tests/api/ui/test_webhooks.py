@@ -195,3 +195,21 @@ async def test_pointing_tree_and_suggested_mappings(api: Api, worker: RunningWor
     assert 'data-target="path-attendee_emails" data-path="$.payload.attendees[*].email"' in text
     assert 'data-target="path-length_minutes"' not in text
     assert '<code>"2023-05-25T09:30:00Z"</code>' in text  # the value each suggestion gives
+
+
+async def test_the_tree_escapes_hostile_keys_and_values(api: Api, worker: RunningWorker) -> None:
+    hook = await configure_fhir_webhook(api, enable=False)
+    csrf = await ui_sign_in(api)
+    hostile = {
+        "<script>alert(1)</script>": "<img src=x onerror=alert(2)>",
+        'it\'s "quoted"': [{"type": "a'b", "v": "</button><b>x</b>"}],
+    }
+    answer = await api.http.post(f"/hooks/{hook['id']}/test", json=hostile)
+    assert answer.status_code == 200
+    tree = (await api.http.get(f"/ui/webhooks/{hook['id']}/tree")).text
+    assert "<script>" not in tree and "<img" not in tree and "<b>x</b>" not in tree
+    assert "[?(@.type==" not in tree  # a value with a quote is no discriminator
+    fragment = await api.http.post(
+        f"/ui/webhooks/{hook['id']}/preview", data={"csrf": csrf, "path__mrn": "$['it\\'s']"}
+    )
+    assert fragment.status_code == 200 and "<img" not in fragment.text
