@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import Field
 
 from api.deps import PagingDep, ServicesDep, StoreDep, paged, require_admin
+from api.services.configuration import DisabledWebhook
 from careflow.errors import InvalidConfigError
 from careflow.models import (
     SLUG_PATTERN,
@@ -43,19 +45,37 @@ def get_care_flow_definition(definition_id: str, store: StoreDep) -> CareFlowDef
     return store.configuration.get_care_flow_definition(definition_id)
 
 
-@router.put("/{definition_id}", response_model=CareFlowDefinition)
+class CareFlowDefinitionSaved(CareFlowDefinition):
+    """A replaced definition, and the webhooks ``?force=true`` disabled (empty otherwise)."""
+
+    disabled_webhooks: list[DisabledWebhook] = Field(default_factory=list)
+
+
+@router.put(
+    "/{definition_id}",
+    response_model=CareFlowDefinitionSaved,
+    responses={409: {"description": "the change would leave enabled webhooks incomplete"}},
+)
 def put_care_flow_definition(
     definition_id: Annotated[str, Path(pattern=SLUG_PATTERN)],
     body: CareFlowDefinitionReplace,
     services: ServicesDep,
-) -> CareFlowDefinition:
+    force: Annotated[bool, Query()] = False,
+) -> CareFlowDefinitionSaved:
     """Replace a definition. Accepts the body a GET returned (``id`` equal to the path's; a
     different one → 422 ``read_only_field``); ``title``, ``published`` and
-    ``data_point_definitions`` are required."""
+    ``data_point_definitions`` are required. A change that would leave an enabled webhook
+    incomplete (a new required data point it does not map, a mapped data point removed,
+    unpublishing) is 409 with one error per webhook and data point, unless ``force=true``: then
+    those webhooks are disabled and listed in ``disabled_webhooks``."""
     problems = read_only_problems(body.model_dump(exclude_unset=True), {"id": definition_id})
     if problems:
         raise InvalidConfigError(problems)
-    return services.configuration.save_care_flow_definition(
+    saved = services.configuration.save_care_flow_definition_gated(
         CareFlowDefinition(**{**body.model_dump(exclude={"id"}), "id": definition_id}),
         replace=True,
+        force=force,
+    )
+    return CareFlowDefinitionSaved(
+        **saved.definition.model_dump(), disabled_webhooks=saved.disabled_webhooks
     )
