@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 from activities.backend_errors import backend_errors
 from backends.base import BackendRefusedError, BackendUnavailableError
 from tests.conftest import Api, RunningWorker
-from tests.factories import FHIR_POINTS, configure_fhir_webhook, post_sample, save_definition
+from tests.factories import configure_fhir_webhook, failed_request
 
 
 def test_unavailable_backend_is_retryable() -> None:
@@ -53,9 +53,7 @@ async def test_expected_failure_logs_no_traceback(
     """An unpublished definition (issue 17, point 9): one line, no chained traceback."""
     caplog.set_level(logging.INFO)
     hook = await configure_fhir_webhook(api)
-    await save_definition(api, "intake", FHIR_POINTS, published=False, replace=True)
-    request_id = (await post_sample(api, hook["id"])).json()["request_id"]
-    await api.wait_status(request_id, {"FAILED"})
+    request_id = await failed_request(api, worker, hook["id"])
     lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.getMessage() for r in lines] == [
         f"start_care_flow of request {request_id} refused for good: "

@@ -59,19 +59,31 @@ def test_joined_timeline_marks_each_later_run_and_drops_its_replayed_receipt() -
     ]
 
 
-async def _failed_anonymous_request(api: Api) -> tuple[str, str]:
+async def _failed_anonymous_request(api: Api, worker: RunningWorker) -> tuple[str, str]:
+    """A request of a webhook without identifier mapping (anonymous patient) that FAILED at
+    ``start_care_flow``: accepted while no worker ran, then its definition was unpublished with
+    ``?force=true``; the definition is published and the webhook enabled again afterwards."""
     hook_id = await open_webhook(api)
-    await save_definition(api, "open", OPEN_POINTS, title="Open", published=False, replace=True)
+    await worker.stop()
     answer = await api.http.post(f"/hooks/{hook_id}", json={"a": 1})
     assert answer.status_code == 202, answer.text
     request_id = answer.json()["request_id"]
+    unpublished = await api.admin(
+        "PUT",
+        "/v1/care-flow-definitions/open?force=true",
+        json={"title": "Open", "published": False, "data_point_definitions": OPEN_POINTS},
+    )
+    assert unpublished.status_code == 200, unpublished.text
+    await worker.start()
     await api.wait_status(request_id, {"FAILED"})
     await save_definition(api, "open", OPEN_POINTS, title="Open", published=True, replace=True)
+    enabled = await api.admin("POST", f"/v1/webhooks/{hook_id}/enable")
+    assert enabled.status_code == 200, enabled.text
     return hook_id, request_id
 
 
 async def test_retry_keeps_earlier_run_and_first_receipt(api: Api, worker: RunningWorker) -> None:
-    hook_id, request_id = await _failed_anonymous_request(api)
+    hook_id, request_id = await _failed_anonymous_request(api, worker)
     failed = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
     await asyncio.sleep(1.1)  # so that a reset run's start time differs from the receipt
     retried = await api.admin("POST", f"/v1/requests/{request_id}/retry")
@@ -113,7 +125,7 @@ async def test_retry_keeps_earlier_run_and_first_receipt(api: Api, worker: Runni
 async def test_ui_reset_is_told_from_a_retry(
     api: Api, worker: RunningWorker, temporal_client: Client
 ) -> None:
-    _, request_id = await _failed_anonymous_request(api)
+    _, request_id = await _failed_anonymous_request(api, worker)
     failed = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
     run_id = failed["temporal"]["run_id"]
     handle = temporal_client.get_workflow_handle(request_id, run_id=run_id)
@@ -147,7 +159,7 @@ async def test_temporal_ui_lists_superseded_runs_unless_runs_are_named(
     api: Api, worker: RunningWorker, temporal_client: Client
 ) -> None:
     """What an operator sees in the Temporal UI (point 8), checked against real visibility."""
-    hook_id, request_id = await _failed_anonymous_request(api)
+    hook_id, request_id = await _failed_anonymous_request(api, worker)
     await api.admin("POST", f"/v1/requests/{request_id}/retry")
     done = await api.wait_status(request_id, {"SUCCESS"})
     old_run, new_run = (r["run_id"] for r in done["runs"])

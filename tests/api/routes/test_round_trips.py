@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from tests.conftest import Api, RunningWorker
 from tests.factories import (
-    FHIR_POINTS,
     configure_fhir_webhook,
+    failed_request,
     fhir_patient,
     post_sample,
+    republish,
     save_definition,
 )
 
@@ -21,7 +22,7 @@ async def test_definition_get_edit_put_round_trip(api: Api) -> None:
     edited = {**shown, "title": "Intake v2"}
     put = await api.admin("PUT", "/v1/care-flow-definitions/intake", json=edited)
     assert put.status_code == 200, put.text
-    assert put.json() == edited
+    assert put.json() == {**edited, "disabled_webhooks": []}
     # A different id is refused, by name.
     moved = await api.admin(
         "PUT", "/v1/care-flow-definitions/intake", json={**edited, "id": "other"}
@@ -178,10 +179,8 @@ async def test_status_test_lists_test_requests(api: Api, worker: RunningWorker) 
 
 async def test_bulk_retry_counts_skips_by_reason(api: Api, worker: RunningWorker) -> None:
     hook = await configure_fhir_webhook(api)
-    await save_definition(api, "intake", FHIR_POINTS, published=False, replace=True)
-    request_id = (await post_sample(api, hook["id"])).json()["request_id"]
-    await api.wait_status(request_id, {"FAILED"})
-    await save_definition(api, "intake", FHIR_POINTS, published=True, replace=True)
+    request_id = await failed_request(api, worker, hook["id"])
+    await republish(api, hook["id"])
     first = await api.admin(
         "POST", "/v1/requests/retry", json={"webhook_id": hook["id"], "status": "FAILED"}
     )

@@ -52,7 +52,7 @@ async def test_retry_from_the_request_page(api: Api, worker: RunningWorker) -> N
     assert "Retry started" in page.text and 'id="retry"' not in page.text
     # Names, not ids; times with their zone; both runs, each linking its Temporal UI page.
     assert 'id="webhook-link">FHIR patient feed</a>' in page.text
-    assert 'href="/ui/care-flow-definitions/intake">intake</a>' in page.text  # its title
+    assert 'href="/ui/care-flow-definitions/intake">Patient intake</a>' in page.text  # title
     assert re.search(r'id="received-at">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC<', page.text)
     assert 'id="runs"' in page.text and page.text.count('/history" target=') == 2
     assert "retried through the API: run 2 started" in page.text

@@ -4,8 +4,6 @@ browser in ``test_browser.py``."""
 
 from __future__ import annotations
 
-import json
-
 import httpx
 
 from careflow.settings import Settings
@@ -172,14 +170,18 @@ async def test_a_definition_edit_that_breaks_an_enabled_webhook_needs_force(api:
     """Issue 15 finding 6 on the web page: 409 naming the webhook, then the force box."""
     hook = await configure_fhir_webhook(api)
     csrf = await ui_sign_in(api)
-    points = json.dumps([*FHIR_POINTS, {"id": "insurance", "value_type": "string"}])
+    points = [*FHIR_POINTS, {"id": "insurance", "value_type": "string"}]
+    rows = {}
+    for n, point in enumerate(points, start=1):
+        rows[f"dp-{n}-id"] = point["id"]
+        rows[f"dp-{n}-type"] = point["value_type"]
     form = {
         "csrf": csrf,
         "existing": "1",
         "id": "intake",
         "title": "Patient intake",
         "published": "on",
-        "data_point_definitions": points,
+        **rows,
     }
     page = await api.http.get("/ui/care-flow-definitions/intake")
     assert 'name="force"' in page.text
