@@ -61,6 +61,10 @@ DOOR_CODES = frozenset(
 )
 
 
+_RETRYABLE_STATUSES = frozenset(
+    {RequestStatus.FAILED, RequestStatus.REJECTED, RequestStatus.IGNORED}
+)
+
 _WHY_NOT = {
     "test_request": "test requests are never processed",
     "succeeded": "the request succeeded",
@@ -207,6 +211,7 @@ class RequestLog:
             patient_id=state.patient_id or _sa(description, temporal.SA_PATIENT_ID),
             care_flow_id=state.care_flow_id or _sa(description, temporal.SA_CARE_FLOW_ID),
             errors=state.errors,
+            reasons=state.reasons,
             timeline=timeline,
             pending_activities=pending,
             runs=all_runs,
@@ -244,8 +249,8 @@ class RequestLog:
                 raise ConflictError(_RETRY_IN_PROGRESS)
             raise NotRetryableError(
                 reason,
-                f"{_WHY_NOT[reason]}; only FAILED requests and REJECTED ones with payload or "
-                "configuration errors can be retried",
+                f"{_WHY_NOT[reason]}; only FAILED and IGNORED requests and REJECTED ones with "
+                "payload or configuration errors can be retried",
             )
         if not await asyncio.to_thread(self._claims.claim, request_id, run_id, arrived):
             raise ConflictError(_RETRY_IN_PROGRESS)
@@ -370,11 +375,11 @@ class RequestLog:
     async def count(self, filters: RequestFilters, exact_up_to: int = 1000) -> int:
         """Requests matching ``filters`` (latest runs only).
 
-        FAILED and REJECTED are the statuses that retries supersede: they are listed and
-        de-duplicated (at most ``exact_up_to``); other statuses use one visibility count.
+        FAILED, REJECTED and IGNORED are the statuses that retries supersede: they are listed
+        and de-duplicated (at most ``exact_up_to``); other statuses use one visibility count.
         """
         query = visibility_query(filters)
-        if filters.status not in (RequestStatus.FAILED, RequestStatus.REJECTED):
+        if filters.status not in _RETRYABLE_STATUSES:
             return (await self._client.count_workflows(query)).count
         executions = [
             e async for e in self._client.list_workflows(query, limit=exact_up_to, page_size=200)
@@ -397,7 +402,7 @@ async def _retryable_run(description: WorkflowExecutionDescription) -> tuple[str
     if description.status == WorkflowExecutionStatus.RUNNING:
         return None, "not_finished"
     status = _sa(description, temporal.SA_REQUEST_STATUS)
-    if status == RequestStatus.FAILED.value:
+    if status in (RequestStatus.FAILED.value, RequestStatus.IGNORED.value):
         return description.run_id, ""
     if status == RequestStatus.SUCCESS.value:
         return None, "succeeded"

@@ -15,7 +15,8 @@ from tests.factories import ROOT
 
 
 def walkthrough_script() -> str:
-    """The shell blocks of the README from *Walkthrough* to *Concepts*, in order."""
+    """The shell blocks of the README from *Walkthrough* to *Concepts* (the walkthrough, the test
+    link, trigger conditions), in order."""
     text = (ROOT / "README.md").read_text()
     section = text[text.index("## Walkthrough") : text.index("## Concepts")]
     return "\n".join(re.findall(r"```sh\n(.*?)```", section, re.S))
@@ -51,7 +52,10 @@ async def test_readme_walkthrough_runs_verbatim(
         *("201", "201", "201", "200", "202", "200", "200", "200", "200", "200"),  # walkthrough
         *("201", "200", "200", "200", "200", "200", "200"),  # the test link
         "200",  # GET → edit → PUT
+        *("201", "201", "201", "200", "202", "200"),  # conditions, Cal.com (the last IGNORED)
+        *("201", "201", "200", "200"),  # conditions, Typeform (test link, preview)
     ], output
+    assert '"status":"IGNORED"' in output and "SCHEDULED {'met': True" in output
     assert '"duplicate":true' in output
     assert re.search(r"^True$", output, re.M), output  # the second webhook enabled
     assert "du Exemplé" in output  # the care flow's data points

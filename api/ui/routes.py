@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from pydantic import ValidationError
 
 from api.deps import Services
-from api.ui import requests, session, webhooks
+from api.ui import conditions, requests, session, webhooks
 from api.ui.common import (
     STATIC_DIR,
     FormDep,
@@ -193,4 +193,5 @@ def care_flow_definition_page(
 
 
 router.include_router(webhooks.router)
+router.include_router(conditions.router)
 router.include_router(requests.router)
