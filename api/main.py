@@ -29,6 +29,7 @@ from api.services.configuration import ConfigurationService
 from api.services.webhooks import WebhookService
 from api.ui import common as ui_common
 from api.ui import routes as ui
+from api.ui.session import token_fingerprint
 from careflow.errors import TransientStoreError
 from careflow.settings import Settings, get_settings
 from infra import temporal
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(config.refresh)
         client = await temporal.connect(cfg, lazy=True)
         admin_token = cfg.admin_token()
+        # Sessions of an earlier admin token end for good (they must not return with it).
+        await asyncio.to_thread(store.ui_sessions.delete_other_tokens, token_fingerprint(admin_token))
         page_tokens = PageTokens(admin_token)
         request_log = RequestLog(client, cfg.ui_base_url, page_tokens, store.retry_claims)
         app.state.services = Services(

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         careflow_ui_session_idle_seconds: a ``/ui`` session unused for this long is over.
         careflow_ui_sign_in_limit: failed ``/ui`` sign-ins allowed per client address and API
             process (``limits`` notation); more are answered 429 with ``Retry-After``.
+        careflow_forwarded_allow_ips: the reverse proxies (IPs / CIDRs, comma-separated, or
+            ``*``) whose ``X-Forwarded-For`` / ``-Proto`` uvicorn believes (``make run``); unset,
+            forwarded headers are ignored, so a client cannot choose its sign-in throttle key.
         careflow_test_payloads_max_bytes: kept test payloads per webhook, in bytes of JSON
             (besides the newest 20); the newest payload is always kept.
     """
@@ -60,6 +63,7 @@ class Settings(BaseSettings):
     careflow_start_wait_seconds: float = Field(default=2.0, gt=0)
     careflow_ui_session_idle_seconds: float = Field(default=1800.0, gt=0)
     careflow_ui_sign_in_limit: str = "5/minute;20/hour"
+    careflow_forwarded_allow_ips: str | None = None
     careflow_test_payloads_max_bytes: int = Field(default=5_242_880, gt=0)
 
     @property
