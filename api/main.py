@@ -61,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         client = await temporal.connect(cfg, lazy=True)
         admin_token = cfg.admin_token()
         # Sessions of an earlier admin token end for good (they must not return with it).
-        await asyncio.to_thread(store.ui_sessions.delete_other_tokens, token_fingerprint(admin_token))
+        fingerprint = token_fingerprint(admin_token)
+        await asyncio.to_thread(store.ui_sessions.delete_other_tokens, fingerprint)
         page_tokens = PageTokens(admin_token)
         request_log = RequestLog(client, cfg.ui_base_url, page_tokens, store.retry_claims)
         app.state.services = Services(

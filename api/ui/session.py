@@ -7,9 +7,10 @@ database (``store.ui_sessions``), so every API replica sees a sign-out at once. 
 when it is signed out, when it has been idle for ``careflow_ui_session_idle_seconds``, after
 ``MAX_AGE_SECONDS`` in any case, and when the admin token changes (the row keeps the token's
 fingerprint and the cookie's signature no longer matches; the API deletes other tokens' rows at
-startup and at each sign-in, so restoring an old token does not bring its sessions back). Failed sign-ins are throttled per
-client address (``careflow_ui_sign_in_limit``, ``limits`` notation). POST forms carry a CSRF
-token derived from the session id; ``/v1`` stays bearer-only and never reads this cookie.
+startup and at each sign-in, so restoring an old token does not bring its sessions back). Sign-in
+attempts are throttled per client address (``careflow_ui_sign_in_limit``, ``limits`` notation).
+POST forms carry a CSRF token derived from the session id; ``/v1`` stays bearer-only and never
+reads this cookie.
 """
 
 from __future__ import annotations
