@@ -59,7 +59,7 @@ def _serve_metrics_apart(port: int, host: str, api_metrics: ApiMetrics) -> Any:
     """``CAREFLOW_METRICS_PORT``: the metrics on a port of their own (prometheus-client's server).
 
     Returns:
-        The HTTP server, to ``shutdown()`` when the app stops.
+        The HTTP server, to ``shutdown()`` and ``server_close()`` when the app stops.
     """
     server, _thread = start_http_server(port, host, registry=api_metrics.registry)
     return server
@@ -126,6 +126,7 @@ def create_app(
             store.dispose()
             if metrics_server is not None:
                 metrics_server.shutdown()
+                metrics_server.server_close()
             if owns_provider and provider is not None:
                 provider.shutdown()
 
