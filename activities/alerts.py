@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook as StandardWebhook
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from careflow import logs
 from careflow.alerts import AlertInput, AlertResult, alert_body
 from infra import temporal
 
@@ -63,6 +64,10 @@ class AlertActivities:
             ApplicationError: retryable ``alert_undeliverable`` (unreachable receiver, timeout,
                 non-2xx answer); the message names the class or status, never the body.
         """
+        with logs.request_context(alert.request_id):  # the failed request's, not the alert's id
+            return self._send(alert)
+
+    def _send(self, alert: AlertInput) -> AlertResult:
         body = json.dumps(alert_body(alert, self.ui_url(alert)), separators=(",", ":"))
         try:
             with httpx.Client(timeout=SEND_TIMEOUT) as client:
