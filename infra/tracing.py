@@ -35,20 +35,31 @@ TRACER_NAME = "careflow"
 UNTRACED_URLS = r"^[a-z]+://[^/]*/(?!hooks/)"
 
 
+def _drop_query_from_urls(span: trace.Span) -> None:
+    attributes = getattr(span, "attributes", None) or {}
+    for key in ("http.url", "url.full", "http.target"):
+        url = attributes.get(key)
+        if isinstance(url, str) and "?" in url:
+            span.set_attribute(key, url.split("?", 1)[0])
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "")
+
+
 def drop_query_attributes(span: trace.Span, scope: dict[str, Any]) -> None:
     """FastAPI ``server_request_hook``: a sender may put anything in a webhook URL's query, so
     the server span keeps the path only (``http.target``, ``http.url`` without the query)."""
-    if not scope.get("query_string") or not span.is_recording():
-        return
-    path = scope.get("path", "")
-    span.set_attribute("http.target", path)
-    span.set_attribute("url.path", path)
-    span.set_attribute("url.query", "")
-    attributes = getattr(span, "attributes", None) or {}
-    url = attributes.get("http.url") or attributes.get("url.full")
-    if isinstance(url, str):
-        key = "http.url" if "http.url" in attributes else "url.full"
-        span.set_attribute(key, url.split("?", 1)[0])
+    if scope.get("query_string") and span.is_recording():
+        _drop_query_from_urls(span)
+
+
+def _client_request_hook(span: trace.Span, request: Any) -> None:
+    """httpx ``request_hook``: outgoing URLs are recorded without their query."""
+    if span.is_recording():
+        _drop_query_from_urls(span)
+
+
+async def _async_client_request_hook(span: trace.Span, request: Any) -> None:
+    _client_request_hook(span, request)
 
 
 def enabled_by_environment(environ: os._Environ[str] | dict[str, str] | None = None) -> bool:
@@ -125,7 +136,11 @@ def instrument_httpx(provider: trace.TracerProvider | None) -> None:
 
     instrumentor = HTTPXClientInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument(tracer_provider=provider)
+        instrumentor.instrument(
+            tracer_provider=provider,
+            request_hook=_client_request_hook,
+            async_request_hook=_async_client_request_hook,
+        )
 
 
 def uninstrument_httpx() -> None:
