@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pythonjsonlogger.json import JsonFormatter
+from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 
 # SDK loggers whose DEBUG records include payloads.
 _PAYLOAD_LOGGERS = ("temporalio.worker", "temporalio.activity", "temporalio.workflow")
@@ -71,7 +71,7 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class _JsonFormatter(JsonFormatter):
+class JsonFormatter(_BaseJsonFormatter):
     """JSON lines without the text format's helper field."""
 
     def add_fields(self, log_data: dict, record: logging.LogRecord, message_dict: dict) -> None:  # type: ignore[type-arg]
@@ -84,7 +84,7 @@ class _JsonFormatter(JsonFormatter):
 def formatter(log_format: str = "text") -> logging.Formatter:
     """The formatter for ``log_format`` (``text`` or ``json``)."""
     if log_format == "json":
-        return _JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level", "name": "logger"})
+        return JsonFormatter(JSON_FIELDS, rename_fields={"levelname": "level", "name": "logger"})
     return logging.Formatter(TEXT_FORMAT)
 
 
