@@ -52,10 +52,15 @@ def value(text: str, name: str, **labels: str) -> float:
     )
 
 
+SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+
+
 def metric_names(text: str) -> set[str]:
-    """Sample names (``_bucket``, ``_total``… included) and family names of an exposition."""
+    """The series names an exposition declares: its samples' names, and for a family declared
+    (``# TYPE``) but not yet observed, the names its samples will have."""
     names = {n for n, _, _ in samples(text)}
-    names |= {family.name for family in text_string_to_metric_families(text)}
+    for family in text_string_to_metric_families(text):
+        names |= {family.name + suffix for suffix in SUFFIXES.get(family.type, ("",))}
     return names
 
 
@@ -110,15 +115,19 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def alert_receiver(status: int = 204) -> AsyncIterator[Receiver]:
-    """An alert receiver on a free port answering ``status``."""
+async def alert_receiver(status: int = 204, *first: int) -> AsyncIterator[Receiver]:
+    """An alert receiver on a free port answering ``first`` statuses in turn, then ``status``."""
+    pending = list(first)
+
     port = free_port()
     receiver = Receiver(url=f"http://127.0.0.1:{port}/alerts")
 
     async def alerts(request: Request) -> Response:
         receiver.received.append((dict(request.headers), await request.body()))
-        receiver.arrived.set()
-        return Response(status_code=status)
+        answer = pending.pop(0) if pending else status
+        if answer < 300:
+            receiver.arrived.set()
+        return Response(status_code=answer)
 
     app = Starlette(routes=[Route("/alerts", alerts, methods=["POST"])])
     server = uvicorn.Server(
