@@ -109,6 +109,13 @@ async def test_python_worker_py_processes_requests_until_interrupted(
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGINT)
-        returncode = await asyncio.wait_for(process.wait(), timeout=30)
+        try:
+            returncode = await asyncio.wait_for(process.wait(), timeout=60)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise AssertionError(
+                "the worker did not stop within 60 s of SIGINT:\n" + "".join(logged[-40:])
+            ) from None
         await reader
     assert returncode == 0, "".join(logged)

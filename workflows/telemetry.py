@@ -17,7 +17,9 @@ before the run fails: durable (it survives the failed run and worker restarts), 
 backoff by its own retry policy, and unable to change the request's outcome — a child that
 cannot be started is logged and the request fails as it would have. The status (FAILED) is
 already in the search attribute and memo at that point; the extra workflow task only delays the
-run's close by one round trip.
+run's close by one round trip. Whether alerts are on (``CAREFLOW_ALERT_WEBHOOK_URL``) is part
+of the worker's code as far as replay goes: a closed FAILED run is replayed only to answer a
+query on it (the API queries open runs only), and a reset replays up to its first task.
 """
 
 from __future__ import annotations

@@ -83,6 +83,9 @@ async def test_terminal_statuses_are_counted_and_a_failed_request_alerts(
 ) -> None:
     caplog.handler.addFilter(logs.RequestIdFilter())
     caplog.set_level(logging.INFO)
+    # The SDK's workflow logger may have been pinned to the root's level of an earlier test
+    # (``logs.silence_payload_debug_logs``); the outcome lines are INFO.
+    caplog.set_level(logging.INFO, logger="temporalio.workflow")
     async with alert_receiver() as receiver:
         configured, secret = alert_settings(settings, receiver.url)
         async with (
