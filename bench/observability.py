@@ -9,14 +9,15 @@ processes on it, with no worker:
   spans exported, and every answer counted in the Prometheus metrics;
 - **sampled**: the same as *on* with ``OTEL_TRACES_SAMPLER=parentbased_traceidratio`` and
   ``OTEL_TRACES_SAMPLER_ARG=0.1`` (one request in ten traced; the standard SDK variables);
+- **metrics**: ``api.main:app`` without ``OTEL_*`` variables (metrics, no tracing);
 - **off**: ``bench.observability_off:build_app``, the same app with no-op metrics and no
   tracing (the outcome log line stays).
 
 Closed-loop load (``bench/load.py``, concurrency 50, the FHIR sample) alternates between them in
-ABBA order (on, sampled, off, then off, sampled, on, …); the last line is one JSON object:
-``on_rate``, ``sampled_rate``, ``off_rate``, ``ratio`` (on ÷ off, goal ≥ 0.95),
-``sampled_ratio``, the API's CPU milliseconds per accepted request on each side, the per-round
-rates and the number of span exports the sink received.
+ABBA order (on, sampled, metrics, off, then off, metrics, sampled, on, …); the last line is one
+JSON object: ``on_rate``, ``sampled_rate``, ``metrics_rate``, ``off_rate``, ``ratio`` (on ÷ off,
+goal ≥ 0.95), ``sampled_ratio``, ``metrics_ratio``, the API's CPU milliseconds per accepted
+request on each side, the per-round rates and the number of span exports the sink received.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ async def main() -> None:
         try:
             await stack.migrate()
             await stack.start_temporal()
-            off_port, sampled_port = free_ports(2)
+            off_port, sampled_port, metrics_port = free_ports(3)
             on = await start_api(
                 stack,
                 "api-on",
@@ -138,6 +139,7 @@ async def main() -> None:
                     "OTEL_TRACES_SAMPLER_ARG": "0.1",
                 },
             )
+            metrics = await start_api(stack, "api-metrics", "api.main:app", metrics_port, {})
             off = await start_api(
                 stack, "api-off", "bench.observability_off:build_app", off_port, {}, factory=True
             )
@@ -146,10 +148,11 @@ async def main() -> None:
             urls = {
                 "on": f"{stack.api_url}/hooks/{hook}",
                 "sampled": f"http://127.0.0.1:{sampled_port}/hooks/{hook}",
+                "metrics": f"http://127.0.0.1:{metrics_port}/hooks/{hook}",
                 "off": f"http://127.0.0.1:{off_port}/hooks/{hook}",
             }
-            pids = {"on": on.pid, "sampled": sampled.pid, "off": off.pid}
-            sides = ("on", "sampled", "off")
+            pids = {"on": on.pid, "sampled": sampled.pid, "metrics": metrics.pid, "off": off.pid}
+            sides = ("on", "sampled", "metrics", "off")
             rates: dict[str, list[float]] = {side: [] for side in sides}
             cpu_ms: dict[str, list[float]] = {side: [] for side in sides}
             for rnd in range(rounds):
@@ -181,13 +184,15 @@ async def main() -> None:
             stack.stop_all()
             sink.shutdown()
     on_rate, off_rate = mean(rates["on"]), mean(rates["off"])
-    sampled_rate = mean(rates["sampled"])
+    sampled_rate, metrics_rate = mean(rates["sampled"]), mean(rates["metrics"])
     result = {
         "on_rate": round(on_rate, 1),
         "sampled_rate": round(sampled_rate, 1),
+        "metrics_rate": round(metrics_rate, 1),
         "off_rate": round(off_rate, 1),
         "ratio": round(on_rate / off_rate, 3) if off_rate else None,
         "sampled_ratio": round(sampled_rate / off_rate, 3) if off_rate else None,
+        "metrics_ratio": round(metrics_rate / off_rate, 3) if off_rate else None,
         **{f"{side}_api_cpu_ms": round(mean(cpu_ms[side]), 2) for side in sides},
         **{f"{side}_rounds": [round(r, 1) for r in rates[side]] for side in sides},
         "span_exports": _Sink.exports,

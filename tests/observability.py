@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
 from backends.base import CareFlowBackend
 from careflow.settings import Settings
+from infra import temporal
 from infra.runtime import prometheus_runtime
 from persistence.store import Store
 from tests.conftest import free_port
@@ -85,12 +85,8 @@ async def metrics_worker(
     """``build_worker`` on a client whose runtime serves Prometheus metrics on a free port (as
     ``python worker.py`` does with ``CAREFLOW_WORKER_METRICS_PORT``)."""
     port = free_port()
-    client = await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-        runtime=prometheus_runtime("127.0.0.1", port),
-    )
+    # The service's own connect (data converter and all), on a runtime with a metrics endpoint.
+    client = await temporal.connect(settings, runtime=prometheus_runtime("127.0.0.1", port))
     executor = ThreadPoolExecutor(max_workers=8)
     worker = build_worker(
         client, store, settings, executor, backend=backend, tracer_provider=tracer_provider
