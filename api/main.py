@@ -83,7 +83,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or get_settings()
         logs.configure(log_format=cfg.careflow_log_format)
-        store = Store(cfg.sqlalchemy_url)
+        store = Store(cfg.sqlalchemy_url, cfg.careflow_test_payloads_max_bytes)
         await asyncio.to_thread(store.migrate)
         config = ConfigCache(store, cfg.config_refresh_seconds)
         await asyncio.to_thread(config.refresh)
@@ -101,7 +101,7 @@ def create_app(
         )
         admin_token = cfg.admin_token()
         page_tokens = PageTokens(admin_token)
-        request_log = RequestLog(client, cfg.ui_base_url, page_tokens)
+        request_log = RequestLog(client, cfg.ui_base_url, page_tokens, store.retry_claims)
         app.state.services = Services(
             settings=cfg,
             admin_token=admin_token,

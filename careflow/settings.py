@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         careflow_alert_rejection_rate / _window_seconds / _min_requests: alert when, within the
             window, at least ``min_requests`` real requests reached a webhook and at least this
             fraction of them were REJECTED (unset rate: no rejection-rate alerts).
+        careflow_ui_session_idle_seconds: a ``/ui`` session unused for this long is over.
+        careflow_ui_sign_in_limit: failed ``/ui`` sign-ins allowed per client address and API
+            process (``limits`` notation); more are answered 429 with ``Retry-After``.
+        careflow_test_payloads_max_bytes: kept test payloads per webhook, in bytes of JSON
+            (besides the newest 20); the newest payload is always kept.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -74,6 +79,9 @@ class Settings(BaseSettings):
     careflow_alert_rejection_rate: float | None = Field(default=None, gt=0, le=1)
     careflow_alert_rejection_window_seconds: float = Field(default=300.0, gt=0)
     careflow_alert_rejection_min_requests: int = Field(default=20, ge=1)
+    careflow_ui_session_idle_seconds: float = Field(default=1800.0, gt=0)
+    careflow_ui_sign_in_limit: str = "5/minute;20/hour"
+    careflow_test_payloads_max_bytes: int = Field(default=5_242_880, gt=0)
 
     @property
     def sqlalchemy_url(self) -> str:
