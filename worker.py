@@ -24,6 +24,7 @@ from infra import runtime, temporal, tracing
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
 from workflows.alerts import AlertWorkflow
+from workflows.debounce import DebounceWindowWorkflow
 from workflows.request import WebhookRequestWorkflow
 from workflows.telemetry import RequestTelemetryInterceptor
 
@@ -66,11 +67,12 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.careflow_task_queue,
-        workflows=[WebhookRequestWorkflow, AlertWorkflow],
+        workflows=[WebhookRequestWorkflow, DebounceWindowWorkflow, AlertWorkflow],
         activities=[
             validation.validate_request,
             patients.resolve_patient,
             care_flows.start_care_flow,
+            care_flows.find_active_care_flow,
             alerts.send_alert,
         ],
         activity_executor=executor,

@@ -146,6 +146,7 @@ def create_app(
         health.router,
         metrics.router,
         ui.router,
+        ui.favicon_router,
     ):
         app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=ui_common.STATIC_DIR), name="ui-static")

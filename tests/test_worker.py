@@ -1,4 +1,4 @@
-"""``worker.py``: ``build_worker`` wires the workflow and the three activities to the task queue;
+"""``worker.py``: ``build_worker`` wires the workflows and the activities to the task queue;
 ``python worker.py`` runs one from the environment's settings and stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from tests.conftest import free_port
 from tests.factories import ROOT, start_request, store_webhook
 from worker import build_worker
 from workflows.alerts import AlertWorkflow
+from workflows.debounce import DebounceWindowWorkflow
 from workflows.request import WebhookRequestWorkflow
 
 
-async def test_build_worker_serves_the_workflow_and_the_three_activities(
+async def test_build_worker_serves_the_workflows_and_the_activities(
     temporal_client: Client, store: Store, settings: Settings
 ) -> None:
     payload_logger = logging.getLogger("temporalio.activity")
@@ -33,12 +34,13 @@ async def test_build_worker_serves_the_workflow_and_the_three_activities(
     with ThreadPoolExecutor(max_workers=3) as executor:
         config = build_worker(temporal_client, store, settings, executor).config()
     assert config["task_queue"] == settings.careflow_task_queue
-    assert config["workflows"] == [WebhookRequestWorkflow, AlertWorkflow]
+    assert config["workflows"] == [WebhookRequestWorkflow, DebounceWindowWorkflow, AlertWorkflow]
     names = {activity.__temporal_activity_definition.name for activity in config["activities"]}
     assert names == {
         temporal.VALIDATE_REQUEST,
         temporal.RESOLVE_PATIENT,
         temporal.START_CARE_FLOW,
+        temporal.FIND_ACTIVE_CARE_FLOW,
         temporal.SEND_ALERT,
     }
     assert config["activity_executor"] is executor
