@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from opentelemetry.trace import TracerProvider
@@ -102,5 +103,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C / SIGINT stops the worker even when it was started with SIGINT ignored (an ignored
+    # disposition is inherited across exec, and then neither Python nor asyncio installs a
+    # handler), as ``cli.py run`` does for itself.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

@@ -70,6 +70,8 @@ async def test_python_worker_py_processes_requests_until_interrupted(
             cwd=settings.careflow_data_dir.parent,
             env=env,
             stderr=log_file,
+            # Started with SIGINT ignored (a disposition children inherit): it must stop anyway.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
 
     def logged() -> str:
