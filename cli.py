@@ -97,6 +97,18 @@ def api_command(settings: Settings) -> list[str]:
     return [*uvicorn, "--host", host, "--port", port, *proxy]
 
 
+def metrics_urls(settings: Settings) -> str:
+    """Where ``make run``'s Prometheus endpoints are: the API's and the worker's."""
+    api = (
+        f"http://{settings.careflow_api_host}:{settings.careflow_metrics_port}/metrics"
+        if settings.careflow_metrics_port
+        else f"{settings.public_base_url}/metrics"
+    )
+    port = settings.careflow_worker_metrics_port
+    worker = f"http://{settings.careflow_worker_metrics_host}:{port}/metrics" if port else "off"
+    return f"{api} (API), {worker} (worker)"
+
+
 def run(settings: Settings) -> int:
     """Start the embedded stack and supervise it until Ctrl-C or SIGTERM (then stop it all).
 
@@ -127,10 +139,12 @@ def run(settings: Settings) -> int:
         )
         log.info(
             "careflow-webhooks is up\n  API:         %s (OpenAPI at /docs)\n"
-            "  Temporal UI: %s\n  Admin token: %s\n  Ctrl-C stops everything.",
+            "  Temporal UI: %s\n  Admin token: %s\n  Metrics:     %s\n"
+            "  Ctrl-C stops everything.",
             settings.public_base_url,
             settings.ui_base_url,
             token_where,
+            metrics_urls(settings),
         )
         supervisor.run_forever()
         return 1  # not reached: run_forever ends by KeyboardInterrupt
