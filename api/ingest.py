@@ -128,6 +128,10 @@ class IngestService:
             return None
         if self._start_waiting < self._settings.careflow_max_concurrent_starts:
             return None
+        metrics = self._metrics  # counted like an overload after a wait
+        metrics.slot_waits.inc()
+        metrics.overloaded.inc()
+        metrics.start_failures.labels("overloaded").inc()
         return self.overload_retry_after()
 
     def overload_retry_after(self) -> int:
