@@ -18,6 +18,7 @@ from backends.builtin import BuiltinBackend
 from careflow import logs
 from careflow.settings import Settings, get_settings
 from infra import temporal
+from infra.codec import EncryptionCodec, quiet_sdk_tracebacks
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
 from workflows.request import WebhookRequestWorkflow
@@ -36,6 +37,9 @@ def build_worker(
     built-in one on ``store``.
     """
     logs.silence_payload_debug_logs()
+    if not isinstance(client.data_converter.payload_codec, EncryptionCodec):
+        raise ValueError("the worker's client needs the encryption codec (infra.temporal.connect)")
+    quiet_sdk_tracebacks()
     config = ConfigCache(store, settings.config_refresh_seconds)
     backend = backend or BuiltinBackend(store)
     validation = ValidationActivities(config)

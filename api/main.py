@@ -19,6 +19,7 @@ from api.request_log import RequestLog
 from api.routes import (
     backend,
     care_flow_definitions,
+    codec,
     health,
     identifier_systems,
     ingest,
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or get_settings()
-        store = Store(cfg.sqlalchemy_url)
+        store = Store(cfg.sqlalchemy_url, temporal.key_ring(cfg))
         await asyncio.to_thread(store.migrate)
         config = ConfigCache(store, cfg.config_refresh_seconds)
         await asyncio.to_thread(config.refresh)
@@ -97,8 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         backend.router,
         health.router,
         ui.router,
+        codec.router,
     ):
         app.include_router(router)
+    app.add_middleware(codec.CodecCors)
     app.mount("/ui/static", StaticFiles(directory=ui_common.STATIC_DIR), name="ui-static")
 
     errors.install(app)

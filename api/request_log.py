@@ -37,6 +37,7 @@ from careflow.errors import ConflictError, NotFoundError
 from careflow.messages import RequestState, TimelineEntry
 from careflow.models import RequestError, RequestStatus
 from infra import temporal
+from infra.codec import EncryptionKeyNotFound
 from workflows.request import WebhookRequestWorkflow
 
 QUERY_TIMEOUT = timedelta(milliseconds=500)
@@ -54,6 +55,10 @@ DOOR_CODES = frozenset(
         "duplicate_header",
     }
 )
+
+
+def _key_error(exc: EncryptionKeyNotFound) -> RequestError:
+    return RequestError(code=exc.type or "encryption_key_not_found", message=exc.message)
 
 
 def _sa(execution: WorkflowExecution, key: Any) -> Any:
@@ -113,17 +118,32 @@ class RequestLog:
                 state = await handle.query(WebhookRequestWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
             except Exception:  # no worker, or a slow one: fall back to the memo
                 state = None
+        undecodable: list[RequestError] = []  # a key missing from this API's ring
         if state is None:
-            memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+            try:
+                memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+            except EncryptionKeyNotFound as exc:
+                memo, undecodable = None, [_key_error(exc)]
             state = (
                 RequestState.model_validate(memo)
                 if memo
                 else RequestState(status=RequestStatus.RECEIVED)
             )
-        request, validation = await history.read(self._client, handle)
+        try:
+            request, validation = await history.read(self._client, handle)
+        except EncryptionKeyNotFound as exc:
+            request, validation, undecodable = None, None, [_key_error(exc)]
         info = description.raw_description.workflow_execution_info
         first_run = not info.first_run_id or info.first_run_id == description.run_id
         state = history.known_state(state, request, validation, first_run=first_run)
+        if not state.timeline and description.status == WorkflowExecutionStatus.FAILED:
+            # The workflow failed before its first state write: a worker could not decode
+            # the request (infra.codec.EncryptionKeyNotFound ends the execution, not a retry).
+            failure = await history.execution_failure(self._client, handle)
+            undecodable = undecodable or ([failure] if failure else [])
+            state = state.model_copy(update={"status": RequestStatus.FAILED})
+        if undecodable:
+            state = state.model_copy(update={"errors": [*state.errors, *undecodable]})
         pending = history.pending_activities(description)
         timeline = list(state.timeline)
         for activity in pending:
@@ -138,7 +158,7 @@ class RequestLog:
                     )
                 )
         status_sa = _sa(description, temporal.SA_REQUEST_STATUS)
-        if state.timeline:
+        if state.timeline or state.status == RequestStatus.FAILED:
             status = state.status
         elif first_run:
             status = RequestStatus(status_sa or "RECEIVED")
@@ -177,6 +197,8 @@ class RequestLog:
         # By status, not by execution state: resetting an open run would terminate it.
         status = _sa(description, temporal.SA_REQUEST_STATUS)
         if status == RequestStatus.FAILED.value:
+            return description.run_id
+        if description.status == WorkflowExecutionStatus.FAILED:  # failed before writing status
             return description.run_id
         if status != RequestStatus.REJECTED.value:
             return None

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from temporalio.client import Client, TLSConfig
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 
 from careflow.settings import Settings
+from infra import codec
+from infra.keyring import KeyRing
 
 WORKFLOW_TYPE = "WebhookRequestWorkflow"
 VALIDATE_REQUEST = "validate_request"
@@ -34,8 +36,22 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
 MEMO_STATE = "state"
 
 
+def key_ring(settings: Settings) -> KeyRing:
+    """The settings' key ring (``CAREFLOW_ENCRYPTION_KEYS``, else the data dir's key file).
+
+    Raises:
+        KeyRingError: the setting is malformed.
+    """
+    return KeyRing.parse(settings.encryption_keys())
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The pydantic data converter with the AES-GCM payload codec on the settings' key ring."""
+    return codec.data_converter(key_ring(settings))
+
+
 async def connect(settings: Settings, *, lazy: bool = False) -> Client:
-    """Connect to Temporal with the pydantic data converter (API, worker and tests alike).
+    """Connect to Temporal with the encrypting pydantic data converter (API, worker and tests).
 
     Args:
         settings: address, namespace and credentials.
@@ -57,7 +73,7 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         namespace=settings.temporal_namespace,
         api_key=settings.temporal_api_key,
         tls=tls,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         lazy=lazy,
     )
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from infra.keyring import KeyRing
 from persistence.database import Database
 from persistence.repositories.configuration import ConfigurationRepository, new_webhook_id
 from persistence.repositories.patients import PatientRepository
@@ -20,10 +21,11 @@ class Store(Database):
 
     Args:
         url: a SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://…``).
+        key_ring: encrypts the kept test payloads (needed to add or read them).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key_ring: KeyRing | None = None) -> None:
         super().__init__(url)
         self.configuration = ConfigurationRepository(self)
         self.patients = PatientRepository(self)
-        self.test_payloads = TestPayloadRepository(self)
+        self.test_payloads = TestPayloadRepository(self, key_ring)

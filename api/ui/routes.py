@@ -58,7 +58,7 @@ async def login(request: Request, services: ServicesDep) -> Response:
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
-        path="/ui",
+        path="/",  # /ui and the codec server (/codec) for the Temporal UI
     )
     return response
 
@@ -66,7 +66,7 @@ async def login(request: Request, services: ServicesDep) -> Response:
 @router.post("/logout")
 def logout(form: FormDep) -> Response:
     response = RedirectResponse("/ui/login", status_code=303)
-    response.delete_cookie(session.COOKIE, path="/ui")
+    response.delete_cookie(session.COOKIE, path="/")
     return response
 
 
