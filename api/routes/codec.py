@@ -71,8 +71,11 @@ async def _payloads(request: Request) -> Payloads:
     try:
         if len(body) > MAX_BODY_BYTES:
             raise ValueError("too large")
-        message = json_format.Parse(body or b"{}", Payloads())
-    except (json_format.ParseError, ValueError, UnicodeDecodeError):
+        document = json.loads(body or b"{}")
+        if not isinstance(document, dict):
+            raise ValueError("not an object")
+        message = json_format.ParseDict(document, Payloads())
+    except (json_format.ParseError, ValueError, TypeError, RecursionError):
         raise DomainError(
             RequestError(
                 code="invalid_codec_request",
