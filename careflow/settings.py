@@ -119,7 +119,8 @@ class Settings(BaseSettings):
         if given:
             return given
         path = self.encryption_key_file
-        if path.exists():
+        blank = path.exists()
+        if blank:
             stored = path.read_text().strip()
             if stored:
                 return stored
@@ -130,12 +131,15 @@ class Settings(BaseSettings):
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as file:
             file.write(spec + "\n")
+        if blank:  # an empty file is no ring: replace it
+            os.replace(partial, path)
+            return spec
         try:
             os.link(partial, path)  # never replaces a ring another process wrote meanwhile
         except FileExistsError:
-            os.unlink(partial)
             return path.read_text().strip()
-        os.unlink(partial)
+        finally:
+            os.unlink(partial)
         return spec
 
 

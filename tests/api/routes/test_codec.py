@@ -113,7 +113,13 @@ async def test_expired_session_is_401(api: Api, monkeypatch: pytest.MonkeyPatch)
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", b'{"payloads": [{"metadata": {"encoding": 5}}]}', b'{"payloads": 3}', b"\xff\xfe"],
+    [
+        b"not json",
+        b"[]",
+        b'{"payloads": [{"metadata": {"encoding": 5}}]}',
+        b'{"payloads": 3}',
+        b"\xff\xfe",
+    ],
 )
 async def test_bad_bodies_are_400_never_500(api: Api, body: bytes) -> None:
     answer = await api.http.post(
