@@ -39,7 +39,8 @@ table ``bench/report.py``, the ``--profile`` summaries ``bench/profiles.py``; th
 
 The last line printed is one JSON object: raw_start_rate, ingest_rate, ingest_ratio, e2e_rate,
 reference_rate, e2e_ratio, ack_p50_ms, ack_p99_ms, mapping_us_per_data_point,
-mapping_overhead_ratio, api_rss_mb, worker_rss_mb.
+mapping_overhead_ratio, api_rss_mb, worker_rss_mb, and from ``bench/codec.py`` codec_on_rate,
+codec_off_rate, codec_e2e_ratio (end to end with the payload codec on ÷ off).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import cli  # noqa: E402
+from bench.codec import codec_ratio  # noqa: E402
 from bench.phases import CONCURRENCY, FHIR_BODY, configure, drain, run_load  # noqa: E402
 from bench.profiles import summarize_profiles  # noqa: E402
 from bench.report import Drain, Phase, cpu_cell, mean, report  # noqa: E402
@@ -277,8 +279,12 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    # codec_e2e_ratio: a stack of its own (bench/codec.py), codec on and off side by side.
+    codec = await codec_ratio(max(12, sizes.e2e_requests // 2), 1 if mode == "smoke" else 2, 300)
     elapsed = time.monotonic() - started
     figures = report(phases, drains, ack, ack_busy, mapping, api_rss, elapsed, mode)
+    print(f"codec on/off end to end: {codec}", flush=True)
+    figures.update(codec)
     if profile_dir:
         summarize_profiles(profile_dir)
     return figures
