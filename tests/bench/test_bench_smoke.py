@@ -13,9 +13,10 @@ from tests.bench.smoke import run_bench
 
 
 def test_bench_smoke_prints_every_figure() -> None:
-    # The smoke size takes about 30 s; the margin is for a busy machine.
+    # The smoke size takes about 30 s (+ ~15 s for the codec on/off pair); the margin is for a
+    # busy machine.
     code, stdout, stderr = run_bench(
-        "run.py", prefix="BENCH_", env={"BENCH_SMOKE": "1"}, timeout=180
+        "run.py", prefix="BENCH_", env={"BENCH_SMOKE": "1"}, timeout=300
     )
     assert code == 0, stdout[-3000:] + stderr[-3000:]
     figures = json.loads(stdout.strip().splitlines()[-1])
