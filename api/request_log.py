@@ -202,7 +202,10 @@ class RequestLog:
             return description.run_id
         if status != RequestStatus.REJECTED.value:
             return None
-        memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+        try:
+            memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+        except EncryptionKeyNotFound:  # its reasons cannot be read here: not retried blindly
+            return None
         codes = {e["code"] for e in (memo or {}).get("errors", [])}
         if not codes or codes & DOOR_CODES:
             return None

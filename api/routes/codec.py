@@ -65,6 +65,34 @@ def require_operator(
 
 router = APIRouter(prefix=PREFIX, tags=["codec"], dependencies=[Depends(require_operator)])
 
+# Documented, not validated by FastAPI: the body is parsed as protobuf JSON (``_payloads``).
+_PAYLOADS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "payloads": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "metadata": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string", "format": "byte"},
+                    },
+                    "data": {"type": "string", "format": "byte"},
+                },
+            },
+        }
+    },
+}
+_OPENAPI = {
+    "requestBody": {"content": {"application/json": {"schema": _PAYLOADS_SCHEMA}}},
+    "responses": {
+        "200": {"content": {"application/json": {"schema": _PAYLOADS_SCHEMA}}},
+        "400": {"description": "invalid_codec_request: the body is not Payloads JSON"},
+        "401": {"description": "unauthorized: no admin token and no valid /ui session"},
+    },
+}
+
 
 async def _payloads(request: Request) -> Payloads:
     body = await request.body()
@@ -96,7 +124,7 @@ def _codec(services: Services) -> EncryptionCodec:
     return codec
 
 
-@router.post("/encode", response_class=JSONResponse)
+@router.post("/encode", response_class=JSONResponse, openapi_extra=_OPENAPI)
 async def encode(request: Request, services: ServicesDep) -> JSONResponse:
     """Encrypt each payload with the ring's first key (payloads already encrypted stay)."""
     payloads = await _payloads(request)
@@ -104,7 +132,7 @@ async def encode(request: Request, services: ServicesDep) -> JSONResponse:
     return _answer(Payloads(payloads=[codec.encrypt(p) for p in payloads.payloads]))
 
 
-@router.post("/decode", response_class=JSONResponse)
+@router.post("/decode", response_class=JSONResponse, openapi_extra=_OPENAPI)
 async def decode(request: Request, services: ServicesDep) -> JSONResponse:
     """Decrypt each payload; one whose key is not in the ring is returned unchanged."""
     payloads = await _payloads(request)

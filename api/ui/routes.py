@@ -67,6 +67,7 @@ async def login(request: Request, services: ServicesDep) -> Response:
 def logout(form: FormDep) -> Response:
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(session.COOKIE, path="/")
+    response.delete_cookie(session.COOKIE, path="/ui")  # set there by earlier versions
     return response
 
 

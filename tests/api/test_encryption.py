@@ -179,6 +179,9 @@ async def test_rotation_old_key_still_decodes_and_a_missing_key_is_named(
     answer = await api.http.post(f"/hooks/{hook_id}", content=_body(reason="a"), headers=JSON)
     request_id = answer.json()["request_id"]
     await api.wait_status(request_id, {"SUCCESS"})
+    refused = await api.http.post(f"/hooks/{hook_id}", content=_body(), headers=JSON)
+    rejected_id = refused.json()["request_id"]
+    await api.wait_status(rejected_id, {"REJECTED"})
 
     rotated = settings.model_copy(
         update={
@@ -204,7 +207,14 @@ async def test_rotation_old_key_still_decodes_and_a_missing_key_is_named(
         assert "'test-a'" in detail["errors"][0]["message"]
         _assert_no_phi(answer.text, "the detail without the key")
         listed = await b_api.admin("GET", f"/v1/requests?webhook_id={hook_id}")
-        assert listed.status_code == 200 and listed.json()["items"][0]["request_id"] == request_id
+        assert listed.status_code == 200 and request_id in {
+            item["request_id"] for item in listed.json()["items"]
+        }
+        # Its reasons cannot be read without the key: not retried blindly, and no 500.
+        retry = await b_api.admin("POST", f"/v1/requests/{rejected_id}/retry")
+        assert retry.status_code == 409 and retry.json()["errors"][0]["code"] == "not_retryable"
+        page = await b_api.admin("GET", f"/v1/requests/{rejected_id}")
+        assert page.status_code == 200
 
 
 async def test_a_worker_without_the_key_fails_the_request_once_then_retry_succeeds(
