@@ -83,11 +83,14 @@ async def test_encryption_keys_reports_key_ids_in_use(api, settings: Settings) -
     report = await report_key_usage(settings, include_closed=False)
     assert report["ring"] == [TEST_KEY_ID] and report["encrypting_key_id"] == TEST_KEY_ID
     assert report["key_ids_in_use"][TEST_KEY_ID] >= 1  # type: ignore[index]
-    assert report["unknown_key_ids"] == [] and report["plaintext_requests"] == 0
+    assert TEST_KEY_ID not in report["unknown_key_ids"]  # type: ignore[operator]
+    assert report["plaintext_requests"] == 0
 
     rotated = settings.model_copy(
         update={"careflow_encryption_keys": "new:" + base64.b64encode(b"n" * 32).decode()}
     )
     after = await report_key_usage(rotated, include_closed=True)
-    assert after["ring"] == ["new"] and after["unknown_key_ids"] == [TEST_KEY_ID]
+    assert after["ring"] == ["new"]
+    assert TEST_KEY_ID in after["unknown_key_ids"]  # type: ignore[operator]
+    assert "new" not in after["unknown_key_ids"]  # type: ignore[operator]
     assert after["requests"] >= report["requests"]  # type: ignore[operator]
