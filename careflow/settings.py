@@ -33,6 +33,11 @@ class Settings(BaseSettings):
             payloads, ``id:base64key`` entries (32-byte keys), comma-separated, the first one
             encrypts; when unset, one key is generated once into
             ``$CAREFLOW_DATA_DIR/encryption-keys``.
+        careflow_ui_session_idle_seconds: a ``/ui`` session unused for this long is over.
+        careflow_ui_sign_in_limit: failed ``/ui`` sign-ins allowed per client address and API
+            process (``limits`` notation); more are answered 429 with ``Retry-After``.
+        careflow_test_payloads_max_bytes: kept test payloads per webhook, in bytes of JSON
+            (besides the newest 20); the newest payload is always kept.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -59,6 +64,9 @@ class Settings(BaseSettings):
     careflow_max_concurrent_starts: int = Field(default=64, ge=1)
     careflow_start_wait_seconds: float = Field(default=2.0, gt=0)
     careflow_encryption_keys: str | None = None
+    careflow_ui_session_idle_seconds: float = Field(default=1800.0, gt=0)
+    careflow_ui_sign_in_limit: str = "5/minute;20/hour"
+    careflow_test_payloads_max_bytes: int = Field(default=5_242_880, gt=0)
 
     @property
     def sqlalchemy_url(self) -> str:

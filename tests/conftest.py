@@ -89,7 +89,7 @@ def settings(tmp_path: Path, temporal_env: WorkflowEnvironment) -> Settings:
 
 @pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
-    store = Store(settings.sqlalchemy_url, TEST_RING)
+    store = Store(settings.sqlalchemy_url, key_ring=TEST_RING)
     store.migrate()
     yield store
     store.dispose()

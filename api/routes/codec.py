@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payloads
 
 from api.deps import Services, ServicesDep
-from api.ui import session
+from api.ui.common import ui_sessions
 from careflow.errors import DomainError, UnauthorizedError
 from careflow.models import RequestError
 from infra.codec import EncryptionCodec, EncryptionKeyNotFound
@@ -44,16 +44,18 @@ def require_operator(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """The admin bearer token, or a valid, unexpired ``/ui`` session cookie.
+    """The admin bearer token, or the cookie of a live ``/ui`` session (not signed out, not
+    idle or older than its limits, signed with the current admin token).
 
     Raises:
         UnauthorizedError: neither (401 ``unauthorized``).
+        TransientStoreError: the session store cannot be read (503).
     """
     token = services.admin_token
     given = credentials.credentials if credentials else ""
     if given and hmac.compare_digest(given.encode(), token.encode()):
         return
-    if session.session_id(request, token) is not None:
+    if request.cookies and ui_sessions(services).current(request) is not None:
         return
     raise UnauthorizedError(
         RequestError(

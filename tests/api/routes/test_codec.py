@@ -111,6 +111,16 @@ async def test_expired_session_is_401(api: Api, monkeypatch: pytest.MonkeyPatch)
     assert answer.status_code == 401 and answer.json()["errors"][0]["code"] == "unauthorized"
 
 
+async def test_a_signed_out_session_is_401(api: Api) -> None:
+    csrf = await ui_sign_in(api)
+    saved = dict(api.http.cookies)
+    out = await api.http.post("/ui/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert out.status_code == 303
+    cookie = {"Cookie": f"careflow_ui={saved['careflow_ui']}"}  # saved before signing out
+    answer = await api.http.post("/codec/decode", json={"payloads": []}, headers=cookie)
+    assert answer.status_code == 401 and answer.json()["errors"][0]["code"] == "unauthorized"
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -72,7 +72,7 @@ async def test_the_temporal_ui_decodes_for_signed_in_operators_only(
             "temporal_ui_port": ui_port,
         }
     )
-    store = Store(local.sqlalchemy_url, TEST_RING)
+    store = Store(local.sqlalchemy_url, key_ring=TEST_RING)
     store.migrate()
     ui = f"http://127.0.0.1:{ui_port}"
     with ThreadPoolExecutor(max_workers=4) as executor:
