@@ -21,6 +21,7 @@ from infra import temporal
 from infra.codec import EncryptionCodec, quiet_sdk_tracebacks
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
+from workflows.debounce import DebounceWindowWorkflow
 from workflows.request import WebhookRequestWorkflow
 
 
@@ -48,11 +49,12 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.careflow_task_queue,
-        workflows=[WebhookRequestWorkflow],
+        workflows=[WebhookRequestWorkflow, DebounceWindowWorkflow],
         activities=[
             validation.validate_request,
             patients.resolve_patient,
             care_flows.start_care_flow,
+            care_flows.find_active_care_flow,
         ],
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,

@@ -20,8 +20,9 @@ from temporalio.client import Client
 from infra import temporal
 from infra.codec import ENCODING, KEY_ID
 
-OPEN = f'WorkflowType = "{temporal.WORKFLOW_TYPE}" AND ExecutionStatus = "Running"'
-ALL = f'WorkflowType = "{temporal.WORKFLOW_TYPE}"'
+_OURS = f'WorkflowType IN ("{temporal.WORKFLOW_TYPE}", "{temporal.DEBOUNCE_WORKFLOW_TYPE}")'
+OPEN = f'{_OURS} AND ExecutionStatus = "Running"'
+ALL = _OURS
 
 
 @dataclass
