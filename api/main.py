@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         backend.router,
         health.router,
         ui.router,
+        ui.favicon_router,
         codec.router,
     ):
         app.include_router(router)
