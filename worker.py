@@ -22,6 +22,7 @@ from backends.builtin import BuiltinBackend
 from careflow import logs
 from careflow.settings import Settings, get_settings
 from infra import runtime, temporal, tracing
+from infra.codec import EncryptionCodec, quiet_sdk_tracebacks
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
 from workflows.alerts import AlertWorkflow
@@ -47,6 +48,9 @@ def build_worker(
     alerts); FAILED requests start one when ``CAREFLOW_ALERT_WEBHOOK_URL`` is set.
     """
     logs.silence_payload_debug_logs()
+    if not isinstance(client.data_converter.payload_codec, EncryptionCodec):
+        raise ValueError("the worker's client needs the encryption codec (infra.temporal.connect)")
+    quiet_sdk_tracebacks()
     config = ConfigCache(store, settings.config_refresh_seconds)
     kind = getattr(backend, "kind", None) or (
         "builtin" if backend is None else type(backend).__name__.removesuffix("Backend").lower()

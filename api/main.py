@@ -24,6 +24,7 @@ from api.request_log import RequestLog
 from api.routes import (
     backend,
     care_flow_definitions,
+    codec,
     health,
     identifier_systems,
     ingest,
@@ -84,7 +85,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or get_settings()
         logs.configure(log_format=cfg.careflow_log_format)
-        store = Store(cfg.sqlalchemy_url, cfg.careflow_test_payloads_max_bytes)
+        store = Store(
+            cfg.sqlalchemy_url, cfg.careflow_test_payloads_max_bytes, temporal.key_ring(cfg)
+        )
         await asyncio.to_thread(store.migrate)
         config = ConfigCache(store, cfg.config_refresh_seconds)
         await asyncio.to_thread(config.refresh)
@@ -151,8 +154,10 @@ def create_app(
         metrics.router,
         ui.router,
         ui.favicon_router,
+        codec.router,
     ):
         app.include_router(router)
+    app.add_middleware(codec.CodecCors)
     app.mount("/ui/static", StaticFiles(directory=ui_common.STATIC_DIR), name="ui-static")
 
     errors.install(app)

@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHand
 
 from api.request_models import PendingActivity
 from careflow.messages import RequestState, ValidationResult, WebhookRequestInput
-from careflow.models import RequestStatus
+from careflow.models import RequestError, RequestStatus
 from careflow.payload import PayloadError, parse_body
 from infra import temporal
 
@@ -73,6 +73,25 @@ def local_activity_type(event: HistoryEvent) -> str | None:
         return None
     kind = data.get("activity_type") if isinstance(data, dict) else None
     return kind if isinstance(kind, str) else None
+
+
+async def execution_failure(
+    client: Client, handle: WorkflowHandle[Any, Any]
+) -> RequestError | None:
+    """The code and message of the run's failure (its ``WorkflowExecutionFailed`` event), if any.
+
+    The failure's message is decoded by the client's codec (it is encrypted in the history).
+    """
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+            failure = event.workflow_execution_failed_event_attributes.failure
+            code = failure.application_failure_info.type or "workflow_failed"
+            try:
+                message = str(await client.data_converter.decode_failure(failure))
+            except Exception:  # the failure itself is under a key this API lacks
+                message = "the workflow failed; its message cannot be decrypted here"
+            return RequestError(code=code, message=message)
+    return None
 
 
 async def first_workflow_task(handle: WorkflowHandle[Any, Any]) -> int | None:

@@ -41,6 +41,7 @@ from careflow.errors import ConflictError, NotFoundError
 from careflow.messages import RequestState, TimelineEntry
 from careflow.models import RequestError, RequestStatus
 from infra import temporal
+from infra.codec import EncryptionKeyNotFound
 from persistence.repositories.retry_claims import RetryClaimRepository
 from workflows.request import WebhookRequestWorkflow
 
@@ -61,6 +62,10 @@ DOOR_CODES = frozenset(
 )
 
 
+def _key_error(exc: EncryptionKeyNotFound) -> RequestError:
+    return RequestError(code=exc.type or "encryption_key_not_found", message=exc.message)
+
+
 _RETRYABLE_STATUSES = frozenset(
     {RequestStatus.FAILED, RequestStatus.REJECTED, RequestStatus.IGNORED}
 )
@@ -70,6 +75,7 @@ _WHY_NOT = {
     "succeeded": "the request succeeded",
     "not_finished": "the request has not finished",
     "rejected_at_door": "the request was refused at the door (signature, size, media type, syntax)",
+    "encryption_key_not_found": "its reasons are encrypted under a key this API does not have",
 }
 
 
@@ -146,17 +152,32 @@ class RequestLog:
                 state = await handle.query(WebhookRequestWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
             except Exception:  # no worker, or a slow one: fall back to the memo
                 state = None
+        undecodable: list[RequestError] = []  # a key missing from this API's ring
         if state is None:
-            memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+            try:
+                memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+            except EncryptionKeyNotFound as exc:
+                memo, undecodable = None, [_key_error(exc)]
             state = (
                 RequestState.model_validate(memo)
                 if memo
                 else RequestState(status=RequestStatus.RECEIVED)
             )
-        request, validation = await history.read(self._client, handle)
+        try:
+            request, validation = await history.read(self._client, handle)
+        except EncryptionKeyNotFound as exc:
+            request, validation, undecodable = None, None, [_key_error(exc)]
         info = description.raw_description.workflow_execution_info
         first_run = not info.first_run_id or info.first_run_id == description.run_id
         state = history.known_state(state, request, validation, first_run=first_run)
+        if not state.timeline and description.status == WorkflowExecutionStatus.FAILED:
+            # The workflow failed before its first state write: a worker could not decode
+            # the request (infra.codec.EncryptionKeyNotFound ends the execution, not a retry).
+            failure = await history.execution_failure(self._client, handle)
+            undecodable = undecodable or ([failure] if failure else [])
+            state = state.model_copy(update={"status": RequestStatus.FAILED})
+        if undecodable:
+            state = state.model_copy(update={"errors": [*state.errors, *undecodable]})
         pending = history.pending_activities(description)
         timeline = list(state.timeline)
         for activity in pending:
@@ -171,7 +192,7 @@ class RequestLog:
                     )
                 )
         status_sa = _sa(description, temporal.SA_REQUEST_STATUS)
-        if state.timeline:
+        if state.timeline or state.status == RequestStatus.FAILED:
             status = state.status
         elif first_run:
             status = RequestStatus(status_sa or "RECEIVED")
@@ -404,11 +425,16 @@ async def _retryable_run(description: WorkflowExecutionDescription) -> tuple[str
     status = _sa(description, temporal.SA_REQUEST_STATUS)
     if status in (RequestStatus.FAILED.value, RequestStatus.IGNORED.value):
         return description.run_id, ""
+    if description.status == WorkflowExecutionStatus.FAILED:  # failed before writing status
+        return description.run_id, ""
     if status == RequestStatus.SUCCESS.value:
         return None, "succeeded"
     if status != RequestStatus.REJECTED.value:
         return None, "not_finished"
-    memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+    try:
+        memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+    except EncryptionKeyNotFound:  # its reasons cannot be read here: not retried blindly
+        return None, "encryption_key_not_found"
     codes = {e["code"] for e in (memo or {}).get("errors", [])}
     if not codes or codes & DOOR_CODES:
         return None, "rejected_at_door"
@@ -425,7 +451,10 @@ def _reset_run_open(description: WorkflowExecutionDescription) -> bool:
 async def _first_receipt(execution: WorkflowExecution) -> datetime | None:
     """When a request first arrived: its timeline's receipt entry (memo), which a reset run
     replays from its input."""
-    memo = await execution.memo_value(temporal.MEMO_STATE, default=None)
+    try:
+        memo = await execution.memo_value(temporal.MEMO_STATE, default=None)
+    except EncryptionKeyNotFound:  # a key this API lacks: the run's start time stands in
+        return None
     timeline = (memo or {}).get("timeline") or []
     if timeline and timeline[0].get("status") == RequestStatus.RECEIVED.value:
         return datetime.fromisoformat(timeline[0]["at"].replace("Z", "+00:00"))

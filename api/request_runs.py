@@ -18,6 +18,7 @@ from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 from careflow.messages import RequestState, TimelineEntry
 from careflow.models import RequestStatus
 from infra import temporal
+from infra.codec import EncryptionKeyNotFound
 
 # The reason ``RequestLog.retry`` gives Temporal's reset: how a retry is told from a UI Reset.
 API_RETRY_REASON = "retry requested through the careflow-webhooks API"
@@ -89,7 +90,10 @@ async def earlier_runs(
     runs.sort(key=lambda e: e.start_time)
     found = []
     for execution in runs:
-        memo = await execution.memo_value(temporal.MEMO_STATE, default=None)
+        try:
+            memo = await execution.memo_value(temporal.MEMO_STATE, default=None)
+        except EncryptionKeyNotFound:  # a key this API lacks: the run without its state
+            memo = None
         found.append((execution, RequestState.model_validate(memo) if memo else None))
     return found
 

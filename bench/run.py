@@ -52,7 +52,8 @@ worker drains), e2e_vs_v1_ratio (ours ÷ the frozen v1 workflow, ``bench/workflo
 with the real activities), history_events_per_request, actions_per_request (Temporal Cloud
 billable actions counted from the history), server_cpu_ms_per_request (the dev server's CPU over
 enqueue and drain), temporal_bytes_per_request (growth of the pages temporal.db uses, WAL
-included), then burst_first_answer_p50_s where measured. The same object is written to
+included), then burst_first_answer_p50_s where measured, and from ``bench/codec.py`` codec_on_rate,
+codec_off_rate, codec_e2e_ratio (end to end with the payload codec on ÷ off). The same object is written to
 ``--out DIR`` (default ``bench/results``) as ``bench-<UTC time>-<size>-<topology>.json`` with the
 run's chart beside it (``.png``, ``bench/chart.py``).
 """
@@ -82,6 +83,7 @@ import cli  # noqa: E402
 from bench.chaos_report import percentile  # noqa: E402
 from bench.chaos_scenarios import Delivery, Sender, send_burst  # noqa: E402
 from bench.chart import draw  # noqa: E402
+from bench.codec import codec_ratio  # noqa: E402
 from bench.phases import CONCURRENCY, FHIR_BODY, configure, drain, run_load  # noqa: E402
 from bench.postgres import Postgres, topology, topology_name  # noqa: E402
 from bench.profiles import summarize_profiles  # noqa: E402
@@ -340,6 +342,8 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    # codec_e2e_ratio: a stack of its own (bench/codec.py), codec on and off side by side.
+    codec = await codec_ratio(max(12, sizes.e2e_requests // 2), 1 if mode == "smoke" else 2, 300)
     elapsed = time.monotonic() - started
     figures = report(
         phases,
@@ -353,6 +357,8 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
         burst=burst,
         ack_busy_h11=ack_busy_h11,
     )
+    print(f"codec on/off end to end: {codec}", flush=True)
+    figures.update(codec)
     out = Path(args.out).resolve()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     stem = out / f"bench-{stamp}-{mode}-{topology_name()}"

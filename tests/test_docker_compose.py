@@ -23,6 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DUMMY_TOKEN = "dummy-admin-token-for-compose-config"
+DUMMY_KEYS = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 # Contract §7: search attributes, Keyword unless noted.
 SEARCH_ATTRIBUTES = {
@@ -58,7 +59,11 @@ def _docker_compose() -> str:
 
 
 def _run_compose(
-    args: list[str], tmp_path: Path, *, token: str | None = DUMMY_TOKEN
+    args: list[str],
+    tmp_path: Path,
+    *,
+    token: str | None = DUMMY_TOKEN,
+    keys: str | None = DUMMY_KEYS,
 ) -> subprocess.CompletedProcess[str]:
     """Run docker-compose on our file with a clean environment.
 
@@ -70,6 +75,8 @@ def _run_compose(
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
     if token is not None:
         env["CAREFLOW_ADMIN_TOKEN"] = token
+    if keys is not None:
+        env["CAREFLOW_ENCRYPTION_KEYS"] = keys
     return subprocess.run(
         [
             _docker_compose(),
@@ -191,6 +198,12 @@ def test_admin_token_is_mandatory(tmp_path: Path) -> None:
     result = _run_compose(["config", "-q"], tmp_path, token=None)
     assert result.returncode != 0
     assert "CAREFLOW_ADMIN_TOKEN" in result.stderr + result.stdout
+
+
+def test_encryption_keys_are_mandatory(tmp_path: Path) -> None:
+    result = _run_compose(["config", "-q"], tmp_path, keys=None)
+    assert result.returncode != 0
+    assert "CAREFLOW_ENCRYPTION_KEYS" in result.stderr + result.stdout
 
 
 def test_header_says_the_stack_was_not_run_here() -> None:
@@ -351,6 +364,7 @@ def test_api_and_worker_environment(config: dict[str, Any]) -> None:
         assert env["TEMPORAL_NAMESPACE"] == "default"
         assert env["CAREFLOW_TASK_QUEUE"] == "careflow-webhooks"
         assert env["CAREFLOW_ADMIN_TOKEN"] == DUMMY_TOKEN
+        assert env["CAREFLOW_ENCRYPTION_KEYS"] == DUMMY_KEYS  # one ring for every replica
     assert "uvicorn" in services["api"]["command"]
     assert "api.main:app" in services["api"]["command"]
     assert services["worker"]["command"] == ["python", "worker.py"]
@@ -367,6 +381,12 @@ def test_ui_is_pinned_and_published_on_8233(config: dict[str, Any]) -> None:
         for port in ui.get("ports", [])
     ]
     assert ("8233", 8080) in published
+
+
+def test_ui_decodes_through_the_api_codec_server_with_credentials(config: dict[str, Any]) -> None:
+    env = _environment(_services(config)["temporal-ui"])
+    assert env["TEMPORAL_CODEC_ENDPOINT"] == "http://localhost:8000/codec"
+    assert env["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"
 
 
 def test_postgres_init_script_is_mounted(config: dict[str, Any]) -> None:

@@ -58,6 +58,7 @@ async def test_python_worker_py_processes_requests_until_interrupted(
         "CAREFLOW_TASK_QUEUE": settings.careflow_task_queue,
         "CAREFLOW_DATA_DIR": str(settings.careflow_data_dir),
         "CAREFLOW_ADMIN_TOKEN": "unused",
+        "CAREFLOW_ENCRYPTION_KEYS": settings.careflow_encryption_keys or "",  # the tests' ring
         "CAREFLOW_WORKER_METRICS_PORT": str(metrics_port),
     }
     # The worker's log goes to a file, not a pipe: a pipe nobody drains fast enough would block

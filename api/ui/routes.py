@@ -92,7 +92,7 @@ async def login(request: Request, services: ServicesDep) -> Response:
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
-        path="/ui",
+        path="/",  # /ui and the codec server (/codec) for the Temporal UI
     )
     return response
 
@@ -102,7 +102,8 @@ def logout(request: Request, services: ServicesDep, form: FormDep) -> Response:
     """End the session for good: its record is deleted, so a saved cookie opens nothing."""
     ui_sessions(services).end(request)
     response = RedirectResponse("/ui/login", status_code=303)
-    response.delete_cookie(session.COOKIE, path="/ui")
+    response.delete_cookie(session.COOKIE, path="/")
+    response.delete_cookie(session.COOKIE, path="/ui")  # set there by earlier versions
     return response
 
 

@@ -8,19 +8,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.codec import KEYS as CODEC_KEYS
 from bench.report import KEYS, OPTIONAL_KEYS
 from tests.bench.smoke import run_bench
 
 
 def test_bench_smoke_prints_every_figure(tmp_path: Path) -> None:
-    # The smoke size takes about 45 s; the margin is for a busy machine.
+    # The smoke size takes about 60 s (+ ~15 s for the codec on/off pair); the margin is for a busy machine.
     code, stdout, stderr = run_bench(
-        "run.py", "--out", str(tmp_path), prefix="BENCH_", env={"BENCH_SMOKE": "1"}, timeout=240
+        "run.py", "--out", str(tmp_path), prefix="BENCH_", env={"BENCH_SMOKE": "1"}, timeout=360
     )
     assert code == 0, stdout[-3000:] + stderr[-3000:]
     figures = json.loads(stdout.strip().splitlines()[-1])
     assert tuple(figures)[: len(KEYS)] == KEYS
-    assert set(figures) <= set(KEYS) | set(OPTIONAL_KEYS)
+    assert set(CODEC_KEYS) <= set(figures)
+    assert set(figures) <= set(KEYS) | set(OPTIONAL_KEYS) | set(CODEC_KEYS)
     for key, value in figures.items():
         assert isinstance(value, int | float) and value > 0, (key, value)
     [burst] = [line for line in stdout.splitlines() if line.startswith("burst: ")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +148,28 @@ def test_an_empty_admin_token_file_is_replaced_never_used(tmp_path: Path, stored
 def test_a_blank_admin_token_variable_means_generate(tmp_path: Path) -> None:
     token = Settings(careflow_admin_token="   ", careflow_data_dir=tmp_path).admin_token()
     assert token.strip() == token and len(token) >= 32
+
+
+def test_the_encryption_key_ring_is_generated_once_private_and_kept(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    spec = Settings(careflow_data_dir=data_dir).encryption_keys()
+    key_id, _, key = spec.partition(":")
+    assert key_id.startswith("local-") and len(base64.b64decode(key)) == 32
+    path = data_dir / "encryption-keys"
+    assert path.read_text() == spec + "\n"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert Settings(careflow_data_dir=data_dir).encryption_keys() == spec  # another process
+    assert [p.name for p in data_dir.iterdir()] == ["encryption-keys"]  # no temporary file left
+
+
+def test_given_encryption_keys_are_used_and_nothing_is_written(tmp_path: Path) -> None:
+    settings = Settings(careflow_encryption_keys=" a:xyz ", careflow_data_dir=tmp_path / "d")
+    assert settings.encryption_keys() == "a:xyz"
+    assert not (tmp_path / "d").exists()
+
+
+def test_an_empty_key_file_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "encryption-keys").write_text("\n")
+    spec = Settings(careflow_data_dir=tmp_path).encryption_keys()
+    assert spec and (tmp_path / "encryption-keys").read_text() == spec + "\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["encryption-keys"]

@@ -45,7 +45,7 @@ def _settings(tmp_path: Path, **values: object) -> Settings:
 # --- connect ------------------------------------------------------------------------------------
 
 
-async def test_connect_uses_the_address_namespace_and_pydantic_converter(
+async def test_connect_uses_the_address_namespace_and_encrypting_pydantic_converter(
     temporal_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     target = temporal_env.client.service_client.config.target_host
@@ -63,8 +63,10 @@ async def test_connect_uses_the_address_namespace_and_pydantic_converter(
         body=body,
         handler_status=RequestStatus.SCHEDULED,
     )
+    [plain] = client.data_converter.payload_converter.to_payloads([message])
+    assert json.loads(plain.data)["body"] == "eyJuYW1lIjogIlpvw6sifQo="  # base64, not a string
     [payload] = await client.data_converter.encode([message])
-    assert json.loads(payload.data)["body"] == "eyJuYW1lIjogIlpvw6sifQo="  # base64, not a string
+    assert payload.metadata["encoding"] == b"binary/encrypted"  # then encrypted by the codec
     [decoded] = await client.data_converter.decode([payload], [WebhookRequestInput])
     assert decoded == message
 

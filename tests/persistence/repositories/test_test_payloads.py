@@ -5,13 +5,19 @@ The HTTP test link keeping 20 is covered by ``tests/api/test_test_link.py``.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from careflow.models import RequestStatus, TestPayload
+from careflow.settings import Settings
+from infra.keyring import KeyRing
 from persistence.repositories.test_payloads import json_size
 from persistence.store import TEST_PAYLOADS_KEPT, Store
+from tests.conftest import TEST_RING
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -56,10 +62,48 @@ def test_the_limit_applies_per_webhook(store: Store) -> None:
     assert store.test_payloads.list_test_payloads("wh_c") == []
 
 
+def test_payloads_are_stored_encrypted_and_older_plain_rows_still_read(
+    store: Store, settings: Settings
+) -> None:
+    import pytest
+
+    from persistence.tables import test_payloads
+
+    store.test_payloads.add_test_payload(payload("wh_e", 1, payload={"name": "Zelphinia"}))
+    with store.transaction() as conn:
+        [stored] = conn.execute(sa.select(test_payloads.c.payload)).scalars()
+        assert "Zelphinia" not in json.dumps(stored) and stored["careflow_encrypted"]["key_id"]
+        conn.execute(  # a row written before encryption
+            test_payloads.insert().values(
+                **{**payload("wh_e", 2).model_dump(), "payload": {"plain": True}}
+            )
+        )
+    listed = store.test_payloads.list_test_payloads("wh_e")
+    assert [p.payload for p in listed] == [{"plain": True}, {"name": "Zelphinia"}]
+
+    other = Store(settings.sqlalchemy_url, key_ring=KeyRing.parse("z:" + "A" * 43 + "="))
+    try:
+        # Under a ring without the key: listed without the payload (and a warning), never a 500.
+        assert [p.payload for p in other.test_payloads.list_test_payloads("wh_e")] == [
+            {"plain": True},
+            None,
+        ]
+    finally:
+        other.dispose()
+    ringless = Store(settings.sqlalchemy_url)
+    try:
+        with pytest.raises(RuntimeError):
+            ringless.test_payloads.add_test_payload(payload("wh_e", 3))
+    finally:
+        ringless.dispose()
+
+
 def test_kept_payloads_have_a_byte_cap_as_well_as_a_count_cap(tmp_path: Path) -> None:
     """Issue 15 finding 4: the newest payloads within the byte cap are kept; the newest one is
     kept whatever its size."""
-    store = Store(f"sqlite:///{tmp_path / 'app.db'}", test_payloads_max_bytes=10_000)
+    store = Store(
+        f"sqlite:///{tmp_path / 'app.db'}", test_payloads_max_bytes=10_000, key_ring=TEST_RING
+    )
     store.migrate()
     try:
         blob = "x" * 3_000  # about 3 kB of JSON each

@@ -1,0 +1,188 @@
+"""The codec server: ``POST /codec/encode`` and ``POST /codec/decode`` for the Temporal UI.
+
+Temporal's remote codec protocol (samples-go ``codec-server/protocol.md``): the body is a
+``Payloads`` message in protobuf JSON, ``{"payloads": [{"metadata": {k: base64}, "data":
+base64}]}``, and so is the answer. The Temporal UI posts to ``<endpoint>/decode`` with an
+``X-Namespace`` header; ``make run`` passes ``--ui-codec-endpoint <API>/codec``.
+
+Operators only: the admin bearer token, or the ``/ui`` session cookie (which the Temporal UI
+sends when its codec setting "include cross-origin credentials" is on). Missing, wrong or
+expired credentials → 401 JSON ``unauthorized``; a body that is not ``Payloads`` JSON → 400
+``invalid_codec_request``; a payload whose key is not in the ring is answered as it came (still
+encrypted) so the UI shows ciphertext rather than an error. CORS (with credentials) is allowed
+for the Temporal UI's origin on these two paths only (``CodecCors``).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from google.protobuf import json_format
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio.api.common.v1 import Payloads
+
+from api.deps import Services, ServicesDep
+from api.ui.common import ui_sessions
+from careflow.errors import DomainError, UnauthorizedError
+from careflow.models import RequestError
+from infra.codec import EncryptionCodec, EncryptionKeyNotFound
+
+PREFIX = "/codec"
+MAX_BODY_BYTES = 8 * 1024 * 1024  # the UI batches a history page's payloads (2 MiB each at most)
+_bearer = HTTPBearer(auto_error=False)
+
+
+def require_operator(
+    request: Request,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """The admin bearer token, or the cookie of a live ``/ui`` session (not signed out, not
+    idle or older than its limits, signed with the current admin token).
+
+    Raises:
+        UnauthorizedError: neither (401 ``unauthorized``).
+        TransientStoreError: the session store cannot be read (503).
+    """
+    token = services.admin_token
+    given = credentials.credentials if credentials else ""
+    if given and hmac.compare_digest(given.encode(), token.encode()):
+        return
+    if request.cookies and ui_sessions(services).current(request) is not None:
+        return
+    raise UnauthorizedError(
+        RequestError(
+            code="unauthorized",
+            message="sign in at /ui (session cookie) or send the admin bearer token",
+        )
+    )
+
+
+router = APIRouter(prefix=PREFIX, tags=["codec"], dependencies=[Depends(require_operator)])
+
+# Documented, not validated by FastAPI: the body is parsed as protobuf JSON (``_payloads``).
+_PAYLOADS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "payloads": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "metadata": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string", "format": "byte"},
+                    },
+                    "data": {"type": "string", "format": "byte"},
+                },
+            },
+        }
+    },
+}
+_OPENAPI = {
+    "requestBody": {"content": {"application/json": {"schema": _PAYLOADS_SCHEMA}}},
+    "responses": {
+        "200": {"content": {"application/json": {"schema": _PAYLOADS_SCHEMA}}},
+        "400": {"description": "invalid_codec_request: the body is not Payloads JSON"},
+        "401": {"description": "unauthorized: no admin token and no valid /ui session"},
+    },
+}
+
+
+async def _payloads(request: Request) -> Payloads:
+    body = await request.body()
+    try:
+        if len(body) > MAX_BODY_BYTES:
+            raise ValueError("too large")
+        document = json.loads(body or b"{}")
+        if not isinstance(document, dict):
+            raise ValueError("not an object")
+        message = json_format.ParseDict(document, Payloads())
+    except (json_format.ParseError, ValueError, TypeError, RecursionError):
+        raise DomainError(
+            RequestError(
+                code="invalid_codec_request",
+                message='the body must be Payloads JSON: {"payloads": [{"metadata", "data"}]}',
+            )
+        ) from None
+    return message
+
+
+def _answer(payloads: Payloads) -> JSONResponse:
+    content: Any = json.loads(json_format.MessageToJson(payloads))
+    return JSONResponse({"payloads": content.get("payloads", [])})
+
+
+def _codec(services: Services) -> EncryptionCodec:
+    codec = services.client.data_converter.payload_codec
+    assert isinstance(codec, EncryptionCodec)  # infra.temporal.connect always sets it
+    return codec
+
+
+@router.post("/encode", response_class=JSONResponse, openapi_extra=_OPENAPI)
+async def encode(request: Request, services: ServicesDep) -> JSONResponse:
+    """Encrypt each payload with the ring's first key (payloads already encrypted stay)."""
+    payloads = await _payloads(request)
+    codec = _codec(services)
+    return _answer(Payloads(payloads=[codec.encrypt(p) for p in payloads.payloads]))
+
+
+@router.post("/decode", response_class=JSONResponse, openapi_extra=_OPENAPI)
+async def decode(request: Request, services: ServicesDep) -> JSONResponse:
+    """Decrypt each payload; one whose key is not in the ring is returned unchanged."""
+    payloads = await _payloads(request)
+    codec = _codec(services)
+    out = []
+    for payload in payloads.payloads:
+        try:
+            out.append(codec.decrypt(payload))
+        except EncryptionKeyNotFound:
+            out.append(payload)
+    return _answer(Payloads(payloads=out))
+
+
+def ui_origins(ui_base_url: str) -> list[str]:
+    """The Temporal UI's origin, plus its loopback twin (``localhost`` ↔ ``127.0.0.1``)."""
+    parts = urlsplit(ui_base_url)
+    origins = [f"{parts.scheme}://{parts.netloc}"]
+    twins = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}
+    if parts.hostname in twins:
+        port = f":{parts.port}" if parts.port else ""
+        origins.append(f"{parts.scheme}://{twins[parts.hostname]}{port}")
+    return origins
+
+
+class CodecCors:
+    """CORS with credentials for the Temporal UI's origin, on ``/codec/*`` only.
+
+    The allowed origins come from the running app's settings (``TEMPORAL_UI_URL``, else the
+    embedded UI's port), read on the first codec request. Every other path is passed through
+    untouched: ``/v1`` and ``/ui`` answer no cross-origin requests.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._cors: CORSMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+        if self._cors is None:
+            settings = scope["app"].state.services.settings
+            self._cors = CORSMiddleware(
+                self.app,
+                allow_origins=ui_origins(settings.ui_base_url),
+                allow_credentials=True,
+                allow_methods=["POST"],
+                allow_headers=["Content-Type", "X-Namespace", "Authorization"],
+                max_age=600,
+            )
+        await self._cors(scope, receive, send)
