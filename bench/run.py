@@ -53,9 +53,9 @@ with the real activities), history_events_per_request, actions_per_request (Temp
 billable actions counted from the history), server_cpu_ms_per_request (the dev server's CPU over
 enqueue and drain), temporal_bytes_per_request (growth of the pages temporal.db uses, WAL
 included), then burst_first_answer_p50_s where measured, and from ``bench/codec.py`` codec_on_rate,
-codec_off_rate, codec_e2e_ratio (end to end with the payload codec on ÷ off). The same object is written to
-``--out DIR`` (default ``bench/results``) as ``bench-<UTC time>-<size>-<topology>.json`` with the
-run's chart beside it (``.png``, ``bench/chart.py``).
+codec_off_rate, codec_e2e_ratio (end to end with the payload codec on ÷ off). The same object is
+written to ``--out DIR`` (default ``bench/results``) as
+``bench-<UTC time>-<size>-<topology>.json`` with the run's chart beside it (``.png``, ``bench/chart.py``).
 """
 
 from __future__ import annotations

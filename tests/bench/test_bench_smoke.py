@@ -14,7 +14,8 @@ from tests.bench.smoke import run_bench
 
 
 def test_bench_smoke_prints_every_figure(tmp_path: Path) -> None:
-    # The smoke size takes about 60 s (+ ~15 s for the codec on/off pair); the margin is for a busy machine.
+    # The smoke size takes about 60 s (+ ~15 s for the codec on/off pair); the margin is for a
+    # busy machine.
     code, stdout, stderr = run_bench(
         "run.py", "--out", str(tmp_path), prefix="BENCH_", env={"BENCH_SMOKE": "1"}, timeout=360
     )
