@@ -55,7 +55,8 @@ enqueue and drain), temporal_bytes_per_request (growth of the pages temporal.db 
 included), then burst_first_answer_p50_s where measured, and from ``bench/codec.py`` codec_on_rate,
 codec_off_rate, codec_e2e_ratio (end to end with the payload codec on ÷ off). The same object is
 written to ``--out DIR`` (default ``bench/results``) as
-``bench-<UTC time>-<size>-<topology>.json`` with the run's chart beside it (``.png``, ``bench/chart.py``).
+``bench-<UTC time>-<size>-<topology>.json`` with the run's chart beside it (``.png``,
+``bench/chart.py``).
 """
 
 from __future__ import annotations
