@@ -29,13 +29,15 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from api.evaluation import Evaluator
 from api.request_log import RequestLog
-from careflow import mapping, request_ids, signatures
+from careflow import request_ids, signatures
+from careflow.evaluation import body_delivery_id
 from careflow.messages import ValidationResult, WebhookRequestInput
 from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
-from careflow.payload import PayloadError, media_type_of, parse_body
+from careflow.payload import media_type_of
 from careflow.settings import Settings
-from careflow.validation import validate, without_enabled_check
+from careflow.validation import without_enabled_check
 from infra import temporal
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
@@ -91,6 +93,11 @@ class IngestService:
         # a burst of ~1,000 concurrent starts queues inside the SQLite dev server past the 5 s RPC
         # timeout, and most starts are cancelled after costing the server their work.
         self._start_slots = asyncio.Semaphore(settings.careflow_max_concurrent_starts)
+        self._evaluator = Evaluator(config, settings)
+
+    def close(self) -> None:
+        """Release what the service started (the evaluation processes)."""
+        self._evaluator.close()
 
     def retry_after(self, webhook_id: str) -> int | None:
         """Count one request against the webhook's rate limit (per API process).
@@ -160,7 +167,10 @@ class IngestService:
         if media_type is None or encoding not in ("", "identity"):
             error = RequestError(
                 code="unsupported_media_type",
-                message="send uncompressed application/json or application/x-www-form-urlencoded",
+                message=(
+                    "send uncompressed application/json, application/x-www-form-urlencoded "
+                    "or multipart/form-data (with a boundary)"
+                ),
             )
             return await self._log_door_rejection(hook, 415, error, body, "", test=test)
         ambiguous = sorted(set(repeated_headers or ()) & self._single_headers(hook))
@@ -179,20 +189,34 @@ class IngestService:
                     code="invalid_signature", message="the request signature is missing or wrong"
                 )
                 return await self._log_door_rejection(hook, 401, error, body, media_type, test=test)
-        try:
-            parsed = parse_body(body, media_type)
-        except PayloadError as exc:
+        header_delivery_id = _header_delivery_id(headers)
+        evaluation = await self._evaluator.evaluate(
+            hook,
+            body,
+            media_type,
+            delivery_id_path=None if header_delivery_id else hook.delivery_id_path,
+            keep_parsed=test,
+        )
+        if evaluation.error is not None:
+            http = _DOOR_STATUS.get(evaluation.error.code, 400)
             return await self._log_door_rejection(
-                hook, 400, exc.error, body, media_type, test=test, signature_valid=signature_valid
+                hook,
+                http,
+                evaluation.error,
+                body,
+                media_type,
+                test=test,
+                signature_valid=signature_valid,
             )
 
-        delivery_id = _delivery_id(headers, hook, parsed)
+        delivery_id = header_delivery_id or evaluation.delivery_id
         if delivery_id is not None:
             request_id = request_ids.request_id_for_delivery(hook.id, delivery_id, test=test)
         else:
             request_id = request_ids.new_request_id(test=test)
 
-        result = validate(self._config.snapshot, hook.id, parsed)
+        # No verdict within the evaluation budget: RECEIVED, ``validate_request`` decides.
+        result = evaluation.result or ValidationResult(verdict=RequestStatus.RECEIVED)
         if test:
             result = without_enabled_check(result)
         status = result.verdict
@@ -204,9 +228,12 @@ class IngestService:
             return Outcome(200, {"request_id": request_id, "status": current, "duplicate": True})
         log.info("request webhook=%s request=%s status=%s", hook.id, request_id, status.value)
         if test:
-            await self._keep_test_payload(hook, request_id, status, parsed)
+            kept = evaluation.parsed
+            if kept is None and evaluation.result is None:  # the budget ran out while parsing
+                kept = body.decode("utf-8", errors="replace")
+            await self._keep_test_payload(hook, request_id, status, kept)
             return Outcome(200, self._test_answer(request_id, result, hook, signature_valid))
-        if status == RequestStatus.SCHEDULED:
+        if status in (RequestStatus.SCHEDULED, RequestStatus.RECEIVED):
             return Outcome(
                 202,
                 {
@@ -373,16 +400,22 @@ class IngestService:
             self._start_slots.release()
 
 
-def _delivery_id(headers: Mapping[str, str], hook: Webhook, body: Any) -> str | None:
-    """The dedupe key: ``webhook-id`` header, else ``Idempotency-Key``, else the body path."""
+# Door rejections found while parsing that are not 400 (contract §4).
+_DOOR_STATUS = {"unsupported_media_type": 415, "too_many_nodes": 413}
+
+
+def _header_delivery_id(headers: Mapping[str, str]) -> str | None:
+    """The dedupe key from the headers: ``webhook-id``, else ``Idempotency-Key``."""
     for name in ("webhook-id", "idempotency-key"):
         value = headers.get(name)
         if value and value.strip():
             return value.strip()
-    if hook.delivery_id_path:
-        value = mapping.find_first(hook.delivery_id_path, body)
-        if isinstance(value, bool) or value is None or isinstance(value, dict | list):
-            return None
-        text = str(value).strip()
-        return text or None
     return None
+
+
+def _delivery_id(headers: Mapping[str, str], hook: Webhook, body: Any) -> str | None:
+    """The dedupe key: ``webhook-id`` header, else ``Idempotency-Key``, else the body path."""
+    found = _header_delivery_id(headers)
+    if found is None and hook.delivery_id_path:
+        found = body_delivery_id(hook.delivery_id_path, body)
+    return found

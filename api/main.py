@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            app.state.services.ingest.close()
             store.dispose()
 
     app = FastAPI(

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
             ingest route: at most this many workflow starts in flight per API process; a request
             that finds no free slot within the wait is answered 503 ``temporal_unavailable`` with
             ``Retry-After`` (nothing started, so a resend is safe).
+        careflow_inline_eval_bytes / careflow_eval_processes / careflow_eval_seconds: a body up
+            to this many bytes is parsed and validated on the event loop (microseconds to
+            milliseconds); a larger one in one of ``careflow_eval_processes`` worker processes,
+            within ``careflow_eval_seconds`` (past it the request is answered 202 RECEIVED and
+            ``validate_request`` decides).
+        careflow_body_read_seconds: time allowed to receive a whole request body, in seconds;
+            a body still incomplete then is answered 408 ``request_timeout``.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -53,6 +60,10 @@ class Settings(BaseSettings):
     activity_max_seconds: float = Field(default=600.0, gt=0)
     careflow_max_concurrent_starts: int = Field(default=64, ge=1)
     careflow_start_wait_seconds: float = Field(default=2.0, gt=0)
+    careflow_inline_eval_bytes: int = Field(default=8192, ge=0)
+    careflow_eval_processes: int = Field(default=2, ge=1)
+    careflow_eval_seconds: float = Field(default=2.0, gt=0)
+    careflow_body_read_seconds: float = Field(default=30.0, gt=0)
 
     @property
     def sqlalchemy_url(self) -> str:
