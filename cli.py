@@ -21,7 +21,7 @@ from pathlib import Path
 
 from careflow import logs
 from careflow.settings import Settings, get_settings
-from infra import temporal
+from infra import data_dir, temporal
 
 log = logging.getLogger("cli")
 
@@ -93,7 +93,8 @@ def api_command(settings: Settings) -> list[str]:
 
 
 def run(settings: Settings) -> int:
-    settings.careflow_data_dir.mkdir(parents=True, exist_ok=True)
+    # PHI in the clear: the data dir 0700, its files 0600 (children run with umask 077).
+    data_dir.secure(settings.careflow_data_dir)
     token_file = settings.careflow_data_dir / "admin-token"
     settings.admin_token()
     env = dict(os.environ)
@@ -102,7 +103,7 @@ def run(settings: Settings) -> int:
     def start(command: list[str]) -> subprocess.Popen[bytes]:
         # Own session: Ctrl-C reaches only this process, which then stops the children in
         # order (API, worker, then Temporal), so none of them is left waiting on another.
-        child = subprocess.Popen(command, env=env, start_new_session=True)
+        child = subprocess.Popen(command, env=env, start_new_session=True, umask=data_dir.UMASK)
         children.append(child)
         return child
 

@@ -98,7 +98,7 @@ class Settings(BaseSettings):
             stored = path.read_text().strip()
             if stored:
                 return stored
-        self.careflow_data_dir.mkdir(parents=True, exist_ok=True)
+        self.careflow_data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         token = secrets.token_urlsafe(32)
         partial = path.with_name(f".admin-token.{secrets.token_hex(4)}")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
