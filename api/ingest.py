@@ -136,6 +136,17 @@ class IngestService:
         )
         return await self._log_door_rejection(hook, 413, error, None, "", test=test)
 
+    async def reject_timeout(self, hook: Webhook, *, test: bool) -> Outcome:
+        """408: the body did not arrive within ``careflow_body_read_seconds``; logged REJECTED
+        ``request_timeout``, payload omitted (it never arrived whole)."""
+        error = RequestError(
+            code="request_timeout",
+            message=(
+                f"the body was not received within {self._settings.careflow_body_read_seconds:g} s"
+            ),
+        )
+        return await self._log_door_rejection(hook, 408, error, None, "", test=test)
+
     async def accept(
         self,
         hook: Webhook,
