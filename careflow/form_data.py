@@ -21,6 +21,7 @@ MEDIA_TYPE = "multipart/form-data"
 _BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 # The parser logs malformed input with byte values from the body: give it a logger of its own
 # that says nothing below ERROR (the refusal is answered and logged by code instead).
+_FILENAME = re.compile(rb";\s*filename\*?\s*=", re.IGNORECASE)
 _PARSER_LOG = logging.getLogger("careflow.form_data.parser")
 _PARSER_LOG.setLevel(logging.ERROR)
 
@@ -126,8 +127,10 @@ def parse(body: bytes, media_type: str) -> dict[str, Any]:
 
 def _field_name(headers: dict[bytes, bytes]) -> str:
     """The part's field name, from its ``Content-Disposition: form-data; name=...``."""
-    disposition, params = parse_options_header(headers.get(b"content-disposition", b""))
-    if b"filename" in params or b"filename*" in params:
+    raw = headers.get(b"content-disposition", b"")
+    disposition, params = parse_options_header(raw)
+    # ``parse_options_header`` drops RFC 5987 ``filename*``: look at the raw header too.
+    if b"filename" in params or _FILENAME.search(raw):
         raise FormDataError(
             "unsupported_media_type",
             "multipart/form-data with a file part is not accepted; send text fields only",
