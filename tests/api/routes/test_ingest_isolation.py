@@ -26,8 +26,9 @@ import httpx
 import pytest
 
 from careflow.settings import Settings
-from tests.conftest import ADMIN_TOKEN, Api
-from tests.factories import JSON, add_webhook, open_webhook, save_definition
+from persistence.store import Store
+from tests.conftest import ADMIN_TOKEN, Api, RunningWorker, serve_api
+from tests.factories import JSON, TERMINAL, add_webhook, open_webhook, save_definition
 
 ISSUE_BODY = ("[" + ",".join(["0"] * 500_000) + "]").encode()  # 977 KiB, 500,001 nodes
 UNDER_CAP_BODY = ("[" + ",".join(["0"] * 90_000) + "]").encode()  # 176 KiB, 90,001 nodes
@@ -141,3 +142,20 @@ async def test_heavy_requests_do_not_stall_a_light_one(
         light_done = next(at for kind, at, _ in finished if kind == "light")
         before = [at for kind, at, _ in finished if kind == "heavy" and at < light_done]
         assert len(before) <= 2, finished
+
+
+async def test_past_the_handler_budget_the_worker_decides(
+    settings: Settings, store: Store, worker: RunningWorker
+) -> None:
+    """A body whose evaluation outlasts ``CAREFLOW_EVAL_SECONDS`` is answered 202 RECEIVED (the
+    request is recorded, nothing is lost) and ``validate_request`` gives the verdict."""
+    quick = settings.model_copy(update={"careflow_eval_seconds": 0.05})
+    async with serve_api(quick) as api:
+        heavy_id = (await _heavy_webhooks(api))[1]  # $..*
+        answer = await api.http.post(f"/hooks/{heavy_id}", content=UNDER_CAP_BODY, headers=JSON)
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["status"] == "RECEIVED"
+        detail = await api.wait_status(answer.json()["request_id"], TERMINAL, timeout=60)
+        assert detail["status"] == "SUCCESS", detail
+        small = await api.http.post(f"/hooks/{heavy_id}", content=b"[1]", headers=JSON)
+        assert small.json()["status"] == "SCHEDULED"  # inline, within no budget at all
