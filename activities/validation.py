@@ -49,8 +49,10 @@ class ValidationActivities:
 
         Raises:
             ApplicationError: retryable ``store_unavailable`` when the configuration cannot be
-                read; non-retryable ``internal_error`` (naming only the exception's class, never
-                its message, which may quote the payload) when validation itself fails.
+                read; retryable ``evaluation_busy`` when a large body waited ``BUDGET_SECONDS``
+                for a free evaluation process; non-retryable ``internal_error`` (naming only
+                the exception's class, never its message, which may quote the payload) when
+                validation itself fails.
         """
         try:
             # Check the revision every time (one small query): a retry right after a fix must
@@ -64,6 +66,9 @@ class ValidationActivities:
             raise ApplicationError(
                 f"validation raised {type(exc).__name__}", type="internal_error", non_retryable=True
             ) from None
+        if evaluation.queued_too_long:
+            # Every evaluation process was busy (other large bodies): not this body's fault.
+            raise ApplicationError("the evaluation processes are busy", type="evaluation_busy")
         if evaluation.error is not None:
             return ValidationResult(
                 verdict=RequestStatus.REJECTED,

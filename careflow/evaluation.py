@@ -48,12 +48,14 @@ class Evaluation:
         delivery_id: from ``delivery_id_path``, when the job asked and the body has one.
         result: the validation verdict; None when the evaluation did not finish.
         parsed: the parsed body, when the job asked to keep it.
+        queued_too_long: the budget ran out before the evaluation started (busy processes).
     """
 
     error: RequestError | None = None
     delivery_id: str | None = None
     result: ValidationResult | None = None
     parsed: Any = None
+    queued_too_long: bool = False
 
     @property
     def finished(self) -> bool:

@@ -5,10 +5,12 @@ with a mapping such as ``$..x`` stalled every other request, and a thread pool w
 (the GIL). Large bodies are therefore evaluated here, in ``processes`` worker processes (started
 with ``spawn`` on first use, so no lock or thread of the parent is copied), which bounds how many
 run at once: heavy requests queue among themselves while the event loop keeps serving. Each
-evaluation gets a time budget, enforced inside the worker process by ``SIGALRM`` (Python checks
-signals between bytecodes, so a long JSONPath walk stops within microseconds); a job that runs
-out of budget returns unfinished and the caller decides what to do (the ingest handler answers
-202 RECEIVED and lets ``validate_request`` decide; the activity rejects ``mapping_too_costly``).
+evaluation gets a time budget counted from when it was submitted (time spent queued counts), and
+enforced inside the worker process by ``SIGALRM`` (Python checks signals between bytecodes, so a
+long JSONPath walk stops within microseconds); a job that runs out of budget returns unfinished
+(``queued_too_long`` when it never got to run) and the caller decides what to do (the ingest
+handler answers 202 RECEIVED and lets ``validate_request`` decide; the activity retries later
+when the processes were busy, else rejects ``mapping_too_costly``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import FrameType
@@ -42,9 +45,14 @@ def _initialise() -> None:
     signal.signal(signal.SIGALRM, _alarm)
 
 
-def _evaluate_within(job: EvaluationJob, seconds: float) -> Evaluation:
-    """Runs in a worker process (its main thread): ``evaluate`` under an alarm of ``seconds``."""
+def _evaluate_within(job: EvaluationJob, deadline: float) -> Evaluation:
+    """Runs in a worker process (its main thread): ``evaluate`` under an alarm that rings at
+    ``deadline`` (``time.time()`` seconds)."""
     evaluation = Evaluation()
+    seconds = deadline - time.time()
+    if seconds <= 0:
+        evaluation.queued_too_long = True
+        return evaluation
     try:
         signal.setitimer(signal.ITIMER_REAL, seconds)
         try:
@@ -61,7 +69,8 @@ class EvaluationPool:
 
     Args:
         processes: worker processes (at most this many evaluations run at once).
-        budget_seconds: wall-clock seconds one evaluation may take in its worker process.
+        budget_seconds: wall-clock seconds one evaluation may take, from its submission (time
+            spent waiting for a free process counts).
     """
 
     def __init__(self, processes: int, budget_seconds: float) -> None:
@@ -98,7 +107,8 @@ class EvaluationPool:
         """
         executor = self._pool()
         try:
-            return await asyncio.wrap_future(executor.submit(_evaluate_within, job, self._budget))
+            deadline = time.time() + self._budget
+            return await asyncio.wrap_future(executor.submit(_evaluate_within, job, deadline))
         except BrokenProcessPool:
             return self._broken(executor)
 
@@ -106,7 +116,8 @@ class EvaluationPool:
         """Like :meth:`evaluate`, for a thread (e.g. a synchronous activity) that may block."""
         executor = self._pool()
         try:
-            return executor.submit(_evaluate_within, job, self._budget).result()
+            deadline = time.time() + self._budget
+            return executor.submit(_evaluate_within, job, deadline).result()
         except BrokenProcessPool:
             return self._broken(executor)
 

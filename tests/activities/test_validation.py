@@ -118,6 +118,8 @@ def test_a_large_body_is_evaluated_in_a_worker_process_within_a_budget(
     too: past the budget the verdict is REJECTED ``mapping_too_costly`` (retryable once the
     mapping is fixed), and the activity's thread is never the one doing the work."""
     import activities.validation as module
+    from careflow.evaluation import EvaluationJob
+    from careflow.snapshot import ConfigSnapshot as Snap
 
     hook_id = _heavy_hook(store, "$..*")
     body = ("[" + ",".join(["7"] * 90_000) + "]").encode()  # 176 KiB, far over INLINE_BYTES
@@ -127,6 +129,11 @@ def test_a_large_body_is_evaluated_in_a_worker_process_within_a_budget(
     assert [e.code for e in refused.errors] == ["too_many_nodes"]
     monkeypatch.setattr(module, "BUDGET_SECONDS", 0.05)
     activities = ValidationActivities(ConfigCache(store, refresh_seconds=0))
+    for _ in range(200):  # until the pool's process is up (start-up counts against the budget)
+        if not activities._pool.evaluate_blocking(
+            EvaluationJob(b"[1]", "application/json", Snap(), "w")
+        ).queued_too_long:
+            break
     result = ActivityEnvironment().run(activities.validate_request, _input(hook_id, body))
     assert result.verdict == RequestStatus.REJECTED
     assert [e.code for e in result.errors] == ["mapping_too_costly"]
@@ -134,3 +141,20 @@ def test_a_large_body_is_evaluated_in_a_worker_process_within_a_budget(
     inline = ActivityEnvironment().run(activities.validate_request, _input(hook_id, small))
     assert inline.verdict == RequestStatus.SCHEDULED
     assert inline.data_points == {"age": 7}
+
+
+def test_a_large_body_that_waited_too_long_for_a_process_is_retried(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import activities.validation as module
+    from careflow.evaluation import Evaluation
+
+    hook_id = _heavy_hook(store, "$.a")
+    activities = ValidationActivities(ConfigCache(store, refresh_seconds=0))
+    monkeypatch.setattr(
+        module.EvaluationPool, "evaluate_blocking", lambda *_: Evaluation(queued_too_long=True)
+    )
+    body = ("[" + ",".join(["7"] * 10_000) + "]").encode()
+    with pytest.raises(ApplicationError) as failed:
+        ActivityEnvironment().run(activities.validate_request, _input(hook_id, body))
+    assert failed.value.type == "evaluation_busy" and not failed.value.non_retryable
