@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from careflow.errors import TransientStoreError
 from careflow.evaluation import Evaluation, EvaluationJob, evaluate, slice_for
@@ -62,6 +62,8 @@ class ValidationActivities:
             raise ApplicationError("configuration unavailable", type="store_unavailable") from exc
         try:
             evaluation = self._evaluate(snapshot, request)
+        except CancelledError:
+            raise  # the activity was cancelled or timed out while waiting: not a verdict
         except Exception as exc:  # a defect: final, and its message (maybe PHI) stays out
             raise ApplicationError(
                 f"validation raised {type(exc).__name__}", type="internal_error", non_retryable=True
