@@ -21,7 +21,7 @@ import multiprocessing
 import signal
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from types import FrameType
 
@@ -43,6 +43,11 @@ def _initialise() -> None:
     # Ctrl-C in a terminal reaches the whole process group: the parent shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGALRM, _alarm)
+
+
+def _ready() -> None:
+    """A no-op: run once per process when the pool starts, so that starting the processes
+    (a second or two of imports) is not counted against any job's budget."""
 
 
 def _evaluate_within(job: EvaluationJob, deadline: float) -> Evaluation:
@@ -70,16 +75,20 @@ class EvaluationPool:
     Args:
         processes: worker processes (at most this many evaluations run at once).
         budget_seconds: wall-clock seconds one evaluation may take, from its submission (time
-            spent waiting for a free process counts).
+            spent waiting for a free process counts; the processes' start, on first use, does
+            not).
     """
 
     def __init__(self, processes: int, budget_seconds: float) -> None:
         self._processes = processes
         self._budget = budget_seconds
         self._executor: ProcessPoolExecutor | None = None
+        self._started: list[Future[None]] = []
         self._lock = threading.Lock()
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def _pool(self) -> tuple[ProcessPoolExecutor, list[Future[None]]]:
+        """The executor (created on first use, all its processes started at once) and the
+        futures that complete when its processes are up."""
         with self._lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
@@ -87,7 +96,8 @@ class EvaluationPool:
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_initialise,
                 )
-            return self._executor
+                self._started = [self._executor.submit(_ready) for _ in range(self._processes)]
+            return self._executor, self._started
 
     def _broken(self, executor: ProcessPoolExecutor) -> Evaluation:
         """A worker process died (killed, out of memory): start afresh next time."""
@@ -105,8 +115,10 @@ class EvaluationPool:
             The evaluation; unfinished (``finished`` False) when the budget ran out or the worker
             process died.
         """
-        executor = self._pool()
+        executor, started = self._pool()
         try:
+            if not all(future.done() for future in started):
+                await asyncio.to_thread(wait, started)
             deadline = time.time() + self._budget
             return await asyncio.wrap_future(executor.submit(_evaluate_within, job, deadline))
         except BrokenProcessPool:
@@ -114,8 +126,9 @@ class EvaluationPool:
 
     def evaluate_blocking(self, job: EvaluationJob) -> Evaluation:
         """Like :meth:`evaluate`, for a thread (e.g. a synchronous activity) that may block."""
-        executor = self._pool()
+        executor, started = self._pool()
         try:
+            wait(started)
             deadline = time.time() + self._budget
             return executor.submit(_evaluate_within, job, deadline).result()
         except BrokenProcessPool:

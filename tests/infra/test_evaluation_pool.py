@@ -92,7 +92,7 @@ def test_a_dead_worker_process_gives_unfinished_then_a_fresh_pool() -> None:
     pool = EvaluationPool(1, 30)
     try:
         assert pool.evaluate_blocking(_job(b"[1]")).finished
-        executor = pool._pool()
+        executor, _ = pool._pool()
         for pid in list(executor._processes):  # the OOM killer, say
             os.kill(pid, signal.SIGKILL)
         assert not pool.evaluate_blocking(_job(b"[1]")).finished
