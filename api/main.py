@@ -53,14 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or get_settings()
-        store = Store(cfg.sqlalchemy_url)
+        store = Store(cfg.sqlalchemy_url, cfg.careflow_test_payloads_max_bytes)
         await asyncio.to_thread(store.migrate)
         config = ConfigCache(store, cfg.config_refresh_seconds)
         await asyncio.to_thread(config.refresh)
         client = await temporal.connect(cfg, lazy=True)
         admin_token = cfg.admin_token()
         page_tokens = PageTokens(admin_token)
-        request_log = RequestLog(client, cfg.ui_base_url, page_tokens)
+        request_log = RequestLog(client, cfg.ui_base_url, page_tokens, store.retry_claims)
         app.state.services = Services(
             settings=cfg,
             admin_token=admin_token,

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
             ``validate_request`` decides).
         careflow_body_read_seconds: time allowed to receive a whole request body, in seconds;
             a body still incomplete then is answered 408 ``request_timeout``.
+        careflow_ui_session_idle_seconds: a ``/ui`` session unused for this long is over.
+        careflow_ui_sign_in_limit: failed ``/ui`` sign-ins allowed per client address and API
+            process (``limits`` notation); more are answered 429 with ``Retry-After``.
+        careflow_test_payloads_max_bytes: kept test payloads per webhook, in bytes of JSON
+            (besides the newest 20); the newest payload is always kept.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -64,6 +69,9 @@ class Settings(BaseSettings):
     careflow_eval_processes: int = Field(default=2, ge=1)
     careflow_eval_seconds: float = Field(default=2.0, gt=0)
     careflow_body_read_seconds: float = Field(default=30.0, gt=0)
+    careflow_ui_session_idle_seconds: float = Field(default=1800.0, gt=0)
+    careflow_ui_sign_in_limit: str = "5/minute;20/hour"
+    careflow_test_payloads_max_bytes: int = Field(default=5_242_880, gt=0)
 
     @property
     def sqlalchemy_url(self) -> str:
