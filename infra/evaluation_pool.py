@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -28,6 +29,8 @@ from types import FrameType
 from careflow.evaluation import Evaluation, EvaluationJob, evaluate
 
 log = logging.getLogger("careflow.evaluation_pool")
+
+NICENESS = 10
 
 
 class _BudgetSpent(BaseException):
@@ -40,6 +43,9 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
 
 
 def _initialise() -> None:
+    # Below the parent's CPU priority: on a busy machine the event loop (light requests,
+    # health checks) runs first and heavy evaluations take what is left.
+    os.nice(NICENESS)
     # Ctrl-C in a terminal reaches the whole process group: the parent shuts the pool down.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGALRM, _alarm)

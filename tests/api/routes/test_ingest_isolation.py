@@ -7,7 +7,8 @@ another webhook and ``GET /healthz``. No timing is asserted (``make bench`` meas
 request's latency is printed, and the test asserts what must hold however slow the machine is:
 the light request is not queued behind the heavy ones' evaluation, every request
 gets a clear answer (never a 5xx), and the heavy ones are bounded (413 ``too_many_nodes`` over the
-node cap; evaluated in a worker process under it).
+node cap; evaluated in a worker process under it; 202 ``RECEIVED`` for one that waited
+``CAREFLOW_EVAL_SECONDS`` for a free process).
 """
 
 from __future__ import annotations
@@ -130,11 +131,15 @@ async def test_heavy_requests_do_not_stall_a_light_one(
         assert light.status_code == 202, light.text
         assert health.status_code == 200
         for answer in answers:
-            assert answer.status_code in heavy_status, answer.text
             data: dict[str, Any] = answer.json()
             assert data["request_id"]
+            if answer.status_code == 202 and data["status"] == "RECEIVED":
+                continue  # waited out CAREFLOW_EVAL_SECONDS for a process: the worker decides
+            assert answer.status_code in heavy_status, answer.text
             if answer.status_code == 413:
                 assert [e["code"] for e in data["errors"]] == ["too_many_nodes"]
+        if heavy_status == {413}:  # on a loaded machine the last ones may wait out the budget
+            assert any(answer.status_code == 413 for answer in answers), finished
         if heavy_status == {413}:
             return  # refused after a bounded parse: they may all be answered before the light one
         # Evaluated on the event loop, all five heavy requests (queued ahead of it) were answered
