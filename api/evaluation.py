@@ -38,19 +38,24 @@ class Evaluator:
         keep_parsed: bool,
     ) -> Evaluation:
         """Parse ``body``, find its delivery id at ``delivery_id_path`` (None: do not look) and
-        validate it against the cached configuration.
+        its debounce key (when the webhook has a debounce), and validate it against the cached
+        configuration.
 
         Returns:
             The evaluation; unfinished only for a large body whose budget ran out.
         """
         snapshot = self._config.snapshot
-        if len(body) <= self._inline_bytes:
-            job = EvaluationJob(body, media_type, snapshot, hook.id, delivery_id_path, keep_parsed)
-            return evaluate(job)
+        inline = len(body) <= self._inline_bytes
         job = EvaluationJob(
-            body, media_type, slice_for(snapshot, hook.id), hook.id, delivery_id_path, keep_parsed
+            body,
+            media_type,
+            snapshot if inline else slice_for(snapshot, hook.id),
+            hook.id,
+            delivery_id_path,
+            keep_parsed,
+            hook.debounce,
         )
-        return await self._pool.evaluate(job)
+        return evaluate(job) if inline else await self._pool.evaluate(job)
 
     def close(self) -> None:
         """Stop the worker processes."""

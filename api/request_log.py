@@ -59,6 +59,11 @@ DOOR_CODES = frozenset(
 )
 
 
+_RETRYABLE_STATUSES = frozenset(
+    {RequestStatus.FAILED, RequestStatus.REJECTED, RequestStatus.IGNORED}
+)
+
+
 def _sa(execution: WorkflowExecution, key: Any) -> Any:
     return execution.typed_search_attributes.get(key)
 
@@ -170,6 +175,7 @@ class RequestLog:
             patient_id=state.patient_id or _sa(description, temporal.SA_PATIENT_ID),
             care_flow_id=state.care_flow_id or _sa(description, temporal.SA_CARE_FLOW_ID),
             errors=state.errors,
+            reasons=state.reasons,
             timeline=timeline,
             pending_activities=pending,
             temporal=TemporalDetails(
@@ -211,8 +217,8 @@ class RequestLog:
             raise ConflictError(
                 RequestError(
                     code="not_retryable",
-                    message="only FAILED requests and REJECTED ones with payload or "
-                    "configuration errors can be retried",
+                    message="only FAILED and IGNORED requests and REJECTED ones with payload "
+                    "or configuration errors can be retried",
                 )
             )
         if not await asyncio.to_thread(self._claims.claim, request_id, run_id, arrived):
@@ -325,11 +331,11 @@ class RequestLog:
     async def count(self, filters: RequestFilters, exact_up_to: int = 1000) -> int:
         """Requests matching ``filters`` (latest runs only).
 
-        FAILED and REJECTED are the statuses that retries supersede: they are listed and
-        de-duplicated (at most ``exact_up_to``); other statuses use one visibility count.
+        FAILED, REJECTED and IGNORED are the statuses that retries supersede: they are listed
+        and de-duplicated (at most ``exact_up_to``); other statuses use one visibility count.
         """
         query = visibility_query(filters)
-        if filters.status not in (RequestStatus.FAILED, RequestStatus.REJECTED):
+        if filters.status not in _RETRYABLE_STATUSES:
             return (await self._client.count_workflows(query)).count
         executions = [
             e async for e in self._client.list_workflows(query, limit=exact_up_to, page_size=200)
@@ -351,7 +357,7 @@ async def _retryable_run(description: WorkflowExecutionDescription) -> str | Non
     if description.status == WorkflowExecutionStatus.RUNNING:
         return None
     status = _sa(description, temporal.SA_REQUEST_STATUS)
-    if status == RequestStatus.FAILED.value:
+    if status in (RequestStatus.FAILED.value, RequestStatus.IGNORED.value):
         return description.run_id
     if status != RequestStatus.REJECTED.value:
         return None

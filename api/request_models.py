@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from careflow.conditions.models import IgnoredReason
 from careflow.errors import DomainError
 from careflow.messages import TimelineEntry
 from careflow.models import Identifier, RequestError, RequestStatus
@@ -62,6 +63,7 @@ class RequestDetail(RequestSummary):
     patient_id: str | None = None
     care_flow_id: str | None = None
     errors: list[RequestError] = Field(default_factory=list)
+    reasons: list[IgnoredReason] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     pending_activities: list[PendingActivity] = Field(default_factory=list)
     temporal: TemporalDetails

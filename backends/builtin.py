@@ -57,3 +57,13 @@ class BuiltinBackend:
             raise BackendRefusedError(error.code, error.message) from exc
         except TransientStoreError as exc:
             raise BackendUnavailableError(str(exc)) from exc
+
+    def find_active_care_flow(self, care_flow_definition_id: str, patient_id: str) -> str | None:
+        """The earliest care flow of this definition started for the patient, or None.
+
+        Built-in care flows have no completion yet (nothing ends them), so every one is active.
+        """
+        try:
+            return self._store.patients.find_care_flow_of(care_flow_definition_id, patient_id)
+        except TransientStoreError as exc:
+            raise BackendUnavailableError(str(exc)) from exc

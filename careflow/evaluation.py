@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from careflow import mapping
+from careflow.debounce import key_text
 from careflow.messages import ValidationResult
-from careflow.models import RequestError
+from careflow.models import Debounce, RequestError
 from careflow.payload import PayloadError, parse_body
 from careflow.snapshot import ConfigSnapshot
 from careflow.validation import validate
@@ -28,6 +29,7 @@ class EvaluationJob:
         webhook_id: the webhook the request was sent to.
         delivery_id_path: the webhook's ``delivery_id_path`` when no header gave a delivery id.
         keep_parsed: return the parsed body too (test requests keep it as a test payload).
+        debounce: the webhook's debounce, whose key the evaluation reads from the body.
     """
 
     body: bytes
@@ -36,6 +38,7 @@ class EvaluationJob:
     webhook_id: str
     delivery_id_path: str | None = None
     keep_parsed: bool = False
+    debounce: Debounce | None = None
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Evaluation:
         delivery_id: from ``delivery_id_path``, when the job asked and the body has one.
         result: the validation verdict; None when the evaluation did not finish.
         parsed: the parsed body, when the job asked to keep it.
+        debounce_key: the debounce key's text (``careflow.debounce.key_text``), when the job
+            has a debounce and the body a key.
         queued_too_long: the budget ran out before the evaluation started (busy processes).
     """
 
@@ -55,6 +60,7 @@ class Evaluation:
     delivery_id: str | None = None
     result: ValidationResult | None = None
     parsed: Any = None
+    debounce_key: str | None = None
     queued_too_long: bool = False
 
     @property
@@ -107,5 +113,7 @@ def evaluate(job: EvaluationJob, into: Evaluation | None = None) -> Evaluation:
         evaluation.parsed = parsed
     if job.delivery_id_path:
         evaluation.delivery_id = body_delivery_id(job.delivery_id_path, parsed)
+    if job.debounce is not None:
+        evaluation.debounce_key = key_text(job.debounce, parsed)
     evaluation.result = validate(job.snapshot, job.webhook_id, parsed)
     return evaluation

@@ -10,6 +10,9 @@ import json
 from typing import Any
 
 from careflow import mapping
+from careflow.conditions.checks import check_conditions, check_debounce
+from careflow.conditions.evaluate import evaluate
+from careflow.conditions.models import CONDITIONS_NOT_MET, ConditionsOutcome, IgnoredReason
 from careflow.messages import ValidationResult
 from careflow.models import RequestError, RequestStatus, WebhookFields
 from careflow.snapshot import ConfigSnapshot
@@ -23,8 +26,13 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
         webhook_id: the webhook the request was sent to.
         body: the parsed JSON body (any JSON value).
 
+    The webhook's conditions are evaluated first (contract §5b): when they are not met the
+    verdict is IGNORED (``conditions_not_met``, each rule's outcome in ``reasons``) and nothing is
+    mapped, so a non-matching event with missing data points is IGNORED, not REJECTED.
+
     Returns:
-        SCHEDULED with the mapped data points and patient identifier, or REJECTED with every
+        IGNORED (conditions not met; REJECTED instead while the webhook is disabled), SCHEDULED
+        with the mapped data points and patient identifier, or REJECTED with every
         problem found (mapping errors, ``unknown_identifier_system``, ``webhook_disabled``,
         ``webhook_not_found``, ``care_flow_definition_not_found``). ``webhook_enabled`` reports
         the webhook's state (a deleted webhook is disabled); callers that ignore it (test
@@ -34,6 +42,16 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
     if webhook is None:
         return _rejected(RequestError(code="webhook_not_found", message="webhook not found"))
     disabled = [] if webhook.enabled else [_DISABLED]
+    outcome = evaluate(webhook.conditions, body) if webhook.conditions is not None else None
+    if outcome is not None and not outcome.met:
+        return ValidationResult(
+            verdict=RequestStatus.REJECTED if disabled else RequestStatus.IGNORED,
+            errors=disabled,
+            care_flow_definition_id=webhook.care_flow_definition_id,
+            webhook_enabled=webhook.enabled,
+            conditions=outcome,
+            reasons=[conditions_not_met(outcome)],
+        )
     definition = snapshot.definitions.get(webhook.care_flow_definition_id)
     if definition is None:
         missing = RequestError(
@@ -76,6 +94,17 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
         patient_identifier=identifier,
         profile=result.profile,
         webhook_enabled=webhook.enabled,
+        conditions=outcome,
+        skip_if_enrolled=webhook.skip_if_enrolled,
+    )
+
+
+def conditions_not_met(outcome: ConditionsOutcome) -> IgnoredReason:
+    """The IGNORED reason for conditions that are not met: each rule's path, op and outcome."""
+    return IgnoredReason(
+        code=CONDITIONS_NOT_MET,
+        message="the webhook's conditions are not met",
+        rules=outcome.rules,
     )
 
 
@@ -95,7 +124,10 @@ def without_enabled_check(result: ValidationResult) -> ValidationResult:
     errors = [e for e in result.errors if e.code != "webhook_disabled"]
     if len(errors) == len(result.errors):
         return result
-    verdict = RequestStatus.REJECTED if errors else RequestStatus.SCHEDULED
+    if errors:
+        verdict = RequestStatus.REJECTED
+    else:
+        verdict = RequestStatus.IGNORED if result.reasons else RequestStatus.SCHEDULED
     return result.model_copy(update={"errors": errors, "verdict": verdict})
 
 
@@ -111,6 +143,7 @@ def enable_problems(webhook: WebhookFields, snapshot: ConfigSnapshot) -> list[Re
     and the care flow definition exists and is published.
     """
     problems = list(mapping.check_paths(webhook))
+    problems += check_conditions(webhook.conditions) + check_debounce(webhook.debounce)
     definition = snapshot.definitions.get(webhook.care_flow_definition_id)
     if definition is None:
         problems.append(

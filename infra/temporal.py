@@ -13,6 +13,10 @@ WORKFLOW_TYPE = "WebhookRequestWorkflow"
 VALIDATE_REQUEST = "validate_request"
 RESOLVE_PATIENT = "resolve_patient"
 START_CARE_FLOW = "start_care_flow"
+FIND_ACTIVE_CARE_FLOW = "find_active_care_flow"
+DEBOUNCE_WORKFLOW_TYPE = "DebounceWindowWorkflow"
+DEBOUNCE_RELEASE_SIGNAL = "release"
+MEMO_DEBOUNCE_HOLDER = "request_id"
 STATUS_QUERY = "status"
 
 SA_WEBHOOK_ID = SearchAttributeKey.for_keyword("WebhookId")

@@ -14,6 +14,7 @@ import json_merge_patch
 from pydantic import ValidationError
 
 from careflow import mapping, signatures
+from careflow.conditions.checks import check_conditions, check_debounce
 from careflow.errors import ConflictError, InvalidConfigError, NotFoundError, from_validation
 from careflow.models import (
     PreviewAnswer,
@@ -34,6 +35,7 @@ from persistence.store import Store, new_webhook_id
 
 def _check_save(fields: WebhookFields) -> None:
     problems = mapping.check_paths(fields)
+    problems += check_conditions(fields.conditions) + check_debounce(fields.debounce)
     if fields.signature is not None:
         problems.extend(signatures.config_problems(fields.signature))
     if problems:
@@ -139,8 +141,10 @@ class WebhookService:
         self._config.refresh()
 
     def preview(self, webhook_id: str, proposal: PreviewRequest) -> PreviewAnswer:
-        """Evaluate a proposed mapping on a kept test payload (newest when ``request_id`` is
-        omitted), saving nothing. Unparsable proposed paths come back as ``invalid_path`` errors.
+        """Evaluate a proposed mapping and conditions on a kept test payload (newest when
+        ``request_id`` is omitted), saving nothing. Unparsable proposed paths come back as
+        ``invalid_path`` errors, unusable condition rules as ``invalid_condition``; the answer
+        carries the conditions' verdict with each rule's outcome (IGNORED when not met).
 
         Raises:
             NotFoundError: unknown webhook, or no such kept test payload.
@@ -158,8 +162,10 @@ class WebhookService:
             update["data_point_mappings"] = proposal.data_point_mappings
         if "patient_identifier" in proposal.model_fields_set:
             update["patient_identifier"] = proposal.patient_identifier
+        if "conditions" in proposal.model_fields_set:
+            update["conditions"] = proposal.conditions
         candidate = current.model_copy(update=update)
-        problems = mapping.check_paths(candidate)
+        problems = mapping.check_paths(candidate) + check_conditions(candidate.conditions)
         if problems:
             return PreviewAnswer(
                 verdict=RequestStatus.REJECTED,
@@ -180,6 +186,8 @@ class WebhookService:
             errors=result.errors,
             data_points=result.data_points,
             patient_identifier=result.patient_identifier,
+            conditions=result.conditions,
+            reasons=result.reasons,
         )
 
     def _set_enabled(self, hook: Webhook, enabled: bool) -> Webhook:

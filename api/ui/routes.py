@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from api.deps import Services
-from api.ui import requests, session, webhooks
+from api.ui import conditions, requests, session, webhooks
 from api.ui.common import (
     FormDep,
     ServicesDep,
@@ -188,4 +188,5 @@ def care_flow_definition_page(
 
 
 router.include_router(webhooks.router)
+router.include_router(conditions.router)
 router.include_router(requests.router)

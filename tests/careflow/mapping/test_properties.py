@@ -78,11 +78,11 @@ def configurations(draw: st.DrawFn) -> tuple[WebhookFields, CareFlowDefinition]:
                 id=point_id,
                 value_type=value_type,
                 optional=draw(st.booleans()),
-                # Definitions refuse non-finite possible values and range bounds, and NUL in
-                # any text (models.py).
+                # Definitions refuse non-finite possible values and range bounds (models.py).
                 possible_values=draw(
                     st.none()
                     | st.lists(
+                        # Stored models also refuse NUL in any text.
                         json_scalars.filter(
                             lambda v: (
                                 (not isinstance(v, float) or math.isfinite(v))
