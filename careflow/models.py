@@ -202,6 +202,25 @@ class CareFlowDefinition(CareFlowDefinitionCreate):
     pass
 
 
+class CareFlowDefinitionReplace(CareFlowDefinitionUpdate):
+    """The body of ``PUT /v1/care-flow-definitions/{id}``: every field a client sets is required
+    (an omitted ``published`` must not unpublish), and the read-only ``id`` a GET returned is
+    accepted when it equals the stored one (checked by the service)."""
+
+    published: bool
+    data_point_definitions: list[DataPointDefinition]
+    id: str | None = None
+
+
+class IdentifierSystemReplace(IdentifierSystemUpdate):
+    """The body of ``PUT /v1/identifier-systems/{name}``: ``system`` and ``description`` are
+    required (a PUT replaces both), and the read-only ``name`` a GET returned is accepted when it
+    equals the stored one."""
+
+    description: str
+    name: str | None = None
+
+
 # --- webhooks ----------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from careflow.conditions.checks import check_conditions, check_debounce
 from careflow.conditions.evaluate import evaluate
 from careflow.conditions.models import CONDITIONS_NOT_MET, ConditionsOutcome, IgnoredReason
 from careflow.messages import ValidationResult
-from careflow.models import RequestError, RequestStatus, WebhookFields
+from careflow.models import RequestError, RequestStatus, WebhookFields, _check_absolute_uri
 from careflow.snapshot import ConfigSnapshot
 
 
@@ -81,7 +81,8 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
         errors.append(
             RequestError(
                 code="unknown_identifier_system",
-                message="the patient identifier's system is not a configured identifier system",
+                message=f"identifier system {_named(identifier.system)} is not configured "
+                "(add it under /v1/identifier-systems)",
                 path=webhook.patient_identifier.system_path if webhook.patient_identifier else None,
             )
         )
@@ -106,6 +107,16 @@ def conditions_not_met(outcome: ConditionsOutcome) -> IgnoredReason:
         message="the webhook's conditions are not met",
         rules=outcome.rules,
     )
+
+
+def _named(system: str) -> str:
+    """A system URI for a message: quoted when it is one (a namespace, configuration, not PHI),
+    else left out — the field came from the payload and might hold anything."""
+    try:
+        _check_absolute_uri(system)
+    except ValueError:
+        return "(not an absolute URI)"
+    return repr(system) if len(system) <= 200 else repr(system[:200] + "…")
 
 
 _DISABLED = RequestError(code="webhook_disabled", message="the webhook is disabled")
@@ -186,7 +197,7 @@ def enable_problems(webhook: WebhookFields, snapshot: ConfigSnapshot) -> list[Re
         problems.append(
             RequestError(
                 code="unknown_identifier_system",
-                message="the identifier system is not configured",
+                message=f"identifier system {ident.system!r} is not configured",
             )
         )
     return problems

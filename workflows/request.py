@@ -200,11 +200,11 @@ class WebhookRequestWorkflow:
         )
         self._state.patient_id = patient.patient_id
         self._search_attributes["PatientId"] = patient.patient_id
-        what = (
-            "anonymous patient created"
-            if patient.anonymous
-            else ("patient created" if patient.created else "patient matched")
-        )
+        # True to this run: a reset run reuses the anonymous patient its first run created.
+        if patient.anonymous:
+            what = "anonymous patient " + ("created" if patient.created else "reused")
+        else:
+            what = "patient created" if patient.created else "patient matched"
         self._note(f"{what}; {_attempt('resolve_patient', patient.attempt)}")
         self._flush()
         if validation.skip_if_enrolled:

@@ -139,7 +139,7 @@ async def test_ignored_is_retryable_against_the_current_configuration(
     bulk = await api.admin(
         "POST", "/v1/requests/retry", json={"webhook_id": hook["id"], "status": "IGNORED"}
     )
-    assert bulk.json() == {"reset": 1, "skipped": 0}
+    assert bulk.json() == {"reset": 1, "skipped": 0, "skipped_by_reason": {}}
     done = await api.wait_status(request_id, {"SUCCESS", "FAILED"})
     assert done["status"] == "SUCCESS" and done["reasons"] == []
     assert store.patients.count_care_flows() == 1

@@ -258,6 +258,16 @@ def test_a_system_path_is_not_checked_against_configured_systems() -> None:
     assert enable_problems(fields(patient_identifier=identifier), no_systems) == []
 
 
+def test_unknown_identifier_system_is_named_only_when_it_is_a_uri() -> None:
+    """Issue 17: the message names the system looked for, but a system field that is not an
+    absolute URI (it came from the payload and may hold anything) is not quoted."""
+    from careflow.validation import _named
+
+    assert _named("https://other.example/mrn") == "'https://other.example/mrn'"
+    assert _named("Jane Doe 1980-01-01") == "(not an absolute URI)"
+    assert len(_named("urn:" + "x" * 5000)) < 210
+
+
 # --- conditions (contract §5b) ------------------------------------------------------------------
 
 ONLY_INTAKE = {"rules": [{"path": "$.event", "op": "equals", "value": "intake"}]}
