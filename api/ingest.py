@@ -31,8 +31,9 @@ from temporalio.service import RPCError
 
 from api import debounce
 from api.evaluation import Evaluator
+from api.metrics import ApiMetrics
 from api.request_log import RequestLog
-from careflow import request_ids, signatures
+from careflow import logs, request_ids, signatures
 from careflow.conditions.models import DEBOUNCED, IgnoredReason
 from careflow.debounce import window_id
 from careflow.evaluation import body_delivery_id
@@ -75,7 +76,8 @@ def _errors_body(*errors: RequestError) -> dict[str, Any]:
 
 class IngestService:
     """Args: client: Temporal client; config: the configuration cache; settings: settings;
-    requests: the request log (for duplicate answers)."""
+    requests: the request log (for duplicate answers); metrics: the API's metrics (start
+    latency, failures and backpressure are counted here)."""
 
     def __init__(
         self,
@@ -84,7 +86,9 @@ class IngestService:
         settings: Settings,
         requests: RequestLog,
         store: Store,
+        metrics: ApiMetrics | None = None,
     ) -> None:
+        self._metrics = metrics or ApiMetrics()
         self._client = client
         self._config = config
         self._settings = settings
@@ -228,6 +232,7 @@ class IngestService:
             request_id = request_ids.request_id_for_delivery(hook.id, delivery_id, test=test)
         else:
             request_id = request_ids.new_request_id(test=test)
+        logs.bind_request_id(request_id)  # the route's context: every later line carries it
 
         # No verdict within the evaluation budget: RECEIVED, ``validate_request`` decides.
         result = evaluation.result or ValidationResult(verdict=RequestStatus.RECEIVED)
@@ -243,13 +248,11 @@ class IngestService:
             )
         except WorkflowAlreadyStartedError:
             current = await self._requests.current_status(request_id)
-            log.info("duplicate delivery webhook=%s request=%s", hook.id, request_id)
             return Outcome(200, {"request_id": request_id, "status": current, "duplicate": True})
         except TemporalUnavailableError:
             if window is not None:
                 await debounce.release(self._client, window, request_id)
             raise
-        log.info("request webhook=%s request=%s status=%s", hook.id, request_id, status.value)
         if status == RequestStatus.IGNORED and not test:
             _log_ignored(hook.id, request_id, result.reasons)
             return Outcome(
@@ -376,6 +379,7 @@ class IngestService:
     ) -> Outcome:
         """Log a request refused before dedupe: a fresh random id, never retryable."""
         request_id = request_ids.new_request_id(test=test)
+        logs.bind_request_id(request_id)
         result = ValidationResult(verdict=RequestStatus.REJECTED, errors=[error])
         await self._start(
             hook,
@@ -387,7 +391,6 @@ class IngestService:
             test=test,
             door_rejected=True,
         )
-        log.info("request webhook=%s request=%s rejected=%s", hook.id, request_id, error.code)
         if test:
             text = body.decode("utf-8", errors="replace") if body is not None else None
             await self._keep_test_payload(hook, request_id, RequestStatus.REJECTED, text)
@@ -444,12 +447,19 @@ class IngestService:
             initial = status
         else:
             initial = RequestStatus.RECEIVED
+        metrics = self._metrics
+        if self._start_slots.locked():
+            metrics.slot_waits.inc()
         try:
             async with asyncio.timeout(self._settings.careflow_start_wait_seconds):
                 await self._start_slots.acquire()
         except TimeoutError:
             log.warning("overloaded: no workflow start slot free; answering 503")
+            metrics.overloaded.inc()
+            metrics.start_failures.labels("overloaded").inc()
             raise StartOverloadedError from None
+        metrics.slots_in_use.inc()
+        started = time.perf_counter()
         try:
             await self._client.start_workflow(
                 WebhookRequestWorkflow.run,
@@ -471,15 +481,20 @@ class IngestService:
                 static_summary=f"{hook.name} → {hook.care_flow_definition_id}",
                 rpc_timeout=START_TIMEOUT,
             )
+            metrics.start_seconds.observe(time.perf_counter() - started)
         except WorkflowAlreadyStartedError:
             raise
         except RPCError as exc:
-            log.warning("temporal unavailable: %s", exc.status.name if exc.status else "unknown")
+            reason = exc.status.name if exc.status else "unknown"
+            log.warning("temporal unavailable: %s", reason)
+            metrics.start_failures.labels(reason).inc()
             raise TemporalUnavailableError from exc
         except RuntimeError as exc:  # the lazy client could not connect at all
             log.warning("temporal unavailable: cannot connect")
+            metrics.start_failures.labels("connect").inc()
             raise TemporalUnavailableError from exc
         finally:
+            metrics.slots_in_use.dec()
             self._start_slots.release()
 
 
