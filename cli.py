@@ -23,7 +23,7 @@ from pathlib import Path
 
 from careflow import logs
 from careflow.settings import Settings, get_settings
-from infra import temporal
+from infra import data_dir, temporal
 from infra.supervisor import Supervisor, handle_stop_signals
 
 log = logging.getLogger("cli")
@@ -121,7 +121,10 @@ def run(settings: Settings) -> int:
     A component that dies (worker, API, Temporal dev server) is restarted with backoff and one
     log line (``infra.supervisor``); the API answers 503 ``temporal_unavailable`` meanwhile.
     """
-    settings.careflow_data_dir.mkdir(parents=True, exist_ok=True)
+    # PHI in the clear: the data dir 0700, its files 0600; the children (Temporal dev server,
+    # worker, API) inherit umask 077, so the files they create are 0600 too.
+    os.umask(data_dir.UMASK)
+    data_dir.secure(settings.careflow_data_dir)
     token_file = settings.careflow_data_dir / "admin-token"
     settings.admin_token()
     # Before the API and the worker start, so that both read the one key file written here.

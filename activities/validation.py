@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from careflow.errors import TransientStoreError
+from careflow.evaluation import Evaluation, EvaluationJob, evaluate, slice_for
 from careflow.messages import ValidateRequestInput, ValidationResult
-from careflow.models import RequestStatus
-from careflow.payload import PayloadError, parse_body
-from careflow.validation import validate, without_enabled_check
+from careflow.models import RequestError, RequestStatus
+from careflow.snapshot import ConfigSnapshot
+from careflow.validation import without_enabled_check
 from infra import temporal
+from infra.evaluation_pool import EvaluationPool
 from persistence.config_cache import ConfigCache
+
+# A body up to this size is evaluated in the activity's thread; a larger one in a worker process
+# of this worker, within a budget under the activity's 30 s start-to-close timeout (issue 15).
+INLINE_BYTES = 8192
+POOL_PROCESSES = 2
+BUDGET_SECONDS = 20.0
 
 
 class ValidationActivities:
@@ -19,18 +27,32 @@ class ValidationActivities:
 
     def __init__(self, config: ConfigCache) -> None:
         self._config = config
+        self._pool = EvaluationPool(POOL_PROCESSES, BUDGET_SECONDS)
+
+    def _evaluate(self, snapshot: ConfigSnapshot, request: ValidateRequestInput) -> Evaluation:
+        if len(request.body) <= INLINE_BYTES:
+            return evaluate(
+                EvaluationJob(request.body, request.media_type, snapshot, request.webhook_id)
+            )
+        sliced = slice_for(snapshot, request.webhook_id)
+        job = EvaluationJob(request.body, request.media_type, sliced, request.webhook_id)
+        return self._pool.evaluate_blocking(job)
 
     @activity.defn(name=temporal.VALIDATE_REQUEST)
     def validate_request(self, request: ValidateRequestInput) -> ValidationResult:
         """Validate a request; the authoritative verdict against the current configuration.
 
         Returns:
-            SCHEDULED or REJECTED with every error found (never raises for bad payloads).
+            SCHEDULED or REJECTED with every error found (never raises for bad payloads);
+            REJECTED ``mapping_too_costly`` when parsing and mapping a large body take more than
+            ``BUDGET_SECONDS`` (fix the mapping, e.g. replace ``$..x`` by a path, and retry).
 
         Raises:
             ApplicationError: retryable ``store_unavailable`` when the configuration cannot be
-                read; non-retryable ``internal_error`` (naming only the exception's class, never
-                its message, which may quote the payload) when validation itself fails.
+                read; retryable ``evaluation_busy`` when a large body waited ``BUDGET_SECONDS``
+                for a free evaluation process; non-retryable ``internal_error`` (naming only
+                the exception's class, never its message, which may quote the payload) when
+                validation itself fails.
         """
         try:
             # Check the revision every time (one small query): a retry right after a fix must
@@ -39,16 +61,38 @@ class ValidationActivities:
         except TransientStoreError as exc:
             raise ApplicationError("configuration unavailable", type="store_unavailable") from exc
         try:
-            body = parse_body(request.body, request.media_type)
-            result = validate(snapshot, request.webhook_id, body)
-        except PayloadError as exc:
-            return ValidationResult(
-                verdict=RequestStatus.REJECTED, errors=[exc.error], attempt=activity.info().attempt
-            )
+            evaluation = self._evaluate(snapshot, request)
+        except CancelledError:
+            raise  # the activity was cancelled or timed out while waiting: not a verdict
         except Exception as exc:  # a defect: final, and its message (maybe PHI) stays out
             raise ApplicationError(
                 f"validation raised {type(exc).__name__}", type="internal_error", non_retryable=True
             ) from None
+        if evaluation.queued_too_long:
+            # Every evaluation process was busy (other large bodies): not this body's fault.
+            raise ApplicationError("the evaluation processes are busy", type="evaluation_busy")
+        if evaluation.error is not None:
+            return ValidationResult(
+                verdict=RequestStatus.REJECTED,
+                errors=[evaluation.error],
+                attempt=activity.info().attempt,
+            )
+        result = evaluation.result or ValidationResult(
+            verdict=RequestStatus.REJECTED,
+            errors=[_TOO_COSTLY],
+            care_flow_definition_id=_definition_id(snapshot, request.webhook_id),
+        )
         if request.is_test or request.ignore_enabled:
             result = without_enabled_check(result)
         return result.model_copy(update={"attempt": activity.info().attempt})
+
+
+_TOO_COSTLY = RequestError(
+    code="mapping_too_costly",
+    message=f"parsing and mapping the body took more than {BUDGET_SECONDS:g} s",
+)
+
+
+def _definition_id(snapshot: ConfigSnapshot, webhook_id: str) -> str | None:
+    hook = snapshot.webhooks.get(webhook_id)
+    return hook.care_flow_definition_id if hook else None

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
@@ -164,6 +165,9 @@ class UnexpectedErrors:
 
         try:
             await self._app(scope, receive, tracking_send)
+        except ClientDisconnect:
+            # The client went away mid-body: nobody to answer, nothing to report but one line.
+            log.info("client disconnected before sending its whole body: %s", scope["path"])
         except Exception as exc:
             response = unexpected_response(exc)
             if not started:  # else the answer is already on its way; only the log line remains

@@ -31,16 +31,18 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from api import debounce
+from api.evaluation import Evaluator
 from api.metrics import ApiMetrics
 from api.request_log import RequestLog
-from careflow import logs, mapping, request_ids, signatures
+from careflow import logs, request_ids, signatures
 from careflow.conditions.models import DEBOUNCED, IgnoredReason
-from careflow.debounce import key_text, window_id
+from careflow.debounce import window_id
+from careflow.evaluation import body_delivery_id
 from careflow.messages import ValidationResult, WebhookRequestInput
 from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
-from careflow.payload import PayloadError, media_type_of, parse_body
+from careflow.payload import media_type_of
 from careflow.settings import Settings
-from careflow.validation import validate, without_enabled_check
+from careflow.validation import without_enabled_check
 from infra import temporal
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
@@ -145,6 +147,11 @@ class IngestService:
         self._overloaded_at.append(now)
         rate = max(1.0, len(self._started_at) / OVERLOAD_WINDOW)
         return max(1, min(OVERLOAD_RETRY_MAX, math.ceil(len(self._overloaded_at) / rate)))
+        self._evaluator = Evaluator(config, settings)
+
+    def close(self) -> None:
+        """Release what the service started (the evaluation processes)."""
+        self._evaluator.close()
 
     def retry_after(self, webhook_id: str) -> int | None:
         """Count one request against the webhook's rate limit (per API process).
@@ -183,6 +190,17 @@ class IngestService:
         )
         return await self._log_door_rejection(hook, 413, error, None, "", test=test)
 
+    async def reject_timeout(self, hook: Webhook, *, test: bool) -> Outcome:
+        """408: the body did not arrive within ``careflow_body_read_seconds``; logged REJECTED
+        ``request_timeout``, payload omitted (it never arrived whole)."""
+        error = RequestError(
+            code="request_timeout",
+            message=(
+                f"the body was not received within {self._settings.careflow_body_read_seconds:g} s"
+            ),
+        )
+        return await self._log_door_rejection(hook, 408, error, None, "", test=test)
+
     async def accept(
         self,
         hook: Webhook,
@@ -214,7 +232,10 @@ class IngestService:
         if media_type is None or encoding not in ("", "identity"):
             error = RequestError(
                 code="unsupported_media_type",
-                message="send uncompressed application/json or application/x-www-form-urlencoded",
+                message=(
+                    "send uncompressed application/json, application/x-www-form-urlencoded "
+                    "or multipart/form-data (with a boundary)"
+                ),
             )
             return await self._log_door_rejection(hook, 415, error, body, "", test=test)
         ambiguous = sorted(set(repeated_headers or ()) & self._single_headers(hook))
@@ -233,26 +254,40 @@ class IngestService:
                     code="invalid_signature", message="the request signature is missing or wrong"
                 )
                 return await self._log_door_rejection(hook, 401, error, body, media_type, test=test)
-        try:
-            parsed = parse_body(body, media_type)
-        except PayloadError as exc:
+        header_delivery_id = _header_delivery_id(headers)
+        evaluation = await self._evaluator.evaluate(
+            hook,
+            body,
+            media_type,
+            delivery_id_path=None if header_delivery_id else hook.delivery_id_path,
+            keep_parsed=test,
+        )
+        if evaluation.error is not None:
+            http = _DOOR_STATUS.get(evaluation.error.code, 400)
             return await self._log_door_rejection(
-                hook, 400, exc.error, body, media_type, test=test, signature_valid=signature_valid
+                hook,
+                http,
+                evaluation.error,
+                body,
+                media_type,
+                test=test,
+                signature_valid=signature_valid,
             )
 
-        delivery_id = _delivery_id(headers, hook, parsed)
+        delivery_id = header_delivery_id or evaluation.delivery_id
         if delivery_id is not None:
             request_id = request_ids.request_id_for_delivery(hook.id, delivery_id, test=test)
         else:
             request_id = request_ids.new_request_id(test=test)
         logs.bind_request_id(request_id)  # the route's context: every later line carries it
 
-        result = validate(self._config.snapshot, hook.id, parsed)
+        # No verdict within the evaluation budget: RECEIVED, ``validate_request`` decides.
+        result = evaluation.result or ValidationResult(verdict=RequestStatus.RECEIVED)
         if test:
             result = without_enabled_check(result)
         window: str | None = None
         if not test and result.verdict == RequestStatus.SCHEDULED and hook.debounce is not None:
-            result, window = await self._debounce(hook, request_id, parsed, result)
+            result, window = await self._debounce(hook, request_id, evaluation.debounce_key, result)
         status = result.verdict
         try:
             await self._start(
@@ -276,9 +311,12 @@ class IngestService:
                 },
             )
         if test:
-            await self._keep_test_payload(hook, request_id, status, parsed)
+            kept = evaluation.parsed
+            if kept is None and evaluation.result is None:  # the budget ran out while parsing
+                kept = body.decode("utf-8", errors="replace")
+            await self._keep_test_payload(hook, request_id, status, kept)
             return Outcome(200, self._test_answer(request_id, result, hook, signature_valid))
-        if status == RequestStatus.SCHEDULED:
+        if status in (RequestStatus.SCHEDULED, RequestStatus.RECEIVED):
             return Outcome(
                 202,
                 {
@@ -291,7 +329,7 @@ class IngestService:
         return Outcome(http_status, self._rejected_body(request_id, result.errors))
 
     async def _debounce(
-        self, hook: Webhook, request_id: str, parsed: Any, result: ValidationResult
+        self, hook: Webhook, request_id: str, key: str | None, result: ValidationResult
     ) -> tuple[ValidationResult, str | None]:
         """Claim the request's debounce window (none when the key is absent).
 
@@ -303,7 +341,6 @@ class IngestService:
             TemporalUnavailableError: Temporal did not answer the claim.
         """
         assert hook.debounce is not None
-        key = key_text(hook.debounce, parsed)
         if key is None:
             return result, None
         window = window_id(hook.id, key)
@@ -528,16 +565,22 @@ def _log_ignored(webhook_id: str, request_id: str, reasons: list[IgnoredReason])
         )
 
 
-def _delivery_id(headers: Mapping[str, str], hook: Webhook, body: Any) -> str | None:
-    """The dedupe key: ``webhook-id`` header, else ``Idempotency-Key``, else the body path."""
+# Door rejections found while parsing that are not 400 (contract §4).
+_DOOR_STATUS = {"unsupported_media_type": 415, "too_many_nodes": 413}
+
+
+def _header_delivery_id(headers: Mapping[str, str]) -> str | None:
+    """The dedupe key from the headers: ``webhook-id``, else ``Idempotency-Key``."""
     for name in ("webhook-id", "idempotency-key"):
         value = headers.get(name)
         if value and value.strip():
             return value.strip()
-    if hook.delivery_id_path:
-        value = mapping.find_first(hook.delivery_id_path, body)
-        if isinstance(value, bool) or value is None or isinstance(value, dict | list):
-            return None
-        text = str(value).strip()
-        return text or None
     return None
+
+
+def _delivery_id(headers: Mapping[str, str], hook: Webhook, body: Any) -> str | None:
+    """The dedupe key: ``webhook-id`` header, else ``Idempotency-Key``, else the body path."""
+    found = _header_delivery_id(headers)
+    if found is None and hook.delivery_id_path:
+        found = body_delivery_id(hook.delivery_id_path, body)
+    return found

@@ -130,6 +130,7 @@ def create_app(
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
+            app.state.services.ingest.close()
             store.dispose()
             if metrics_server is not None:
                 metrics_server.shutdown()

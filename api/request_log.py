@@ -58,6 +58,8 @@ DOOR_CODES = frozenset(
         "nesting_too_deep",
         "non_finite_number",
         "duplicate_header",
+        "too_many_nodes",
+        "request_timeout",
     }
 )
 

@@ -13,9 +13,13 @@ from urllib.parse import parse_qsl
 
 from python_multipart.multipart import parse_options_header
 
+from careflow import form_data
 from careflow.models import RequestError
 
 MAX_DEPTH = 64
+# Evaluating a JSONPath such as ``$..x`` visits every node of the body (about 5 µs each in
+# jsonpath-ng): the node cap bounds what one mapping path can cost (issue 15, finding 1).
+MAX_NODES = 100_000
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 
@@ -32,8 +36,9 @@ def media_type_of(content_type: str | None) -> str | None:
     """The supported media type named by a ``Content-Type`` header, or None.
 
     Parameters such as ``charset`` are ignored; ``application/*+json`` counts as JSON (the
-    structured syntax suffix, RFC 6839 §3.1). The header is split by ``python-multipart``'s
-    ``parse_options_header`` (RFC 9110 §8.3), which lowercases the type.
+    structured syntax suffix, RFC 6839 §3.1); ``multipart/form-data`` keeps its boundary
+    (``multipart/form-data; boundary="..."``; None without a valid one). The header is split by
+    ``python-multipart``'s ``parse_options_header`` (RFC 9110 §8.3), which lowercases the type.
     """
     if not content_type:
         return None
@@ -44,6 +49,8 @@ def media_type_of(content_type: str | None) -> str | None:
         return JSON
     if essence == FORM:
         return FORM
+    if essence == form_data.MEDIA_TYPE:
+        return form_data.media_type(parse_options_header(raw)[1])
     return None
 
 
@@ -65,24 +72,25 @@ def _parse_int(text: str) -> int:
         raise PayloadError("non_finite_number", "an integer has too many digits") from exc
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of a JSON value (a scalar is 0), computed without recursion."""
+def _shape(value: Any) -> tuple[int, int]:
+    """Nesting depth (a scalar is 0) and node count (every value: objects, arrays, members and
+    elements, scalars included) of a JSON value, computed without recursion. Stops counting as
+    soon as either limit is passed."""
     deepest = 0
+    nodes = 1
+    if not isinstance(value, dict | list):
+        return 0, 1
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
+        children: Any = node.values() if isinstance(node, dict) else node
         depth += 1
         deepest = max(deepest, depth)
-        if deepest > MAX_DEPTH:
-            return deepest
-        stack.extend((child, depth) for child in children)
-    return deepest
+        nodes += len(children)
+        if deepest > MAX_DEPTH or nodes > MAX_NODES:
+            break
+        stack.extend((child, depth) for child in children if isinstance(child, dict | list))
+    return deepest, nodes
 
 
 def parse_body(body: bytes, media_type: str) -> Any:
@@ -90,39 +98,64 @@ def parse_body(body: bytes, media_type: str) -> Any:
 
     Args:
         body: the raw bytes as received.
-        media_type: ``application/json`` (UTF-8, optional BOM) or
-            ``application/x-www-form-urlencoded`` (a flat object; repeated keys give a list).
+        media_type: ``application/json`` (UTF-8, optional BOM),
+            ``application/x-www-form-urlencoded`` (a flat object; repeated keys give a list) or
+            ``multipart/form-data; boundary=...`` as :func:`media_type_of` gives it (its text
+            fields as a flat object, like a urlencoded form).
 
     Returns:
         The JSON value: object, array or scalar (RFC 8259).
 
     Raises:
-        PayloadError: ``empty_body``, ``invalid_json``, ``nesting_too_deep`` (more than 64
-            levels) or ``non_finite_number`` (NaN, Infinity, overflowing numbers).
+        PayloadError: ``empty_body``, ``invalid_json``, ``unsupported_media_type`` (a multipart
+            file part), ``nesting_too_deep`` (more than 64
+            levels), ``too_many_nodes`` (more than 100,000 JSON values, counting every object,
+            array, member value, element and scalar) or ``non_finite_number`` (NaN, Infinity,
+            overflowing numbers).
     """
     if not body.strip():
         raise PayloadError("empty_body", "the request body is empty")
     if media_type == FORM:
+        value: Any = _parse_form(body)
+    elif media_type.startswith(form_data.MEDIA_TYPE):
         try:
-            # Percent-escapes must decode as UTF-8 too: replacing them with U+FFFD would make
-            # different identifiers equal.
-            pairs = parse_qsl(
-                body.decode("utf-8"),
-                keep_blank_values=True,
-                strict_parsing=True,
-                encoding="utf-8",
-                errors="strict",
-            )
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise PayloadError("invalid_json", "the form body cannot be decoded") from exc
-        form: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in form:
-                previous = form[key]
-                form[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
-            else:
-                form[key] = value
-        return form
+            value = form_data.parse(body, media_type)
+        except form_data.FormDataError as exc:
+            raise PayloadError(exc.code, exc.message) from exc
+    else:
+        value = _parse_json(body)
+    depth, nodes = _shape(value)
+    if depth > MAX_DEPTH:
+        raise PayloadError("nesting_too_deep", f"JSON nests deeper than {MAX_DEPTH} levels")
+    if nodes > MAX_NODES:
+        raise PayloadError("too_many_nodes", f"the body has more than {MAX_NODES} JSON values")
+    return value
+
+
+def _parse_form(body: bytes) -> dict[str, Any]:
+    try:
+        # Percent-escapes must decode as UTF-8 too: replacing them with U+FFFD would make
+        # different identifiers equal.
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=True,
+            encoding="utf-8",
+            errors="strict",
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError("invalid_json", "the form body cannot be decoded") from exc
+    form: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in form:
+            previous = form[key]
+            form[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            form[key] = value
+    return form
+
+
+def _parse_json(body: bytes) -> Any:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -142,8 +175,6 @@ def parse_body(body: bytes, media_type: str) -> Any:
         raise PayloadError(
             "invalid_json", f"the body is not valid JSON (line {exc.lineno}, column {exc.colno})"
         ) from exc
-    if _depth(value) > MAX_DEPTH:
-        raise PayloadError("nesting_too_deep", f"JSON nests deeper than {MAX_DEPTH} levels")
     if "\\u" in text and _has_lone_surrogate(value):
         raise PayloadError("invalid_json", "a string escapes a lone UTF-16 surrogate")
     return value

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
             payloads, ``id:base64key`` entries (32-byte keys), comma-separated, the first one
             encrypts; when unset, one key is generated once into
             ``$CAREFLOW_DATA_DIR/encryption-keys``.
+        careflow_inline_eval_bytes / careflow_eval_processes / careflow_eval_seconds: a body up
+            to this many bytes is parsed and validated on the event loop (microseconds to
+            milliseconds); a larger one in one of ``careflow_eval_processes`` worker processes,
+            within ``careflow_eval_seconds`` (past it the request is answered 202 RECEIVED and
+            ``validate_request`` decides).
+        careflow_body_read_seconds: time allowed to receive a whole request body, in seconds;
+            a body still incomplete then is answered 408 ``request_timeout``.
         careflow_log_format: ``text`` or ``json`` (one JSON object per line).
         careflow_metrics_port: serve the API's Prometheus ``/metrics`` on this port instead of
             the API port (unset: on the API port).
@@ -79,6 +86,10 @@ class Settings(BaseSettings):
     careflow_max_concurrent_starts: int = Field(default=64, ge=1)
     careflow_start_wait_seconds: float = Field(default=0.25, gt=0)
     careflow_encryption_keys: str | None = None
+    careflow_inline_eval_bytes: int = Field(default=8192, ge=0)
+    careflow_eval_processes: int = Field(default=2, ge=1)
+    careflow_eval_seconds: float = Field(default=2.0, gt=0)
+    careflow_body_read_seconds: float = Field(default=30.0, gt=0)
     careflow_log_format: Literal["text", "json"] = "text"
     careflow_metrics_port: int | None = None
     careflow_worker_metrics_host: str = "127.0.0.1"
@@ -126,7 +137,7 @@ class Settings(BaseSettings):
             stored = path.read_text().strip()
             if stored:
                 return stored
-        self.careflow_data_dir.mkdir(parents=True, exist_ok=True)
+        self.careflow_data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         token = secrets.token_urlsafe(32)
         partial = path.with_name(f".admin-token.{secrets.token_hex(4)}")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

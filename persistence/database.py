@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from careflow.errors import TransientStoreError
+from infra import data_dir
 from persistence.tables import config_revision
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,7 +48,10 @@ class Database:
         if is_sqlite:
             path = sa.make_url(url).database
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                # PHI in the clear: a new directory is 0700, the file and its sidecars 0600.
+                if not Path(path).parent.exists():
+                    data_dir.private_dir(Path(path).parent)
+                data_dir.private_file(Path(path))
         self.engine: Engine = sa.create_engine(
             url,
             pool_pre_ping=not is_sqlite,

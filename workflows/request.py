@@ -125,7 +125,10 @@ class WebhookRequestWorkflow:
             self._set(RequestStatus.FAILED, errors=[error], message=error.code)
             self._flush()
             await self._release_debounce_window()
-            raise ApplicationError(error.message, type=error.code, non_retryable=True) from exc
+            # Chain only Temporal's own errors: Temporal stores a failure's causes in the history
+            # in the clear, and another exception's message may quote payload values (PHI).
+            cause = exc if isinstance(exc, ActivityError | ApplicationError) else None
+            raise ApplicationError(error.message, type=error.code, non_retryable=True) from cause
 
     @staticmethod
     def _validate_input(

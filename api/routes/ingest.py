@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from api.deps import ServicesDep
 from api.ingest import Outcome, StartOverloadedError, TemporalUnavailableError
@@ -15,6 +17,7 @@ from careflow import logs
 from careflow.models import RequestError
 
 log = logging.getLogger("api.ingest")
+
 router = APIRouter(prefix="/hooks", tags=["ingest"])
 
 _ANSWERS: dict[int | str, dict[str, Any]] = {
@@ -26,8 +29,9 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Signature missing or wrong"},
     403: {"description": "Webhook disabled"},
     404: {"description": "Unknown webhook"},
-    413: {"description": "Body over MAX_PAYLOAD_BYTES"},
-    415: {"description": "Unsupported media type"},
+    408: {"description": "Body not received within CAREFLOW_BODY_READ_SECONDS"},
+    413: {"description": "Body over MAX_PAYLOAD_BYTES, or more than 100,000 JSON values"},
+    415: {"description": "Unsupported media type, or a multipart body with a file part"},
     429: {"description": "Over the webhook's rate limit; see Retry-After"},
     422: {"description": "Invalid payload"},
     503: {"description": "Temporal unreachable; retry (safe with a delivery id)"},
@@ -40,6 +44,7 @@ _BODY = {
         "content": {
             "application/json": {"schema": {}},
             "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
+            "multipart/form-data": {"schema": {"type": "object"}},
         },
     }
 }
@@ -107,10 +112,22 @@ async def _handle(
         # Answered at once, body unread: under a burst the answer comes fast instead of after
         # a queue wait the sender may time out on. Nothing was started, so a resend is safe.
         return _overloaded(overload)
+    timed_out = False
+    body: bytes | None = None
     try:
-        body = await _read_capped(request, services.settings.max_payload_bytes)
-        if body is None:
-            outcome: Outcome = await ingest.reject_too_large(hook, test=test)
+        async with asyncio.timeout(services.settings.careflow_body_read_seconds):
+            body = await _read_capped(request, services.settings.max_payload_bytes)
+    except TimeoutError:
+        timed_out = True
+    except ClientDisconnect:
+        # Nobody is left to answer and nothing was received whole: one quiet line, no request.
+        log.info("client disconnected before sending its whole body webhook=%s", webhook_id)
+        return JSONResponse({}, status_code=400)
+    try:
+        if timed_out:
+            outcome: Outcome = await ingest.reject_timeout(hook, test=test)
+        elif body is None:
+            outcome = await ingest.reject_too_large(hook, test=test)
         else:
             outcome = await ingest.accept(
                 hook,

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from careflow.payload import FORM, JSON, MAX_DEPTH, PayloadError, media_type_of, parse_body
+from careflow.payload import (
+    FORM,
+    JSON,
+    MAX_DEPTH,
+    MAX_NODES,
+    PayloadError,
+    media_type_of,
+    parse_body,
+)
 
 
 @pytest.mark.parametrize(
@@ -21,6 +31,11 @@ from careflow.payload import FORM, JSON, MAX_DEPTH, PayloadError, media_type_of,
         ("text/json+xml", None),
         ("application/json\u20ac", None),
         ("text/plain", None),
+        ("multipart/form-data; boundary=abc", 'multipart/form-data; boundary="abc"'),
+        ('Multipart/Form-Data; boundary="a b:c"', 'multipart/form-data; boundary="a b:c"'),
+        ("multipart/form-data", None),
+        ("multipart/form-data; boundary=" + "x" * 71, None),
+        ("multipart/mixed; boundary=abc", None),
         (None, None),
         ("", None),
     ],
@@ -76,3 +91,25 @@ def test_form_escapes_that_are_not_utf_8_are_refused(body: bytes) -> None:
 
 def test_form_utf_8_escapes_decode() -> None:
     assert parse_body(b"name=M%C3%BCller", FORM) == {"name": "Müller"}
+
+
+@pytest.mark.parametrize(
+    ("values", "media_type", "extra_nodes"),
+    [
+        (lambda k: "[" + ",".join(["0"] * k) + "]", JSON, 1),
+        (lambda k: "[" + ",".join(["[]"] * k) + "]", JSON, 1),
+        (lambda k: "&".join(["a=1"] * k), FORM, 2),
+    ],
+    ids=["scalars", "containers", "form"],
+)
+def test_node_cap_counts_every_value_for_every_media_type(
+    monkeypatch: pytest.MonkeyPatch, values: Any, media_type: str, extra_nodes: int
+) -> None:
+    """The bound on what one mapping path can cost (issue 15): at most ``MAX_NODES`` values,
+    counting containers, members and elements (a list of k values is k + 1 nodes)."""
+    assert MAX_NODES == 100_000
+    monkeypatch.setattr("careflow.payload.MAX_NODES", 1000)
+    parse_body(values(1000 - extra_nodes).encode(), media_type)  # exactly at the cap
+    with pytest.raises(PayloadError) as caught:
+        parse_body(values(1001 - extra_nodes).encode(), media_type)
+    assert caught.value.error.code == "too_many_nodes"

@@ -304,19 +304,23 @@ async def test_declared_content_length_over_limit_is_refused_unread(
 
 
 async def test_data_points_too_large_for_temporal_are_rejected_at_once(
-    api: Api, worker: RunningWorker
+    settings: Settings, store: Store, worker: RunningWorker
 ) -> None:
-    hook_id = await open_webhook(api)
-    # 1e15 re-serialises as 1000000000000000.0: a 0.5 MB body maps to ~2 MB of data points.
-    body = ('{"a": [' + ",".join(["1e15"] * 100_000) + "]}").encode()
-    assert len(body) < 1_048_576
-    answer = await api.http.post(f"/hooks/{hook_id}", content=body, headers=JSON)
-    assert answer.status_code == 422, answer.text
-    assert [e["code"] for e in answer.json()["errors"]] == ["data_points_too_large"]
-    test = await api.http.post(f"/hooks/{hook_id}/test", content=body, headers=JSON)
-    assert test.json()["verdict"] == "REJECTED"
-    detail = await api.wait_status(test.json()["request_id"], {"TEST", "FAILED"}, timeout=30)
-    assert detail["status"] == "TEST"
+    # A budget no loaded machine runs out of: the verdict must come from the handler.
+    patient = settings.model_copy(update={"careflow_eval_seconds": 120})
+    async with serve_api(patient) as api:
+        hook_id = await open_webhook(api)
+        # 1e15 re-serialises as 1000000000000000.0: a 0.5 MB body maps to ~2 MB of data points
+        # (99,000 values: under the 100,000-value cap).
+        body = ('{"a": [' + ",".join(["1e15"] * 99_000) + "]}").encode()
+        assert len(body) < 1_048_576
+        answer = await api.http.post(f"/hooks/{hook_id}", content=body, headers=JSON)
+        assert answer.status_code == 422, answer.text
+        assert [e["code"] for e in answer.json()["errors"]] == ["data_points_too_large"]
+        test = await api.http.post(f"/hooks/{hook_id}/test", content=body, headers=JSON)
+        assert test.json()["verdict"] == "REJECTED"
+        detail = await api.wait_status(test.json()["request_id"], {"TEST", "FAILED"}, timeout=30)
+        assert detail["status"] == "TEST"
 
 
 # --- patient identifiers --------------------------------------------------------------------------
