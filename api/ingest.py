@@ -118,6 +118,7 @@ class IngestService:
         self._start_waiting = 0
         self._overloaded_at: deque[float] = deque()  # monotonic times of recent overload 503s
         self._started_at: deque[float] = deque()  # monotonic times of recent finished starts
+        self._evaluator = Evaluator(config, settings)
 
     def start_queue_full(self) -> int | None:
         """Whether a new request would only queue for a start slot (every slot taken and as
@@ -147,7 +148,6 @@ class IngestService:
         self._overloaded_at.append(now)
         rate = max(1.0, len(self._started_at) / OVERLOAD_WINDOW)
         return max(1, min(OVERLOAD_RETRY_MAX, math.ceil(len(self._overloaded_at) / rate)))
-        self._evaluator = Evaluator(config, settings)
 
     def close(self) -> None:
         """Release what the service started (the evaluation processes)."""
