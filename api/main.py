@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             client=client,
             requests=request_log,
             ingest=IngestService(client, config, cfg, request_log, store),
-            webhooks=WebhookService(store, config),
+            webhooks=WebhookService(store, config, cfg.unconfigured_backends),
             configuration=ConfigurationService(store, config),
         )
         refresher = asyncio.create_task(_refresh_config(config, cfg.config_refresh_seconds))

@@ -16,7 +16,27 @@ class BackendError(Exception):
 
 
 class BackendUnavailableError(BackendError):
-    """A transient fault (timeout, database locked, 5xx): retrying may succeed."""
+    """A transient fault (timeout, database locked, 5xx): retrying may succeed.
+
+    Args:
+        message: for this process's debugging only; may quote a driver's text, never shown.
+        code: stable snake_case code for the request's errors (``backend_unavailable``).
+        public_message: text without PHI for the request's errors; a generic one when None.
+        retry_after: seconds the remote side asked to wait (HTTP ``Retry-After``), if any.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str = "backend_unavailable",
+        public_message: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.public_message = public_message
+        self.retry_after = retry_after
 
 
 class BackendRefusedError(BackendError):
@@ -58,6 +78,14 @@ class CareFlowBackend(Protocol):
 
         Raises:
             BackendRefusedError: the definition is unknown or unpublished.
+            BackendUnavailableError: a transient fault.
+        """
+        ...
+
+    def find_active_care_flow(self, care_flow_definition_id: str, patient_id: str) -> str | None:
+        """The id of an active care flow of this definition for this patient, or None.
+
+        Raises:
             BackendUnavailableError: a transient fault.
         """
         ...

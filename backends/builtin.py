@@ -57,3 +57,12 @@ class BuiltinBackend:
             raise BackendRefusedError(error.code, error.message) from exc
         except TransientStoreError as exc:
             raise BackendUnavailableError(str(exc)) from exc
+
+    def find_active_care_flow(self, care_flow_definition_id: str, patient_id: str) -> str | None:
+        """Built-in care flows never end: the patient's latest care flow of the definition."""
+        try:
+            flows = self._store.patients.list_care_flows(patient_id)
+        except TransientStoreError as exc:
+            raise BackendUnavailableError(str(exc)) from exc
+        matching = [f.id for f in flows if f.care_flow_definition_id == care_flow_definition_id]
+        return matching[-1] if matching else None

@@ -69,7 +69,10 @@ class ValidationResult(BaseModel):
 
 
 class ResolvePatientInput(BaseModel):
+    """``care_flow_definition_id`` picks the backend holding the patient (absent: built-in)."""
+
     request_id: str
+    care_flow_definition_id: str | None = None
     patient_identifier: Identifier | None = None
     profile: dict[str, Any] = Field(default_factory=dict)
 
@@ -113,3 +116,15 @@ class RequestState(BaseModel):
     patient_identifier: Identifier | None = None
     patient_id: str | None = None
     care_flow_id: str | None = None
+
+
+class CareFlowWorkflowInput(BaseModel):
+    """The one input of a care-flow workflow started by the temporal backend (the user's
+    workflow receives this as JSON). ``data_points`` maps baseline data point id → value;
+    ``patient_identifier`` is absent for an anonymous patient."""
+
+    request_id: str
+    care_flow_definition_id: str
+    patient_id: str
+    patient_identifier: Identifier | None = None
+    data_points: dict[str, Any] = Field(default_factory=dict)

@@ -7,7 +7,7 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,13 @@ class Settings(BaseSettings):
             ingest route: at most this many workflow starts in flight per API process; a request
             that finds no free slot within the wait is answered 503 ``temporal_unavailable`` with
             ``Retry-After`` (nothing started, so a resend is safe).
+        careflow_example_worker: ``make run`` also runs the example care-flow worker
+            (``ExampleCareFlow`` on ``example-care-flows``).
+        care_flow_pickup_seconds: how long ``start_care_flow`` (temporal backend) waits for a
+            worker to run the started care flow's first workflow task before it retries.
+        awell_api_url / awell_api_key / awell_timeout_seconds: Awell's Orchestration API
+            (GraphQL endpoint, API key sent as ``apikey``, per-call timeout in seconds). Without
+            both, definitions with ``backend: awell`` cannot be enabled.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -53,6 +60,18 @@ class Settings(BaseSettings):
     activity_max_seconds: float = Field(default=600.0, gt=0)
     careflow_max_concurrent_starts: int = Field(default=64, ge=1)
     careflow_start_wait_seconds: float = Field(default=2.0, gt=0)
+    careflow_example_worker: bool = True
+    care_flow_pickup_seconds: float = Field(default=5.0, gt=0)
+    awell_api_url: str | None = None
+    awell_api_key: SecretStr | None = None
+    awell_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @property
+    def unconfigured_backends(self) -> frozenset[str]:
+        """Backend kinds whose settings are missing (their definitions cannot be enabled)."""
+        if self.awell_api_url and self.awell_api_key and self.awell_api_key.get_secret_value():
+            return frozenset()
+        return frozenset({"awell"})
 
     @property
     def sqlalchemy_url(self) -> str:

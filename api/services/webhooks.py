@@ -57,11 +57,19 @@ def to_public(hook: Webhook, base_url: str) -> WebhookPublic:
 
 
 class WebhookService:
-    """Args: store: the store; config: the process's configuration cache (refreshed on writes)."""
+    """Args: store: the store; config: the process's configuration cache (refreshed on writes);
+    unconfigured_backends: backend kinds without settings (their definitions cannot be enabled).
+    """
 
-    def __init__(self, store: Store, config: ConfigCache) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: ConfigCache,
+        unconfigured_backends: frozenset[str] = frozenset(),
+    ) -> None:
         self._store = store
         self._config = config
+        self._unconfigured_backends = unconfigured_backends
 
     def create(self, fields: WebhookCreate) -> Webhook:
         """Create a webhook, disabled. Raises InvalidConfigError (422)."""
@@ -104,7 +112,7 @@ class WebhookService:
             raise InvalidConfigError(from_validation(exc.errors(), "invalid_webhook")) from exc
         _check_save(fields)
         if current.enabled:
-            problems = enable_problems(fields, self._config.refresh())
+            problems = enable_problems(fields, self._config.refresh(), self._unconfigured_backends)
             if problems:
                 raise ConflictError(problems)
         updated = Webhook(
@@ -122,7 +130,7 @@ class WebhookService:
     def enable(self, webhook_id: str) -> Webhook:
         """Enable a webhook. Raises ConflictError (409) with one error per problem."""
         current = self._store.configuration.get_webhook(webhook_id)
-        problems = enable_problems(current, self._config.refresh())
+        problems = enable_problems(current, self._config.refresh(), self._unconfigured_backends)
         if problems:
             raise ConflictError(problems)
         return self._set_enabled(current, True)

@@ -1,0 +1,42 @@
+"""Care flow backends: a definition's ``backend`` and the care flows started in remote backends.
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "care_flow_definitions",
+        sa.Column(
+            "backend",
+            sa.JSON,
+            nullable=False,
+            server_default=sa.text('\'{"kind": "builtin"}\''),
+        ),
+    )
+    op.create_table(
+        "backend_care_flows",
+        sa.Column("request_id", sa.String(128), primary_key=True),
+        sa.Column("backend", sa.String(16), nullable=False),
+        sa.Column("care_flow_id", sa.String(200), nullable=False),
+        sa.Column("care_flow_definition_id", sa.String(64), nullable=False),
+        sa.Column("patient_id", sa.String(200), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("backend_care_flows")
+    with op.batch_alter_table("care_flow_definitions") as batch:
+        batch.drop_column("backend")
