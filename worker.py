@@ -12,7 +12,10 @@ from temporalio.worker import Worker
 
 from activities.care_flows import CareFlowActivities
 from activities.patients import PatientActivities
+from activities.remote_patients import RemotePatientActivities
 from activities.validation import ValidationActivities
+from backends.awell import AwellBackend
+from backends.awell_api import AwellApi
 from backends.base import CareFlowBackend
 from backends.builtin import BuiltinBackend
 from backends.loop import LoopRunner
@@ -23,6 +26,7 @@ from careflow.settings import Settings, get_settings
 from infra import temporal
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
+from workflows.patient_resolution import PatientResolutionWorkflow
 from workflows.request import WebhookRequestWorkflow
 
 
@@ -40,7 +44,49 @@ def build_backends(
             store, client, runner, pickup_seconds=settings.care_flow_pickup_seconds
         )
     }
+    awell = build_awell(client, store, settings, runner)
+    if awell is not None:
+        others["awell"] = awell
     return BackendRegistry(store, builtin or BuiltinBackend(store), others)
+
+
+def build_awell(
+    client: Client, store: Store, settings: Settings, runner: LoopRunner | None = None
+) -> AwellBackend | None:
+    """The awell backend when ``AWELL_API_URL`` and ``AWELL_API_KEY`` are set, else None."""
+    if "awell" in settings.unconfigured_backends:
+        return None
+    assert settings.awell_api_url and settings.awell_api_key
+    api = AwellApi(
+        settings.awell_api_url,
+        settings.awell_api_key.get_secret_value(),
+        timeout=settings.awell_timeout_seconds,
+    )
+    return AwellBackend(
+        store,
+        api,
+        client,
+        runner or LoopRunner(asyncio.get_running_loop()),
+        settings.patient_task_queue,
+    )
+
+
+def build_patient_worker(
+    client: Client, store: Store, settings: Settings, executor: ThreadPoolExecutor
+) -> Worker:
+    """The patient-resolution worker on ``settings.patient_task_queue``: remote backends'
+    find-or-create, serialised per identifier by ``PatientResolutionWorkflow``. A separate
+    worker, so ``resolve_patient`` activities waiting on a resolution never hold the activity
+    slots the resolution itself needs."""
+    activities = RemotePatientActivities(build_awell(client, store, settings))
+    return Worker(
+        client,
+        task_queue=settings.patient_task_queue,
+        workflows=[PatientResolutionWorkflow],
+        activities=[activities.resolve_remote_patient],
+        activity_executor=executor,
+        max_concurrent_activities=executor._max_workers,
+    )
 
 
 def build_worker(
@@ -81,12 +127,18 @@ async def main() -> None:
     store = Store(settings.sqlalchemy_url)
     store.migrate()
     client = await temporal.connect(settings)
-    with ThreadPoolExecutor(max_workers=16) as executor:
+    with (
+        ThreadPoolExecutor(max_workers=16) as executor,
+        ThreadPoolExecutor(max_workers=8) as patient_executor,
+    ):
         worker = build_worker(client, store, settings, executor)
+        patients = build_patient_worker(client, store, settings, patient_executor)
         logging.getLogger("careflow.worker").info(
-            "worker polling task queue %s", settings.careflow_task_queue
+            "worker polling task queues %s and %s",
+            settings.careflow_task_queue,
+            settings.patient_task_queue,
         )
-        await worker.run()
+        await asyncio.gather(worker.run(), patients.run())
 
 
 if __name__ == "__main__":

@@ -27,4 +27,21 @@ async def find_care_flow(services: Services, care_flow_id: str) -> CareFlow:
                 RequestError(code="care_flow_not_found", message="care flow not found")
             )
         return found
-    return await run_in_threadpool(services.store.patients.get_care_flow, care_flow_id)
+    try:
+        return await run_in_threadpool(services.store.patients.get_care_flow, care_flow_id)
+    except NotFoundError:
+        record = await run_in_threadpool(
+            services.store.backend_care_flows.by_care_flow_id, care_flow_id
+        )
+        if record is None or record.care_flow_id is None:
+            raise
+    # An awell pathway started here: its data points live in Awell.
+    return CareFlow(
+        id=record.care_flow_id,
+        care_flow_definition_id=record.care_flow_definition_id,
+        patient_id=record.patient_id,
+        data_points={},
+        request_id=record.request_id,
+        started_at=record.started_at or record.attempted_at,
+        backend=record.backend,
+    )

@@ -14,6 +14,7 @@ from temporalio.client import Client
 from api.ingest import IngestService
 from api.paging import MAX_LIMIT, PageTokens
 from api.request_log import RequestLog
+from api.services.awell_import import AwellImportService
 from api.services.configuration import ConfigurationService
 from api.services.webhooks import WebhookService
 from careflow.errors import UnauthorizedError
@@ -37,6 +38,7 @@ class Services:
     ingest: IngestService
     webhooks: WebhookService
     configuration: ConfigurationService
+    awell_import: AwellImportService
 
 
 async def get_services(request: Request) -> Services:

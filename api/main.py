@@ -25,10 +25,12 @@ from api.routes import (
     requests,
     webhooks,
 )
+from api.services.awell_import import AwellImportService
 from api.services.configuration import ConfigurationService
 from api.services.webhooks import WebhookService
 from api.ui import common as ui_common
 from api.ui import routes as ui
+from backends.awell_api import AwellApi
 from careflow.errors import TransientStoreError
 from careflow.settings import Settings, get_settings
 from infra import temporal
@@ -45,6 +47,18 @@ async def _refresh_config(config: ConfigCache, every: float) -> None:
         except TransientStoreError:
             log.warning("configuration refresh failed; keeping the last snapshot")
         await asyncio.sleep(every)
+
+
+def awell_api(settings: Settings) -> AwellApi | None:
+    """Awell's API for the import, when configured."""
+    if "awell" in settings.unconfigured_backends or settings.awell_api_key is None:
+        return None
+    assert settings.awell_api_url is not None
+    return AwellApi(
+        settings.awell_api_url,
+        settings.awell_api_key.get_secret_value(),
+        timeout=settings.awell_timeout_seconds,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ingest=IngestService(client, config, cfg, request_log, store),
             webhooks=WebhookService(store, config, cfg.unconfigured_backends),
             configuration=ConfigurationService(store, config),
+            awell_import=AwellImportService(store, config, awell_api(cfg)),
         )
         refresher = asyncio.create_task(_refresh_config(config, cfg.config_refresh_seconds))
         try:

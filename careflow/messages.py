@@ -128,3 +128,19 @@ class CareFlowWorkflowInput(BaseModel):
     patient_id: str
     patient_identifier: Identifier | None = None
     data_points: dict[str, Any] = Field(default_factory=dict)
+
+
+class RemotePatientInput(BaseModel):
+    """Input of ``PatientResolutionWorkflow`` and its activity: find-or-create one patient in a
+    remote backend. ``identifier`` None: an anonymous patient for ``request_id``."""
+
+    backend: str = "awell"
+    request_id: str
+    identifier: Identifier | None = None
+    profile: dict[str, Any] = Field(default_factory=dict)
+
+
+class RemotePatientResult(BaseModel):
+    patient_id: str
+    created: bool
+    attempt: int = 1

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     awell_timeout_seconds: float = Field(default=10.0, gt=0)
 
     @property
+    def patient_task_queue(self) -> str:
+        """The task queue of patient-resolution workflows (remote backends): its own worker,
+        so a ``resolve_patient`` activity waiting on one never holds the slot it needs."""
+        return self.careflow_task_queue + "-patients"
+
+    @property
     def unconfigured_backends(self) -> frozenset[str]:
         """Backend kinds whose settings are missing (their definitions cannot be enabled)."""
         if self.awell_api_url and self.awell_api_key and self.awell_api_key.get_secret_value():

@@ -14,6 +14,8 @@ VALIDATE_REQUEST = "validate_request"
 RESOLVE_PATIENT = "resolve_patient"
 START_CARE_FLOW = "start_care_flow"
 STATUS_QUERY = "status"
+PATIENT_RESOLUTION_WORKFLOW = "PatientResolutionWorkflow"
+RESOLVE_REMOTE_PATIENT = "resolve_remote_patient"
 
 SA_WEBHOOK_ID = SearchAttributeKey.for_keyword("WebhookId")
 SA_CARE_FLOW_DEFINITION_ID = SearchAttributeKey.for_keyword("CareFlowDefinitionId")

@@ -2,12 +2,14 @@
 
 ``store.configuration`` (identifier systems, care flow definitions, webhooks),
 ``store.patients`` (the built-in backend's patients and care flows) and
-``store.test_payloads`` share one engine.
+``store.test_payloads`` and ``store.backend_care_flows`` (care flows started in Awell, by
+request) share one engine.
 """
 
 from __future__ import annotations
 
 from persistence.database import Database
+from persistence.repositories.backend_care_flows import BackendCareFlowRepository
 from persistence.repositories.configuration import ConfigurationRepository, new_webhook_id
 from persistence.repositories.patients import PatientRepository
 from persistence.repositories.test_payloads import TEST_PAYLOADS_KEPT, TestPayloadRepository
@@ -27,3 +29,4 @@ class Store(Database):
         self.configuration = ConfigurationRepository(self)
         self.patients = PatientRepository(self)
         self.test_payloads = TestPayloadRepository(self)
+        self.backend_care_flows = BackendCareFlowRepository(self)

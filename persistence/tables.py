@@ -81,17 +81,19 @@ care_flows = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-# Care flows started in a remote backend (Awell), keyed by request: a retry or reset finds the
-# care flow its request already started instead of starting another one.
+# Care flows started in a remote backend (Awell), keyed by request: a row is claimed before the
+# remote start (``attempted_at``) and completed with the remote id after it, so a retry or reset
+# finds the care flow its request already started instead of starting another one.
 backend_care_flows = sa.Table(
     "backend_care_flows",
     metadata,
     sa.Column("request_id", sa.String(128), primary_key=True),
     sa.Column("backend", sa.String(16), nullable=False),
-    sa.Column("care_flow_id", sa.String(200), nullable=False),
     sa.Column("care_flow_definition_id", sa.String(64), nullable=False),
     sa.Column("patient_id", sa.String(200), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("care_flow_id", sa.String(200), nullable=True, unique=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 test_payloads = sa.Table(

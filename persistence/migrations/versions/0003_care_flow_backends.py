@@ -29,10 +29,11 @@ def upgrade() -> None:
         "backend_care_flows",
         sa.Column("request_id", sa.String(128), primary_key=True),
         sa.Column("backend", sa.String(16), nullable=False),
-        sa.Column("care_flow_id", sa.String(200), nullable=False),
         sa.Column("care_flow_definition_id", sa.String(64), nullable=False),
         sa.Column("patient_id", sa.String(200), nullable=False),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("care_flow_id", sa.String(200), nullable=True, unique=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
     )
 
 
