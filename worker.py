@@ -133,11 +133,9 @@ async def main() -> None:
     ):
         worker = build_worker(client, store, settings, executor)
         patients = build_patient_worker(client, store, settings, patient_executor)
-        logging.getLogger("careflow.worker").info(
-            "worker polling task queues %s and %s",
-            settings.careflow_task_queue,
-            settings.patient_task_queue,
-        )
+        log = logging.getLogger("careflow.worker")
+        log.info("worker polling task queue %s", settings.careflow_task_queue)
+        log.info("patient resolution served on task queue %s", settings.patient_task_queue)
         await asyncio.gather(worker.run(), patients.run())
 
 

@@ -18,13 +18,21 @@ from temporalio.api.enums.v1 import ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from backends.temporal_workflow import care_flow_workflow_id
+from backends.loop import LoopRunner
+from backends.temporal_workflow import TemporalWorkflowBackend, care_flow_workflow_id
 from careflow.settings import Settings
 from examples.care_flow import COMPLETE_SIGNAL, ExampleCareFlowResult
 from examples.care_flow_worker import build_example_worker
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker, serve_api
-from tests.factories import FHIR_POINTS, JSON, add_identifier_system, add_webhook, sample_payload
+from tests.factories import (
+    FHIR_POINTS,
+    JSON,
+    add_identifier_system,
+    add_webhook,
+    sample_payload,
+    ui_sign_in,
+)
 
 FHIR_MAPPINGS = [
     {
@@ -149,6 +157,14 @@ async def test_care_flow_workflow_runs_with_the_data_points(
         # The patient lives in the built-in store.
         patient = await api.admin("GET", f"/v1/patients/{detail['patient_id']}")
         assert patient.status_code == 200
+        # The web pages link the care flow in the Temporal UI too.
+        await ui_sign_in(api)
+        page = await api.http.get(f"/ui/requests/{request_id}")
+        assert 'id="care-flow-temporal-link"' in page.text
+        assert detail["care_flow_ui_url"] in page.text
+        page = await api.http.get(f"/ui/care-flows/{care_flow_id}")
+        assert page.status_code == 200 and "RUNNING" in page.text
+        assert detail["care_flow_ui_url"] in page.text
 
         await handle.signal(COMPLETE_SIGNAL)
         result = ExampleCareFlowResult.model_validate(await handle.result())
@@ -260,3 +276,35 @@ async def test_definition_backend_round_trips_and_refuses_unknown_kinds(api: Api
     bad = {**body, "id": "y", "backend": {"kind": "temporal", "workflow_type": "A"}}
     answer = await api.admin("POST", "/v1/care-flow-definitions", json=bad)
     assert answer.status_code == 422
+
+
+async def test_find_active_care_flow_sees_only_running_executions(
+    api: Api, worker: RunningWorker, temporal_client: Client, store: Store
+) -> None:
+    queue = f"care-flows-{uuid.uuid4().hex[:8]}"
+    hook_id = await temporal_webhook(api, queue)
+    backend = TemporalWorkflowBackend(
+        store, temporal_client, LoopRunner(asyncio.get_running_loop())
+    )
+
+    async def active(patient_id: str) -> str | None:
+        return await asyncio.to_thread(backend.find_active_care_flow, "intake", patient_id)
+
+    async with example_worker(temporal_client, queue):
+        answer = await api.http.post(f"/hooks/{hook_id}", content=sample_payload(), headers=JSON)
+        detail = await api.wait_status(answer.json()["request_id"], {"SUCCESS"}, timeout=60)
+        patient_id, care_flow_id = detail["patient_id"], detail["care_flow_id"]
+        for _ in range(50):  # visibility is eventually consistent
+            if await active(patient_id) == care_flow_id:
+                break
+            await asyncio.sleep(0.1)
+        assert await active(patient_id) == care_flow_id
+        assert await active("pat_other") is None
+        handle = temporal_client.get_workflow_handle(care_flow_id)
+        await handle.signal(COMPLETE_SIGNAL)
+        await handle.result()
+        for _ in range(50):
+            if await active(patient_id) is None:
+                break
+            await asyncio.sleep(0.1)
+        assert await active(patient_id) is None

@@ -8,10 +8,15 @@ import logging
 from typing import Any
 
 import pytest
+from temporalio.client import Client
 
+from backends.loop import LoopRunner
+from careflow.settings import Settings
+from persistence.store import Store
 from tests.backends.awell.stand_in import API_KEY, AwellStandIn
 from tests.conftest import Api, RunningWorker
 from tests.factories import EHR_PATIENT, JSON, MRN_SYSTEM, add_identifier_system, add_webhook
+from worker import build_awell
 
 pytestmark = pytest.mark.usefixtures("patient_worker")
 
@@ -231,3 +236,25 @@ async def test_import_creates_then_updates_definitions(api: Api, stand_in: Awell
     answer = await api.admin("POST", "/v1/care-flow-definitions/import")
     assert answer.status_code == 503 and answer.headers["retry-after"]
     assert answer.json()["errors"][0]["code"] == "awell_unavailable"
+
+
+async def test_find_active_care_flow_sees_active_pathways(
+    api: Api,
+    worker: RunningWorker,
+    stand_in: AwellStandIn,
+    store: Store,
+    settings: Settings,
+    temporal_client: Client,
+) -> None:
+    hook_id = await awell_webhook(api)
+    detail = await send(api, hook_id, visit())
+    backend = build_awell(temporal_client, store, settings, LoopRunner(asyncio.get_running_loop()))
+    assert backend is not None
+
+    async def active(patient_id: str) -> str | None:
+        return await asyncio.to_thread(backend.find_active_care_flow, "visit-follow-up", patient_id)
+
+    assert await active(detail["patient_id"]) == detail["care_flow_id"]
+    stand_in.pathways[detail["care_flow_id"]]["status"] = "completed"
+    assert await active(detail["patient_id"]) is None
+    assert stand_in.invalid == []
