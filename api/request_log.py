@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import WorkflowExecution as ProtoWorkflowExecution
@@ -38,6 +38,7 @@ from careflow.errors import ConflictError, NotFoundError
 from careflow.messages import RequestState, TimelineEntry
 from careflow.models import RequestError, RequestStatus
 from infra import temporal
+from persistence.repositories.retry_claims import RetryClaimRepository
 from workflows.request import WebhookRequestWorkflow
 
 QUERY_TIMEOUT = timedelta(milliseconds=500)
@@ -68,12 +69,20 @@ class RequestLog:
         client: a Temporal client using the pydantic data converter.
         ui_base_url: the Temporal Web UI's base URL, for ``temporal.ui_url``.
         tokens: signs the list's page tokens.
+        claims: the retry claims in the app database (one retry of a run wins).
     """
 
-    def __init__(self, client: Client, ui_base_url: str, tokens: PageTokens) -> None:
+    def __init__(
+        self,
+        client: Client,
+        ui_base_url: str,
+        tokens: PageTokens,
+        claims: RetryClaimRepository,
+    ) -> None:
         self._client = client
         self._ui_base_url = ui_base_url
         self._tokens = tokens
+        self._claims = claims
 
     def ui_url(self, workflow_id: str, run_id: str | None = None) -> str:
         url = f"{self._ui_base_url}/namespaces/{self._client.namespace}/workflows/{workflow_id}"
@@ -178,35 +187,32 @@ class RequestLog:
 
     async def _retryable_run(self, request_id: str) -> str | None:
         """The latest run id when the request may be retried (contract §3), else None."""
-        description = await self.describe(request_id)
-        if _sa(description, temporal.SA_IS_TEST):
-            return None
-        # By status, not by execution state: resetting an open run would terminate it.
-        status = _sa(description, temporal.SA_REQUEST_STATUS)
-        if status == RequestStatus.FAILED.value:
-            return description.run_id
-        if status != RequestStatus.REJECTED.value:
-            return None
-        memo = await description.memo_value(temporal.MEMO_STATE, default=None)
-        codes = {e["code"] for e in (memo or {}).get("errors", [])}
-        if not codes or codes & DOOR_CODES:
-            return None
-        return description.run_id
+        return await _retryable_run(await self.describe(request_id))
 
     async def retryable(self, request_id: str) -> bool:
         """Whether ``retry`` would reset this request now (contract §3)."""
         return await self._retryable_run(request_id) is not None
 
-    async def retry(self, request_id: str) -> RetryAnswer:
+    async def retry(self, request_id: str, arrived: datetime | None = None) -> RetryAnswer:
         """Reset a retryable request to its first workflow task (the UI's Reset), so it
         re-validates against the current configuration; the reset starts a new run.
 
+        Of concurrent retries of one request exactly one resets it, on any API replica: the
+        winner claims (request id, latest run id) in the app database before resetting; the
+        others find the claim taken, find the reset's new run open, or find a claim made after
+        they arrived (``arrived``, default now), and get ``retry_in_progress``.
+
         Raises:
             NotFoundError: ``request_not_found``.
-            ConflictError: ``not_retryable`` (door rejections, TEST, not terminal, SUCCESS).
+            ConflictError: ``not_retryable`` (door rejections, TEST, not terminal, SUCCESS);
+                ``retry_in_progress`` (another retry of this request won).
         """
-        run_id = await self._retryable_run(request_id)
+        arrived = arrived or datetime.now(UTC)
+        description = await self.describe(request_id)
+        run_id = await _retryable_run(description)
         if run_id is None:
+            if _reset_run_open(description):
+                raise ConflictError(_RETRY_IN_PROGRESS)
             raise ConflictError(
                 RequestError(
                     code="not_retryable",
@@ -214,6 +220,15 @@ class RequestLog:
                     "configuration errors can be retried",
                 )
             )
+        if not await asyncio.to_thread(self._claims.claim, request_id, run_id, arrived):
+            raise ConflictError(_RETRY_IN_PROGRESS)
+        try:
+            return await self._reset(request_id, run_id)
+        except BaseException:
+            await asyncio.to_thread(self._claims.release, request_id, run_id)
+            raise
+
+    async def _reset(self, request_id: str, run_id: str) -> RetryAnswer:
         handle = self._client.get_workflow_handle(request_id, run_id=run_id)
         first_task = await history.first_workflow_task(handle)
         if first_task is None:
@@ -239,6 +254,7 @@ class RequestLog:
     async def retry_many(self, filters: RequestFilters, limit: int) -> BulkRetryAnswer:
         """Reset every retryable request matching ``filters`` (at most ``limit`` looked at)."""
         reset = skipped = 0
+        arrived = datetime.now(UTC)
         seen: set[str] = set()
         async for execution in self._client.list_workflows(
             visibility_query(filters), limit=limit, page_size=min(limit, 200)
@@ -247,7 +263,7 @@ class RequestLog:
                 continue
             seen.add(execution.id)
             try:
-                await self.retry(execution.id)
+                await self.retry(execution.id, arrived)
                 reset += 1
             except ConflictError:
                 skipped += 1
@@ -324,6 +340,38 @@ class RequestLog:
             e async for e in self._client.list_workflows(query, limit=exact_up_to, page_size=200)
         ]
         return len(await self._latest_runs(executions))
+
+
+_RETRY_IN_PROGRESS = RequestError(
+    code="retry_in_progress", message="another retry of this request is in progress"
+)
+
+
+async def _retryable_run(description: WorkflowExecutionDescription) -> str | None:
+    """The run id of ``description`` when it may be retried (contract §3), else None."""
+    if _sa(description, temporal.SA_IS_TEST):
+        return None
+    # An open run is never reset (that would terminate it). A reset run keeps the old run's
+    # search attributes (FAILED) until its first workflow task, so the state is checked too.
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        return None
+    status = _sa(description, temporal.SA_REQUEST_STATUS)
+    if status == RequestStatus.FAILED.value:
+        return description.run_id
+    if status != RequestStatus.REJECTED.value:
+        return None
+    memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+    codes = {e["code"] for e in (memo or {}).get("errors", [])}
+    if not codes or codes & DOOR_CODES:
+        return None
+    return description.run_id
+
+
+def _reset_run_open(description: WorkflowExecutionDescription) -> bool:
+    """Whether the latest run is a retry's (reset's) run that has not finished yet."""
+    info = description.raw_description.workflow_execution_info
+    reset_run = bool(info.first_run_id) and info.first_run_id != description.run_id
+    return reset_run and description.status == WorkflowExecutionStatus.RUNNING
 
 
 def _last_update(state: RequestState, description: WorkflowExecutionDescription) -> datetime | None:

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
             ingest route: at most this many workflow starts in flight per API process; a request
             that finds no free slot within the wait is answered 503 ``temporal_unavailable`` with
             ``Retry-After`` (nothing started, so a resend is safe).
+        careflow_ui_session_idle_seconds: a ``/ui`` session unused for this long is over.
+        careflow_ui_sign_in_limit: failed ``/ui`` sign-ins allowed per client address and API
+            process (``limits`` notation); more are answered 429 with ``Retry-After``.
+        careflow_test_payloads_max_bytes: kept test payloads per webhook, in bytes of JSON
+            (besides the newest 20); the newest payload is always kept.
         careflow_example_worker: ``make run`` also runs the example care-flow worker
             (``ExampleCareFlow`` on ``example-care-flows``).
         care_flow_pickup_seconds: how long ``start_care_flow`` (temporal backend) waits for a
@@ -60,6 +65,9 @@ class Settings(BaseSettings):
     activity_max_seconds: float = Field(default=600.0, gt=0)
     careflow_max_concurrent_starts: int = Field(default=64, ge=1)
     careflow_start_wait_seconds: float = Field(default=2.0, gt=0)
+    careflow_ui_session_idle_seconds: float = Field(default=1800.0, gt=0)
+    careflow_ui_sign_in_limit: str = "5/minute;20/hour"
+    careflow_test_payloads_max_bytes: int = Field(default=5_242_880, gt=0)
     careflow_example_worker: bool = True
     care_flow_pickup_seconds: float = Field(default=5.0, gt=0)
     awell_api_url: str | None = None

@@ -105,6 +105,24 @@ test_payloads = sa.Table(
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("verdict", sa.String(16), nullable=False),
     sa.Column("payload", sa.JSON, nullable=True),
+    sa.Column("payload_bytes", sa.Integer, nullable=False, server_default="0"),
+)
+
+ui_sessions = sa.Table(
+    "ui_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("token_fingerprint", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+retry_claims = sa.Table(
+    "retry_claims",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 sa.Index("ix_patient_identifiers_patient_id", patient_identifiers.c.patient_id)

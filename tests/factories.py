@@ -28,7 +28,7 @@ from careflow.models import (
 from careflow.settings import Settings
 from infra import temporal
 from persistence.store import Store, new_webhook_id
-from tests.conftest import ADMIN_TOKEN, Api
+from tests.conftest import ADMIN_TOKEN, Api, RunningWorker
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = Path(__file__).resolve().parent / "fixtures" / "samples"
@@ -144,6 +144,32 @@ async def configure_fhir_webhook(api: Api, *, enable: bool = True, **overrides: 
         published=definition["published"],
     )
     return await add_webhook(api, enable=enable, **{**walkthrough["webhook"], **overrides})
+
+
+async def failed_request(api: Api, worker: RunningWorker, hook_id: str) -> str:
+    """A request of the FHIR webhook that FAILED for good: accepted while no worker ran, then
+    its care flow definition was unpublished with ``?force=true`` (which disables the webhook);
+    ``start_care_flow`` refused it. ``republish`` undoes the cause."""
+    await worker.stop()
+    accepted = await post_sample(api, hook_id)
+    assert accepted.status_code == 202, accepted.text
+    unpublished = await api.admin(
+        "PUT",
+        "/v1/care-flow-definitions/intake?force=true",
+        json={"title": "Patient intake", "published": False, "data_point_definitions": FHIR_POINTS},
+    )
+    assert unpublished.status_code == 200, unpublished.text
+    await worker.start()
+    request_id = str(accepted.json()["request_id"])
+    await api.wait_status(request_id, {"FAILED"})
+    return request_id
+
+
+async def republish(api: Api, hook_id: str) -> None:
+    """Publish the FHIR care flow definition and enable its webhook again."""
+    await save_definition(api, "intake", FHIR_POINTS, title="Patient intake", replace=True)
+    enabled = await api.admin("POST", f"/v1/webhooks/{hook_id}/enable")
+    assert enabled.status_code == 200, enabled.text
 
 
 async def open_webhook(api: Api, **fields: Any) -> str:

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
+import psutil
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 
 from careflow.settings import Settings
 from cli import dev_server_command, prepare_namespace
 from infra import temporal
-from tests.conftest import start_dev_server
+from tests.conftest import ADMIN_TOKEN, Api, free_port, start_dev_server
+from tests.factories import configure_fhir_webhook, post_sample
 
 
 async def test_prepare_namespace_registers_attributes_and_retention(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -60,3 +70,153 @@ def test_api_runs_without_access_log(tmp_path: Path) -> None:
     command = cli.api_command(settings)
     assert "--no-access-log" in command
     assert command[command.index("--port") + 1] == "8123"
+
+
+# --- `make run` supervision (issue 15 finding 2) ------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _child(cli: psutil.Process, marker: str) -> psutil.Process | None:
+    """The running child of ``cli`` whose command line holds ``marker``."""
+    for child in cli.children():
+        try:
+            if child.is_running() and any(marker in part for part in child.cmdline()):
+                return child
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+async def _new_child(cli: psutil.Process, marker: str, old_pid: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        child = _child(cli, marker)
+        if child is not None and child.pid != old_pid:
+            return child.pid
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{marker} was not restarted")
+
+
+async def _ready(
+    http: httpx.AsyncClient, process: subprocess.Popen[bytes], timeout: float = 120
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "cli.py run exited"
+        with contextlib.suppress(httpx.TransportError):
+            if (await http.get("/readyz")).status_code == 200:
+                return
+        await asyncio.sleep(0.2)
+    raise AssertionError("the stack did not become ready")
+
+
+async def _delivered(api: Api, hook_id: str) -> tuple[float, int]:
+    """POST the FHIR sample until accepted (202; any other answer must be 503
+    ``temporal_unavailable``) and wait for SUCCESS; seconds it took and the 503s seen."""
+    started = time.monotonic()
+    unavailable = 0
+    while True:
+        answer = await post_sample(api, hook_id)
+        if answer.status_code == 202:
+            break
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["errors"][0]["code"] == "temporal_unavailable"
+        unavailable += 1
+        await asyncio.sleep(0.2)
+    await api.wait_status(answer.json()["request_id"], {"SUCCESS"}, timeout=120)
+    return time.monotonic() - started, unavailable
+
+
+def _start_stack(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """``python cli.py run`` on free ports in a temp data dir; its output goes to a file."""
+    api_port, temporal_port, ui_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "CAREFLOW_DATA_DIR": str(tmp_path / "data"),
+        "CAREFLOW_API_PORT": str(api_port),
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "TEMPORAL_UI_PORT": str(ui_port),
+        "CAREFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = tmp_path / f"run-{api_port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "cli.py", "run"],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    return process, api_port, log_path
+
+
+async def test_make_run_restarts_a_killed_worker_and_dev_server(tmp_path: Path) -> None:
+    """SIGKILL the worker, then the Temporal dev server, under ``python cli.py run``: each is
+    restarted (one log line each), the API keeps answering (202 or 503 ``temporal_unavailable``,
+    never a refused connection) and a request sent afterwards reaches SUCCESS. SIGTERM then
+    stops everything. The seconds until each is back are printed, not asserted."""
+    for _attempt in range(3):  # a free port can be taken by someone else before the stack binds
+        process, api_port, log_path = _start_stack(tmp_path)
+        while process.poll() is None and not log_path.read_text().count("is up"):
+            await asyncio.sleep(0.2)
+        if process.poll() is None or "in use" not in log_path.read_text():
+            break
+    cli = psutil.Process(process.pid)
+    descendants: list[psutil.Process] = []
+    try:
+        base_url = f"http://127.0.0.1:{api_port}"
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+            api = Api(base_url=base_url, http=http, settings=Settings())
+            await _ready(http, process)
+            hook = await configure_fhir_webhook(api)
+            await _delivered(api, hook["id"])
+
+            worker = _child(cli, "worker.py")
+            assert worker is not None
+            killed = time.monotonic()
+            worker.kill()
+            await _new_child(cli, "worker.py", worker.pid)
+            worker_restarted = time.monotonic() - killed
+            took, _ = await _delivered(api, hook["id"])
+            worker_delivered = took + worker_restarted
+
+            server = _child(cli, "start-dev")
+            assert server is not None
+            killed = time.monotonic()
+            server.kill()
+
+            async def server_back() -> float:
+                await _new_child(cli, "start-dev", server.pid)
+                return time.monotonic() - killed
+
+            # A request sent at once: the API holds it while the server is down (the client
+            # retries for up to 5 s, then 503 temporal_unavailable), never a refused connection.
+            server_restarted, (_, unavailable) = await asyncio.gather(
+                server_back(), _delivered(api, hook["id"])
+            )
+            server_delivered = time.monotonic() - killed
+            descendants = cli.children(recursive=True)
+        print(
+            f"worker SIGKILL: restarted after {worker_restarted:.1f} s, a request sent then"
+            f" reached SUCCESS {worker_delivered:.1f} s after the kill; dev server SIGKILL:"
+            f" restarted after {server_restarted:.1f} s, {unavailable} answers 503"
+            f" temporal_unavailable meanwhile, a request reached SUCCESS {server_delivered:.1f} s"
+            " after the kill"
+        )
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        gone, alive = psutil.wait_procs(descendants, timeout=10)
+        assert alive == []
+    finally:
+        if process.poll() is None:
+            for child in cli.children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+            process.kill()
+            process.wait()
+    log = log_path.read_text()
+    assert "worker exited (exit code -9 (SIGKILL))" in log, log
+    assert "Temporal dev server exited (exit code -9 (SIGKILL))" in log, log
+    assert "a component exited; stopping the rest" not in log

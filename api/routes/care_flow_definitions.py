@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
+from pydantic import Field
 
 from api.deps import PagingDep, ServicesDep, StoreDep, paged, require_admin
 from api.errors import errors_response
 from api.services.awell_import import ImportAnswer
+from api.services.configuration import DisabledWebhook
 from backends.base import BackendRefusedError, BackendUnavailableError
 from careflow.models import (
     SLUG_PATTERN,
@@ -46,14 +48,19 @@ def create_care_flow_definition(
     response_model=ImportAnswer,
     responses={409: {"description": "awell_not_configured"}, 502: {}, 503: {}},
 )
-def import_care_flow_definitions(services: ServicesDep) -> ImportAnswer | JSONResponse:
+def import_care_flow_definitions(
+    services: ServicesDep, force: Annotated[bool, Query()] = False
+) -> ImportAnswer | JSONResponse:
     """Create or update definitions (backend awell) from Awell's published pathway definitions.
+
+    An update that would leave enabled webhooks incomplete is skipped
+    (``webhooks_left_incomplete``) unless ``force=true``, which disables those webhooks.
 
     Awell refusing answers 502 ``backend_refused`` (with Awell's error codes), Awell unavailable
     503 ``awell_unavailable`` / ``awell_rate_limited`` with ``Retry-After``.
     """
     try:
-        return services.awell_import.import_definitions()
+        return services.awell_import.import_definitions(force=force)
     except BackendRefusedError as exc:
         return errors_response([RequestError(code=exc.code, message=exc.message)], 502)
     except BackendUnavailableError as exc:
@@ -67,12 +74,30 @@ def get_care_flow_definition(definition_id: str, store: StoreDep) -> CareFlowDef
     return store.configuration.get_care_flow_definition(definition_id)
 
 
-@router.put("/{definition_id}", response_model=CareFlowDefinition)
+class CareFlowDefinitionSaved(CareFlowDefinition):
+    """A replaced definition, and the webhooks ``?force=true`` disabled (empty otherwise)."""
+
+    disabled_webhooks: list[DisabledWebhook] = Field(default_factory=list)
+
+
+@router.put(
+    "/{definition_id}",
+    response_model=CareFlowDefinitionSaved,
+    responses={409: {"description": "the change would leave enabled webhooks incomplete"}},
+)
 def put_care_flow_definition(
     definition_id: Annotated[str, Path(pattern=SLUG_PATTERN)],
     body: CareFlowDefinitionUpdate,
     services: ServicesDep,
-) -> CareFlowDefinition:
-    return services.configuration.save_care_flow_definition(
-        CareFlowDefinition(id=definition_id, **body.model_dump()), replace=True
+    force: Annotated[bool, Query()] = False,
+) -> CareFlowDefinitionSaved:
+    """Replace a definition. A change that would leave an enabled webhook incomplete (a new
+    required data point it does not map, a mapped data point removed, unpublishing) is 409
+    with one error per webhook and data point, unless ``force=true``: then those webhooks are
+    disabled and listed in ``disabled_webhooks``."""
+    saved = services.configuration.save_care_flow_definition_gated(
+        CareFlowDefinition(id=definition_id, **body.model_dump()), replace=True, force=force
+    )
+    return CareFlowDefinitionSaved(
+        **saved.definition.model_dump(), disabled_webhooks=saved.disabled_webhooks
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from api.services.configuration import ConfigurationService
 from backends.awell_api import AwellApi, PublishedDefinition
 from careflow.errors import ConflictError
 from careflow.models import (
@@ -25,7 +26,6 @@ from careflow.models import (
     ValueRange,
     ValueType,
 )
-from persistence.config_cache import ConfigCache
 from persistence.store import Store
 
 _VALUE_TYPES = {
@@ -44,12 +44,13 @@ _VALUE_TYPES = {
 
 
 class ImportAnswer(BaseModel):
-    """Local definition ids created and updated, and Awell pathway definitions skipped (with
-    the reason's code)."""
+    """Local definition ids created and updated, Awell pathway definitions skipped (with the
+    reason's code), and webhooks ``?force=true`` disabled."""
 
     created: list[str]
     updated: list[str]
     skipped: list[RequestError]
+    disabled_webhooks: list[str] = []
 
 
 def _slug(text: str) -> str:
@@ -82,16 +83,22 @@ def data_points(published: PublishedDefinition) -> tuple[list[DataPointDefinitio
 
 
 class AwellImportService:
-    """Args: store: the store; config: the process's configuration cache (refreshed after an
-    import); api: Awell's API (None: not configured)."""
+    """Args: store: the store; configuration: the definition writes (enable gate, cache
+    refresh); api: Awell's API (None: not configured)."""
 
-    def __init__(self, store: Store, config: ConfigCache, api: AwellApi | None) -> None:
+    def __init__(
+        self, store: Store, configuration: ConfigurationService, api: AwellApi | None
+    ) -> None:
         self._store = store
-        self._config = config
+        self._configuration = configuration
         self._api = api
 
-    def import_definitions(self) -> ImportAnswer:
+    def import_definitions(self, *, force: bool = False) -> ImportAnswer:
         """Create or update local definitions from Awell's published pathway definitions.
+
+        An update that would leave enabled webhooks incomplete (the edit gate of
+        ``PUT /v1/care-flow-definitions/{id}``) is skipped (``webhooks_left_incomplete``)
+        unless ``force``: then those webhooks are disabled and listed.
 
         Raises:
             ConflictError: ``awell_not_configured`` (409).
@@ -104,13 +111,12 @@ class AwellImportService:
                     message="set AWELL_API_URL and AWELL_API_KEY to import from Awell",
                 )
             )
-        try:
-            return import_awell_definitions(self._store, self._api)
-        finally:
-            self._config.refresh()
+        return import_awell_definitions(self._store, self._api, self._configuration, force)
 
 
-def import_awell_definitions(store: Store, api: AwellApi) -> ImportAnswer:
+def import_awell_definitions(
+    store: Store, api: AwellApi, configuration: ConfigurationService, force: bool
+) -> ImportAnswer:
     """Create or update local definitions from Awell's published pathway definitions.
 
     Raises:
@@ -138,8 +144,23 @@ def import_awell_definitions(store: Store, api: AwellApi) -> ImportAnswer:
             if updated is None:
                 answer.skipped.append(_skip(published, "invalid_definition"))
                 continue
-            store.configuration.update_care_flow_definition(updated)
+            try:
+                saved = configuration.save_care_flow_definition_gated(
+                    updated, replace=True, force=force
+                )
+            except ConflictError as exc:
+                hooks = sorted({str(getattr(e, "webhook_id", "")) for e in exc.errors})
+                answer.skipped.append(
+                    RequestError(
+                        code="webhooks_left_incomplete",
+                        message=f"pathway definition {published.id} was not imported: it would "
+                        f"leave enabled webhooks incomplete ({', '.join(hooks)}); "
+                        "use ?force=true to disable them",
+                    )
+                )
+                continue
             answer.updated.append(current.id)
+            answer.disabled_webhooks.extend(w.webhook_id for w in saved.disabled_webhooks)
             continue
         local_id = _free_id(_slug(published.title) or "awell", published.id, taken)
         backend = AwellBackendConfig(
@@ -149,7 +170,7 @@ def import_awell_definitions(store: Store, api: AwellApi) -> ImportAnswer:
         if created is None:
             answer.skipped.append(_skip(published, "invalid_definition"))
             continue
-        store.configuration.create_care_flow_definition(created)
+        configuration.save_care_flow_definition_gated(created, replace=False)
         taken.add(local_id)
         answer.created.append(local_id)
     return answer

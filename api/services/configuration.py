@@ -3,21 +3,67 @@
 The API's services are the one layer that writes configuration, so they are the one place that
 refreshes this process's ``ConfigCache`` after a write (other processes see the new revision
 within ``config_refresh_seconds``). Routes and web pages call these, never the repository.
+
+Replacing a care flow definition runs the enable gate of every enabled webhook that uses it
+(contract §2): a change that would leave one incomplete (a new required data point it does not
+map, a mapped data point removed, unpublishing) is refused with 409 naming each webhook and
+data point, unless ``force`` — then those webhooks are disabled in the same transaction.
 """
 
 from __future__ import annotations
 
-from careflow.models import CareFlowDefinition, IdentifierSystem
+import dataclasses
+
+from pydantic import BaseModel
+
+from careflow.errors import ConflictError
+from careflow.models import CareFlowDefinition, IdentifierSystem, RequestError, Webhook
+from careflow.validation import enable_problems
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
 
 
-class ConfigurationService:
-    """Args: store: the store; config: the process's configuration cache (refreshed on writes)."""
+class WebhookProblem(RequestError):
+    """An enable-gate problem of one webhook that a definition change would cause."""
 
-    def __init__(self, store: Store, config: ConfigCache) -> None:
+    webhook_id: str
+    webhook_name: str
+
+
+class DisabledWebhook(BaseModel):
+    """A webhook a forced definition change disabled, and why."""
+
+    webhook_id: str
+    name: str
+    errors: list[RequestError]
+
+
+@dataclasses.dataclass
+class DefinitionSaved:
+    """What a save did: the definition as stored and the webhooks it disabled (``force``)."""
+
+    definition: CareFlowDefinition
+    disabled_webhooks: list[DisabledWebhook]
+
+
+def _key(problem: RequestError) -> tuple[str, str | None, str | None]:
+    return problem.code, problem.data_point_definition_id, problem.path
+
+
+class ConfigurationService:
+    """Args: store: the store; config: the process's configuration cache (refreshed on writes);
+    unconfigured_backends: backend kinds without settings (a definition moved to one leaves its
+    enabled webhooks incomplete)."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: ConfigCache,
+        unconfigured_backends: frozenset[str] = frozenset(),
+    ) -> None:
         self._repository = store.configuration
         self._config = config
+        self._unconfigured_backends = unconfigured_backends
 
     def create_identifier_system(self, item: IdentifierSystem) -> IdentifierSystem:
         """Raises: ConflictError (409) when the name or system URI is taken."""
@@ -37,17 +83,69 @@ class ConfigurationService:
         self._config.refresh()
 
     def save_care_flow_definition(
-        self, item: CareFlowDefinition, *, replace: bool
+        self, item: CareFlowDefinition, *, replace: bool, force: bool = False
     ) -> CareFlowDefinition:
         """Create (``replace=False``) or replace a care flow definition.
 
         Raises:
-            ConflictError: creating an id that exists (409).
+            ConflictError: creating an id that exists (409); replacing one in a way that leaves
+                an enabled webhook incomplete, without ``force`` (409, one ``WebhookProblem``
+                per webhook and problem).
             NotFoundError: replacing an id that does not exist (404).
         """
-        if replace:
-            saved = self._repository.update_care_flow_definition(item)
-        else:
+        return self.save_care_flow_definition_gated(item, replace=replace, force=force).definition
+
+    def save_care_flow_definition_gated(
+        self, item: CareFlowDefinition, *, replace: bool, force: bool = False
+    ) -> DefinitionSaved:
+        """As ``save_care_flow_definition``, also saying which webhooks ``force`` disabled.
+
+        Requests already accepted for a disabled webhook run to their end against the new
+        definition (an unpublished one fails them at ``start_care_flow``; both are retryable).
+        """
+        if not replace:
             saved = self._repository.create_care_flow_definition(item)
+            self._config.refresh()
+            return DefinitionSaved(definition=saved, disabled_webhooks=[])
+        self._repository.get_care_flow_definition(item.id)  # 404 before any gate
+        affected = self.webhooks_left_incomplete(item)
+        if affected and not force:
+            raise ConflictError(
+                [
+                    WebhookProblem(
+                        **problem.model_dump(exclude={"message"}),
+                        message=f"webhook {hook.name!r} ({hook.id}): {problem.message}",
+                        webhook_id=hook.id,
+                        webhook_name=hook.name,
+                    )
+                    for hook, problems in affected
+                    for problem in problems
+                ]
+            )
+        saved = self._repository.update_care_flow_definition(
+            item, disable_webhook_ids=[hook.id for hook, _ in affected]
+        )
         self._config.refresh()
-        return saved
+        disabled = [
+            DisabledWebhook(webhook_id=hook.id, name=hook.name, errors=problems)
+            for hook, problems in affected
+        ]
+        return DefinitionSaved(definition=saved, disabled_webhooks=disabled)
+
+    def webhooks_left_incomplete(
+        self, item: CareFlowDefinition
+    ) -> list[tuple[Webhook, list[RequestError]]]:
+        """The enabled webhooks of ``item.id`` that ``item`` would leave incomplete, each with
+        the enable-gate problems the change adds (problems they have already are left out)."""
+        snapshot = self._config.refresh()
+        trial = dataclasses.replace(snapshot, definitions={**snapshot.definitions, item.id: item})
+        affected = []
+        for hook in snapshot.webhooks.values():
+            if not hook.enabled or hook.deleted or hook.care_flow_definition_id != item.id:
+                continue
+            unconfigured = self._unconfigured_backends
+            before = {_key(p) for p in enable_problems(hook, snapshot, unconfigured)}
+            added = [p for p in enable_problems(hook, trial, unconfigured) if _key(p) not in before]
+            if added:
+                affected.append((hook, added))
+        return affected

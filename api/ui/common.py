@@ -39,8 +39,17 @@ class FormError(Exception):
     """A form field sent twice, or sent as a file: answered with a 422 page."""
 
 
+def ui_sessions(services: Services) -> session.UiSessions:
+    """The ``/ui`` sessions, checked against the store (shared by every API replica)."""
+    return session.UiSessions(
+        services.store.ui_sessions,
+        services.admin_token,
+        services.settings.careflow_ui_session_idle_seconds,
+    )
+
+
 def current_session(request: Request, services: ServicesDep) -> str:
-    sid = session.session_id(request, services.admin_token)
+    sid = ui_sessions(services).current(request)
     if sid is None:
         raise SignInRequiredError
     return sid

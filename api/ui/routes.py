@@ -7,6 +7,7 @@ auto-refreshing test payload panel, and every page works without JavaScript.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from typing import Any
@@ -23,8 +24,9 @@ from api.ui.common import (
     SessionDep,
     _errors,
     render,
+    ui_sessions,
 )
-from careflow.errors import DomainError
+from careflow.errors import ConflictError, DomainError
 from careflow.models import (
     CareFlowDefinition,
     IdentifierSystem,
@@ -44,16 +46,34 @@ def login_page(request: Request, services: ServicesDep) -> HTMLResponse:
 
 @router.post("/login")
 async def login(request: Request, services: ServicesDep) -> Response:
+    throttle = session.sign_in_throttle(
+        request.app.state, services.settings.careflow_ui_sign_in_limit
+    )
+    client = request.client.host if request.client else "unknown"
+    wait = throttle.retry_after(client)
+    if wait is not None:
+        page = render(
+            request,
+            services,
+            None,
+            "login.html",
+            429,
+            error=f"Too many failed sign-ins: try again in {wait} s.",
+        )
+        page.headers["Retry-After"] = str(wait)
+        return page
     form = await request.form()
     token = str(form.get("token") or "")
     if not hmac.compare_digest(token.encode(), services.admin_token.encode()):
+        throttle.failed(client)
         return render(
             request, services, None, "login.html", 401, error="That is not the admin token."
         )
+    cookie = await asyncio.to_thread(ui_sessions(services).start)
     response = RedirectResponse("/ui/webhooks", status_code=303)
     response.set_cookie(
         session.COOKIE,
-        session.new_session(services.admin_token),
+        cookie,
         max_age=session.MAX_AGE_SECONDS,
         httponly=True,
         samesite="strict",
@@ -64,7 +84,9 @@ async def login(request: Request, services: ServicesDep) -> Response:
 
 
 @router.post("/logout")
-def logout(form: FormDep) -> Response:
+def logout(request: Request, services: ServicesDep, form: FormDep) -> Response:
+    """End the session for good: its record is deleted, so a saved cookie opens nothing."""
+    ui_sessions(services).end(request)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(session.COOKIE, path="/ui")
     return response
@@ -118,7 +140,10 @@ def create_identifier_system(
 def save_care_flow_definition(
     request: Request, services: ServicesDep, sid: SessionDep, form: FormDep
 ) -> Response:
-    """Create or replace a care flow definition; data points are given as a JSON list."""
+    """Create or replace a care flow definition; data points are given as a JSON list.
+
+    A change that would leave enabled webhooks incomplete is a 409 page naming them, unless
+    the form's ``force`` box is ticked: then they are disabled and the page lists them."""
     try:
         points = json.loads(form.get("data_point_definitions") or "[]")
         if not isinstance(points, list):
@@ -129,12 +154,18 @@ def save_care_flow_definition(
             published=form.get("published") == "on",
             data_point_definitions=points,
         )
-        services.configuration.save_care_flow_definition(item, replace=form.get("existing") == "1")
+        saved = services.configuration.save_care_flow_definition_gated(
+            item, replace=form.get("existing") == "1", force=form.get("force") == "on"
+        )
     except (json.JSONDecodeError, RecursionError):
         error = RequestError(code="invalid_json", message="data points must be a JSON list")
         return _settings_page(request, services, sid, 422, errors=[error])
+    except ConflictError as exc:  # e.g. it would leave enabled webhooks incomplete
+        return _settings_page(request, services, sid, 409, errors=exc.errors)
     except (DomainError, ValidationError) as exc:
         return _settings_page(request, services, sid, 422, errors=_errors(exc))
+    if saved.disabled_webhooks:
+        return _settings_page(request, services, sid, disabled_webhooks=saved.disabled_webhooks)
     return RedirectResponse("/ui/settings", status_code=303)
 
 

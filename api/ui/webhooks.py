@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -21,14 +23,17 @@ from api.ui.common import (
     render,
     webhooks_and_definitions,
 )
-from careflow.errors import DomainError
+from careflow.errors import DomainError, NotFoundError
 from careflow.models import (
     DataPointMapping,
     PatientIdentifierMapping,
     PreviewRequest,
+    RequestError,
     RequestStatus,
+    TestPayload,
     WebhookCreate,
 )
+from persistence.repositories.test_payloads import KeptTestPayload
 
 router = APIRouter()
 
@@ -188,12 +193,75 @@ def preview(
     return render(request, services, sid, "_preview.html", answer=answer, errors=answer.errors)
 
 
+# A kept payload longer than this (as indented JSON) is shown cut, with a link to open it whole.
+SHOWN_PAYLOAD_BYTES = 8 * 1024
+
+
+@dataclass(frozen=True)
+class ShownPayload:
+    item: TestPayload
+    text: str
+    truncated: bool
+    shown_kib: int
+    total_kib: int
+
+
+def _shown(kept: KeptTestPayload) -> ShownPayload:
+    text = json.dumps(kept.item.payload, indent=2, ensure_ascii=False)
+    encoded = text.encode()
+    if len(encoded) <= SHOWN_PAYLOAD_BYTES:
+        return ShownPayload(kept.item, text, False, 0, 0)
+    cut = encoded[:SHOWN_PAYLOAD_BYTES].decode(errors="ignore")
+    return ShownPayload(
+        kept.item,
+        cut + "\n…",
+        True,
+        SHOWN_PAYLOAD_BYTES // 1024,
+        max(1, -(-kept.payload_bytes // 1024)),
+    )
+
+
 @router.get("/webhooks/{webhook_id}/test-payloads", response_class=HTMLResponse)
 def test_payloads(
-    webhook_id: str, request: Request, services: ServicesDep, sid: SessionDep
-) -> HTMLResponse:
-    items = services.store.test_payloads.list_test_payloads(webhook_id)
-    return render(request, services, sid, "_test_payloads.html", items=items)
+    webhook_id: str,
+    request: Request,
+    services: ServicesDep,
+    sid: SessionDep,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
+    """The test payload panel; with ``after`` (the last row id shown) only newer payloads, as
+    out-of-band additions, or 204 when there are none (the htmx poll, every second)."""
+    kept = services.store.test_payloads.kept(webhook_id, after or 0)
+    if after is not None and not kept:
+        return Response(status_code=204)
+    return render(
+        request,
+        services,
+        sid,
+        "_test_payloads.html",
+        items=[_shown(k) for k in kept],
+        webhook_id=webhook_id,
+        last_id=max([after or 0, *(k.id for k in kept)]),
+        after=after,
+        incremental=after is not None,
+    )
+
+
+@router.get("/webhooks/{webhook_id}/test-payloads/{request_id}")
+def test_payload(
+    webhook_id: str, request_id: str, services: ServicesDep, sid: SessionDep
+) -> Response:
+    """One kept test payload, whole, as indented JSON."""
+    kept = services.store.test_payloads.get(webhook_id, request_id)
+    if kept is None:
+        raise NotFoundError(
+            RequestError(code="test_payload_not_found", message="no kept test payload")
+        )
+    return Response(
+        json.dumps(kept.item.payload, indent=2, ensure_ascii=False),
+        media_type="application/json",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.post("/webhooks/{webhook_id}/enable")

@@ -7,6 +7,7 @@ config cache sees the change at its next revision check.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -153,7 +154,10 @@ class ConfigurationRepository:
             ) from exc
         return item
 
-    def update_care_flow_definition(self, item: CareFlowDefinition) -> CareFlowDefinition:
+    def update_care_flow_definition(
+        self, item: CareFlowDefinition, disable_webhook_ids: Sequence[str] = ()
+    ) -> CareFlowDefinition:
+        """Replace a definition; ``disable_webhook_ids`` are disabled in the same transaction."""
         values = item.model_dump(mode="json")
         with self._db.transaction() as conn:
             updated = conn.execute(
@@ -163,6 +167,12 @@ class ConfigurationRepository:
             )
             if updated.rowcount == 0:
                 raise not_found("care flow definition", "care_flow_definition_not_found")
+            if disable_webhook_ids:
+                conn.execute(
+                    webhooks.update()
+                    .where(webhooks.c.id.in_(list(disable_webhook_ids)))
+                    .values(enabled=False, updated_at=now())
+                )
             self._db.bump_revision(conn)
         return item
 

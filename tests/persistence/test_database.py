@@ -156,19 +156,21 @@ def test_migrating_again_keeps_the_data(db: Database) -> None:
     assert db.revision() == 1
     with db.transaction() as conn:
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-    assert version == _head_revision()
+    assert version == _head()
 
 
-def _head_revision() -> str:
-    """The newest migration's revision, from Alembic's script directory."""
+def _head() -> str:
+    """The newest migration's revision id."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from persistence.database import _MIGRATIONS
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    return str(ScriptDirectory.from_config(cfg).get_current_head())
+    config = Config()
+    config.set_main_option(
+        "script_location", str(Path(__file__).parents[2] / "persistence/migrations")
+    )
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None
+    return head
 
 
 def test_now_is_utc() -> None:

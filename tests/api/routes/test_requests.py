@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from temporalio.client import Client, WorkflowExecutionStatus
+
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker
 from tests.factories import (
-    FHIR_POINTS,
     configure_fhir_webhook,
+    failed_request,
     fhir_patient,
     open_webhook,
-    post_sample,
-    save_definition,
+    republish,
 )
 
 
@@ -73,16 +76,12 @@ async def test_failed_request_retried_after_fix_succeeds_once(
     api: Api, worker: RunningWorker, store: Store
 ) -> None:
     hook = await configure_fhir_webhook(api)
-    # start_care_flow will refuse for good.
-    await save_definition(api, "intake", FHIR_POINTS, published=False, replace=True)
-    answer = await post_sample(api, hook["id"])
-    assert answer.status_code == 202
-    request_id = answer.json()["request_id"]
-    failed = await api.wait_status(request_id, {"FAILED", "SUCCESS"})
-    assert failed["status"] == "FAILED"
+    # start_care_flow refuses for good: the definition was unpublished after acceptance.
+    request_id = await failed_request(api, worker, hook["id"])
+    failed = await api.wait_status(request_id, {"FAILED"})
     assert failed["errors"][0]["code"] == "care_flow_definition_unpublished"
 
-    await save_definition(api, "intake", FHIR_POINTS, published=True, replace=True)
+    await republish(api, hook["id"])
     retried = await api.admin("POST", f"/v1/requests/{request_id}/retry")
     assert retried.status_code == 202, retried.text
     assert retried.json()["run_id"] != failed["temporal"]["run_id"]
@@ -138,3 +137,66 @@ async def test_rejected_for_configuration_is_retryable_door_rejection_is_not(
     done = await api.wait_status(request_id, {"SUCCESS", "FAILED"})
     assert done["status"] == "SUCCESS"
     assert done["patient_identifier"] == {"system": "https://other.example/mrn", "value": "X1"}
+
+
+async def _runs(client: Client, request_id: str, at_least: int) -> list[WorkflowExecutionStatus]:
+    """The statuses of every run of a request, once visibility shows ``at_least`` of them (and
+    a moment more, so extra runs would show too)."""
+    query = f'WorkflowId = "{request_id}"'
+    for _ in range(100):
+        runs = [e async for e in client.list_workflows(query)]
+        if len(runs) >= at_least:
+            await asyncio.sleep(1)
+            return [e.status for e in [e async for e in client.list_workflows(query)]]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"visibility shows {len(runs)} runs")
+
+
+async def test_concurrent_retries_reset_once_the_others_are_retry_in_progress(
+    api: Api, worker: RunningWorker, temporal_client: Client, store: Store
+) -> None:
+    """Issue 15 finding 7: ten simultaneous retries → one new run and nine 409s; bulk retry
+    racing single retries → one reset in all."""
+    hook = await configure_fhir_webhook(api)
+    request_id = await failed_request(api, worker, hook["id"])
+    await republish(api, hook["id"])
+    await worker.stop()  # the reset run stays open while the others arrive
+    url = f"/v1/requests/{request_id}/retry"
+    answers = await asyncio.gather(*(api.admin("POST", url) for _ in range(10)))
+    assert sorted(a.status_code for a in answers) == [202] + [409] * 9, [a.text for a in answers]
+    codes = {a.json()["errors"][0]["code"] for a in answers if a.status_code == 409}
+    assert codes == {"retry_in_progress"}
+    statuses = await _runs(temporal_client, request_id, at_least=2)
+    assert len(statuses) == 2 and WorkflowExecutionStatus.TERMINATED not in statuses
+    late = await api.admin("POST", url)  # the new run has not finished: still in progress
+    assert late.status_code == 409 and late.json()["errors"][0]["code"] == "retry_in_progress"
+    await worker.start()
+    await api.wait_status(request_id, {"SUCCESS"})
+
+    second = await failed_request(api, worker, hook["id"])
+    await republish(api, hook["id"])
+    await worker.stop()
+    bulk_body = {"webhook_id": hook["id"], "status": "FAILED"}
+    bulk, *singles = await asyncio.gather(
+        api.admin("POST", "/v1/requests/retry", json=bulk_body),
+        *(api.admin("POST", f"/v1/requests/{second}/retry") for _ in range(5)),
+    )
+    assert bulk.status_code == 200, bulk.text
+    single_resets = [a for a in singles if a.status_code == 202]
+    assert len(single_resets) + bulk.json()["reset"] == 1, (bulk.text, [a.text for a in singles])
+    refused = [a.json()["errors"][0]["code"] for a in singles if a.status_code != 202]
+    assert set(refused) <= {"retry_in_progress"}
+    statuses = await _runs(temporal_client, second, at_least=2)
+    assert len(statuses) == 2 and WorkflowExecutionStatus.TERMINATED not in statuses
+    await worker.start()
+    await api.wait_status(second, {"SUCCESS"})
+    assert store.patients.count_care_flows() == 2  # one care flow per request
+
+    # The reviewer's case: the cause not fixed and a worker running, so the winner's new run
+    # fails again at once; retries that arrived before it was reset are still refused.
+    third = await failed_request(api, worker, hook["id"])
+    url = f"/v1/requests/{third}/retry"
+    answers = await asyncio.gather(*(api.admin("POST", url) for _ in range(10)))
+    assert sorted(a.status_code for a in answers) == [202] + [409] * 9, [a.text for a in answers]
+    statuses = await _runs(temporal_client, third, at_least=2)
+    assert len(statuses) == 2 and WorkflowExecutionStatus.TERMINATED not in statuses

@@ -72,9 +72,9 @@ async def test_editing_an_enabled_webhook_into_incomplete_is_refused(api: Api) -
     assert answer.status_code == 409
     codes = sorted(e["data_point_definition_id"] for e in answer.json()["errors"])
     assert codes == ["contact_family", "deceased"]
-    await save_definition(api, "intake", [], title="Patient intake", published=False, replace=True)
     disabled = await api.admin("POST", f"/v1/webhooks/{hook['id']}/disable")
     assert disabled.json()["enabled"] is False
+    await save_definition(api, "intake", [], title="Patient intake", published=False, replace=True)
     refused = await api.admin("POST", f"/v1/webhooks/{hook['id']}/enable")
     assert refused.status_code == 409
     assert [e["code"] for e in refused.json()["errors"]] == [

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from tests.conftest import Api, RunningWorker
 from tests.factories import (
-    FHIR_POINTS,
     configure_fhir_webhook,
+    failed_request,
     post_sample,
-    save_definition,
+    republish,
     ui_sign_in,
 )
 
@@ -34,14 +34,12 @@ async def test_the_log_filters_and_shows_bad_filters_as_errors(
 
 async def test_retry_from_the_request_page(api: Api, worker: RunningWorker) -> None:
     hook = await configure_fhir_webhook(api)
-    await save_definition(api, "intake", FHIR_POINTS, published=False, replace=True)
-    request_id = (await post_sample(api, hook["id"])).json()["request_id"]
-    await api.wait_status(request_id, {"FAILED"})
+    request_id = await failed_request(api, worker, hook["id"])
     csrf = await ui_sign_in(api)
     page = await api.http.get(f"/ui/requests/{request_id}")
     assert 'id="retry"' in page.text and "care_flow_definition_unpublished" in page.text
 
-    await save_definition(api, "intake", FHIR_POINTS, published=True, replace=True)
+    await republish(api, hook["id"])
     retried = await api.http.post(
         f"/ui/requests/{request_id}/retry", data={"csrf": csrf}, follow_redirects=False
     )

@@ -4,8 +4,13 @@ browser in ``test_browser.py``."""
 
 from __future__ import annotations
 
-from tests.conftest import Api
-from tests.factories import ui_sign_in
+import json
+
+import httpx
+
+from careflow.settings import Settings
+from tests.conftest import ADMIN_TOKEN, Api, free_port, serve_api
+from tests.factories import FHIR_POINTS, configure_fhir_webhook, ui_sign_in
 
 
 async def test_sign_out_ends_the_session(api: Api) -> None:
@@ -18,6 +23,49 @@ async def test_sign_out_ends_the_session(api: Api) -> None:
     assert "Max-Age=0" in out.headers["set-cookie"]
     after = await api.http.get("/ui/webhooks", follow_redirects=False)
     assert (after.status_code, after.headers["location"]) == (303, "/ui/login")
+
+
+async def test_a_cookie_saved_before_sign_out_opens_nothing(api: Api) -> None:
+    """Issue 15 finding 3: the cookie of a signed-out session no longer opens any page."""
+    csrf = await ui_sign_in(api)
+    saved = api.http.cookies["careflow_ui"]
+    out = await api.http.post("/ui/logout", data={"csrf": csrf}, follow_redirects=False)
+    assert out.status_code == 303
+    async with httpx.AsyncClient(base_url=api.base_url, cookies={"careflow_ui": saved}) as replay:
+        page = await replay.get("/ui/settings", follow_redirects=False)
+        assert (page.status_code, page.headers["location"]) == (303, "/ui/login")
+        form = await replay.post(
+            "/ui/identifier-systems",
+            data={"csrf": csrf, "name": "mrn", "system": "urn:mrn"},
+            follow_redirects=False,
+        )
+        assert form.status_code == 303 and form.headers["location"] == "/ui/login"
+    assert (await api.admin("GET", "/v1/identifier-systems")).json()["items"] == []
+
+
+async def test_failed_sign_ins_are_throttled(api: Api) -> None:
+    for _ in range(5):
+        wrong = await api.http.post("/ui/login", data={"token": "guess"})
+        assert wrong.status_code == 401
+    blocked = await api.http.post("/ui/login", data={"token": ADMIN_TOKEN})
+    assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.text
+    assert 1 <= int(blocked.headers["retry-after"]) <= 60
+
+
+async def test_a_new_admin_token_ends_every_session(settings: Settings, api: Api) -> None:
+    """The same database served with another admin token (a rotation and restart): the old
+    session's cookie opens nothing."""
+    await ui_sign_in(api)
+    saved = api.http.cookies["careflow_ui"]
+    rotated = settings.model_copy(
+        update={"careflow_admin_token": "rotated-token", "careflow_api_port": free_port()}
+    )
+    async with (
+        serve_api(rotated) as replica,
+        httpx.AsyncClient(base_url=replica.base_url, cookies={"careflow_ui": saved}) as browser,
+    ):
+        page = await browser.get("/ui/settings", follow_redirects=False)
+        assert page.headers["location"] == "/ui/login"
 
 
 async def test_settings_forms_answer_bad_input_with_a_422_page(api: Api) -> None:
@@ -66,3 +114,28 @@ async def test_a_definition_is_replaced_from_its_page(api: Api) -> None:
         False,
         [],
     )
+
+
+async def test_a_definition_edit_that_breaks_an_enabled_webhook_needs_force(api: Api) -> None:
+    """Issue 15 finding 6 on the web page: 409 naming the webhook, then the force box."""
+    hook = await configure_fhir_webhook(api)
+    csrf = await ui_sign_in(api)
+    points = json.dumps([*FHIR_POINTS, {"id": "insurance", "value_type": "string"}])
+    form = {
+        "csrf": csrf,
+        "existing": "1",
+        "id": "intake",
+        "title": "Patient intake",
+        "published": "on",
+        "data_point_definitions": points,
+    }
+    page = await api.http.get("/ui/care-flow-definitions/intake")
+    assert 'name="force"' in page.text
+    refused = await api.http.post("/ui/care-flow-definitions", data=form)
+    assert refused.status_code == 409
+    assert "missing_data_point_mapping" in refused.text and "FHIR patient feed" in refused.text
+    assert (await api.admin("GET", f"/v1/webhooks/{hook['id']}")).json()["enabled"] is True
+    forced = await api.http.post("/ui/care-flow-definitions", data={**form, "force": "on"})
+    assert forced.status_code == 200 and 'id="disabled-webhooks"' in forced.text
+    assert f'href="/ui/webhooks/{hook["id"]}"' in forced.text
+    assert (await api.admin("GET", f"/v1/webhooks/{hook['id']}")).json()["enabled"] is False

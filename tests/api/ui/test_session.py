@@ -1,15 +1,18 @@
-"""``api/ui/session.py``: signed session cookies (keyed by the admin token, 12 h) and CSRF
-tokens derived from the session id."""
+"""``api/ui/session.py``: cookies naming server-side session records (sign-out, idle expiry,
+12 h at most, a new admin token ends every session), the sign-in throttle and CSRF tokens."""
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from itsdangerous import TimestampSigner
 from starlette.requests import Request
 
 from api.ui import session
+from persistence.repositories import ui_sessions as ui_sessions_module
+from persistence.store import Store
 
 TOKEN = "admin-token"
 
@@ -19,27 +22,79 @@ def _request(cookie: str | None) -> Request:
     return Request({"type": "http", "method": "GET", "path": "/ui/", "headers": headers})
 
 
-def test_a_session_cookie_opens_only_with_its_admin_token() -> None:
-    cookie = session.new_session(TOKEN)
-    sid = session.session_id(_request(cookie), TOKEN)
+def test_a_session_cookie_opens_only_with_its_admin_token(store: Store) -> None:
+    sessions = session.UiSessions(store.ui_sessions, TOKEN, idle_seconds=600)
+    cookie = sessions.start()
+    sid = sessions.current(_request(cookie))
     assert isinstance(sid, str) and len(sid) >= 16
-    assert session.session_id(_request(session.new_session(TOKEN)), TOKEN) != sid  # fresh ids
-    assert session.session_id(_request(cookie), "rotated-token") is None  # signs everyone out
+    assert sessions.current(_request(sessions.start())) != sid  # fresh ids
+    rotated = session.UiSessions(store.ui_sessions, "rotated-token", idle_seconds=600)
+    assert rotated.current(_request(cookie)) is None  # a new admin token signs everyone out
     tampered = ("A" if cookie[0] != "A" else "B") + cookie[1:]
-    assert session.session_id(_request(tampered), TOKEN) is None
-    assert session.session_id(_request(None), TOKEN) is None
-    assert session.session_id(_request(""), TOKEN) is None
+    assert sessions.current(_request(tampered)) is None
+    assert sessions.current(_request(None)) is None
+    assert sessions.current(_request("")) is None
 
 
-def test_a_session_expires_after_twelve_hours(monkeypatch: pytest.MonkeyPatch) -> None:
-    cookie = session.new_session(TOKEN)
+def test_a_record_from_another_admin_token_is_refused_and_deleted(store: Store) -> None:
+    """Even a cookie signed with the new token opens nothing when its record is from the old one
+    (the record keeps the token's fingerprint, not the token)."""
+    old = session.UiSessions(store.ui_sessions, TOKEN, idle_seconds=600)
+    cookie = old.start()
+    sid = old.current(_request(cookie))
+    assert sid is not None
+    resigned = session._serializer("rotated-token").dumps({"sid": sid})
+    rotated = session.UiSessions(store.ui_sessions, "rotated-token", idle_seconds=600)
+    assert rotated.current(_request(resigned)) is None
+    assert old.current(_request(cookie)) is None  # the stale record is gone
+    assert store.ui_sessions.count() == 0
+
+
+def test_sign_out_ends_the_session_for_good(store: Store) -> None:
+    sessions = session.UiSessions(store.ui_sessions, TOKEN, idle_seconds=600)
+    cookie = sessions.start()
+    other = sessions.start()
+    sessions.end(_request(cookie))
+    assert sessions.current(_request(cookie)) is None
+    assert sessions.current(_request(other)) is not None  # only that session ended
+
+
+def test_an_idle_session_expires_and_use_keeps_one_alive(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = session.UiSessions(store.ui_sessions, TOKEN, idle_seconds=600)
+    cookie = sessions.start()
+    busy = sessions.start()
+    start = ui_sessions_module.now()
+    for minutes in (8, 16):  # busy is used every 8 minutes; cookie is not
+        monkeypatch.setattr(
+            ui_sessions_module, "now", lambda m=minutes: start + timedelta(minutes=m)
+        )
+        assert sessions.current(_request(busy)) is not None
+    assert sessions.current(_request(cookie)) is None  # idle 16 min > 10 min
+    assert sessions.current(_request(busy)) is not None
+
+
+def test_a_session_ends_after_twelve_hours(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions = session.UiSessions(store.ui_sessions, TOKEN, idle_seconds=24 * 3600)
+    cookie = sessions.start()
     signed_at = int(time.time())
     later = signed_at + session.MAX_AGE_SECONDS - 60
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: later)
-    assert session.session_id(_request(cookie), TOKEN) is not None
+    assert sessions.current(_request(cookie)) is not None
     expired = signed_at + session.MAX_AGE_SECONDS + 60
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: expired)
-    assert session.session_id(_request(cookie), TOKEN) is None
+    assert sessions.current(_request(cookie)) is None
+
+
+def test_failed_sign_ins_are_throttled_per_client() -> None:
+    throttle = session.SignInThrottle("3/minute")
+    for _ in range(3):
+        assert throttle.retry_after("10.0.0.1") is None
+        throttle.failed("10.0.0.1")
+    wait = throttle.retry_after("10.0.0.1")
+    assert wait is not None and 1 <= wait <= 60
+    assert throttle.retry_after("10.0.0.2") is None
 
 
 def test_csrf_tokens_belong_to_one_session() -> None:

@@ -216,7 +216,12 @@ async def test_anonymous_request_gets_one_patient_across_a_retry(
 
 async def test_import_creates_then_updates_definitions(api: Api, stand_in: AwellStandIn) -> None:
     answer = await api.admin("POST", "/v1/care-flow-definitions/import")
-    assert answer.json() == {"created": ["visit-follow-up"], "updated": [], "skipped": []}
+    assert answer.json() == {
+        "created": ["visit-follow-up"],
+        "updated": [],
+        "skipped": [],
+        "disabled_webhooks": [],
+    }
     definition = (await api.admin("GET", "/v1/care-flow-definitions/visit-follow-up")).json()
     assert definition["backend"]["kind"] == "awell"
     assert definition["backend"]["pathway_definition_id"] == "pd-visit"
@@ -258,3 +263,20 @@ async def test_find_active_care_flow_sees_active_pathways(
     stand_in.pathways[detail["care_flow_id"]]["status"] = "completed"
     assert await active(detail["patient_id"]) is None
     assert stand_in.invalid == []
+
+
+async def test_import_that_would_break_an_enabled_webhook_needs_force(
+    api: Api, stand_in: AwellStandIn
+) -> None:
+    hook_id = await awell_webhook(api)
+    stand_in.definitions[0]["data_point_definitions"].append(
+        {"id": "dp-new", "key": "new_required", "title": "New", "valueType": "STRING"}
+    )
+    answer = (await api.admin("POST", "/v1/care-flow-definitions/import")).json()
+    assert answer["updated"] == [] and answer["disabled_webhooks"] == []
+    (skipped,) = answer["skipped"]
+    assert skipped["code"] == "webhooks_left_incomplete" and hook_id in skipped["message"]
+    answer = (await api.admin("POST", "/v1/care-flow-definitions/import?force=true")).json()
+    assert answer["updated"] == ["visit-follow-up"] and answer["disabled_webhooks"] == [hook_id]
+    hook = (await api.admin("GET", f"/v1/webhooks/{hook_id}")).json()
+    assert hook["enabled"] is False
