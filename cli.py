@@ -62,8 +62,9 @@ def dev_server_command(settings: Settings) -> list[str]:
         "journal_mode=wal",
         "--sqlite-pragma",
         "synchronous=normal",
+        # Errors only: at warn, every start and Ctrl-C prints a dozen routine WARN lines.
         "--log-level",
-        "warn",
+        "error",
     ]
 
 

@@ -26,6 +26,7 @@ from careflow.settings import Settings, get_settings
 from infra import temporal
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
+from workflows.debounce import DebounceWindowWorkflow
 from workflows.patient_resolution import PatientResolutionWorkflow
 from workflows.request import WebhookRequestWorkflow
 
@@ -110,11 +111,12 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.careflow_task_queue,
-        workflows=[WebhookRequestWorkflow],
+        workflows=[WebhookRequestWorkflow, DebounceWindowWorkflow],
         activities=[
             validation.validate_request,
             patients.resolve_patient,
             care_flows.start_care_flow,
+            care_flows.find_active_care_flow,
         ],
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,

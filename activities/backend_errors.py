@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-from temporalio.exceptions import ApplicationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from backends.base import BackendRefusedError, BackendUnavailableError
 
@@ -35,9 +36,25 @@ def backend_errors() -> Iterator[None]:
             next_retry_delay=delay,
         ) from None
     except BackendRefusedError as exc:
-        raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from None
+        # An expected outcome (e.g. an unpublished definition), not a defect: one line here,
+        # and BENIGN keeps the SDK from logging it again with a traceback.
+        log.warning("%s refused for good: %s", _where(), exc.code)
+        raise ApplicationError(
+            exc.message,
+            type=exc.code,
+            non_retryable=True,
+            category=ApplicationErrorCategory.BENIGN,
+        ) from None
     except Exception as exc:
         log.warning("care-flow backend raised %s", type(exc).__name__)
         raise ApplicationError(
             f"the care-flow backend raised {type(exc).__name__}", type="backend_error"
         ) from None
+
+
+def _where() -> str:
+    """``<activity type> of request <workflow id>`` inside an activity (ids only, no PHI)."""
+    if not activity.in_activity():
+        return "care-flow backend"
+    info = activity.info()
+    return f"{info.activity_type} of request {info.workflow_id}"

@@ -7,7 +7,12 @@ from temporalio import activity
 from activities.backend_errors import backend_errors
 from backends.base import CareFlowBackend
 from backends.registry import BackendRegistry
-from careflow.messages import StartCareFlowInput, StartCareFlowResult
+from careflow.messages import (
+    FindActiveCareFlowInput,
+    FindActiveCareFlowResult,
+    StartCareFlowInput,
+    StartCareFlowResult,
+)
 from infra import temporal
 
 
@@ -39,3 +44,17 @@ class CareFlowActivities:
         return StartCareFlowResult(
             care_flow_id=care_flow.id, created=created, attempt=activity.info().attempt
         )
+
+    @activity.defn(name=temporal.FIND_ACTIVE_CARE_FLOW)
+    def find_active_care_flow(self, request: FindActiveCareFlowInput) -> FindActiveCareFlowResult:
+        """The patient's active care flow of the definition, for ``skip_if_enrolled``. Read-only.
+
+        Raises:
+            ApplicationError: retryable ``backend_unavailable``.
+        """
+        with backend_errors():
+            backend = self._backends.for_definition(request.care_flow_definition_id)
+            care_flow_id = backend.find_active_care_flow(
+                request.care_flow_definition_id, request.patient_id
+            )
+        return FindActiveCareFlowResult(care_flow_id=care_flow_id, attempt=activity.info().attempt)

@@ -29,8 +29,11 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from api import debounce
 from api.request_log import RequestLog
 from careflow import mapping, request_ids, signatures
+from careflow.conditions.models import DEBOUNCED, IgnoredReason
+from careflow.debounce import key_text, window_id
 from careflow.messages import ValidationResult, WebhookRequestInput
 from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
 from careflow.payload import PayloadError, media_type_of, parse_body
@@ -195,14 +198,33 @@ class IngestService:
         result = validate(self._config.snapshot, hook.id, parsed)
         if test:
             result = without_enabled_check(result)
+        window: str | None = None
+        if not test and result.verdict == RequestStatus.SCHEDULED and hook.debounce is not None:
+            result, window = await self._debounce(hook, request_id, parsed, result)
         status = result.verdict
         try:
-            await self._start(hook, request_id, body, media_type, status, result, test=test)
+            await self._start(
+                hook, request_id, body, media_type, status, result, test=test, window=window
+            )
         except WorkflowAlreadyStartedError:
             current = await self._requests.current_status(request_id)
             log.info("duplicate delivery webhook=%s request=%s", hook.id, request_id)
             return Outcome(200, {"request_id": request_id, "status": current, "duplicate": True})
+        except TemporalUnavailableError:
+            if window is not None:
+                await debounce.release(self._client, window, request_id)
+            raise
         log.info("request webhook=%s request=%s status=%s", hook.id, request_id, status.value)
+        if status == RequestStatus.IGNORED and not test:
+            _log_ignored(hook.id, request_id, result.reasons)
+            return Outcome(
+                200,
+                {
+                    "request_id": request_id,
+                    "status": status.value,
+                    "reasons": [r.model_dump(exclude_none=True) for r in result.reasons],
+                },
+            )
         if test:
             await self._keep_test_payload(hook, request_id, status, parsed)
             return Outcome(200, self._test_answer(request_id, result, hook, signature_valid))
@@ -217,6 +239,52 @@ class IngestService:
             )
         http_status = 403 if any(e.code == "webhook_disabled" for e in result.errors) else 422
         return Outcome(http_status, self._rejected_body(request_id, result.errors))
+
+    async def _debounce(
+        self, hook: Webhook, request_id: str, parsed: Any, result: ValidationResult
+    ) -> tuple[ValidationResult, str | None]:
+        """Claim the request's debounce window (none when the key is absent).
+
+        Returns:
+            (the result, the window id this request holds), or an IGNORED ``debounced`` result
+            naming the holder and None.
+
+        Raises:
+            TemporalUnavailableError: Temporal did not answer the claim.
+        """
+        assert hook.debounce is not None
+        key = key_text(hook.debounce, parsed)
+        if key is None:
+            return result, None
+        window = window_id(hook.id, key)
+        try:
+            holder = await debounce.claim(
+                self._client,
+                self._settings.careflow_task_queue,
+                window,
+                request_id,
+                hook.debounce.seconds,
+            )
+        except (RPCError, RuntimeError) as exc:
+            log.warning("temporal unavailable: debounce claim failed")
+            raise TemporalUnavailableError from exc
+        if holder is None:
+            return result, window
+        reason = IgnoredReason(
+            code=DEBOUNCED,
+            message="a request with the same debounce key arrived within the window",
+            request_id=holder,
+        )
+        ignored = result.model_copy(
+            update={
+                "verdict": RequestStatus.IGNORED,
+                "reasons": [reason],
+                "data_points": {},
+                "patient_identifier": None,
+                "profile": {},
+            }
+        )
+        return ignored, None
 
     @staticmethod
     def _single_headers(hook: Webhook) -> set[str]:
@@ -246,6 +314,8 @@ class IngestService:
             "status": RequestStatus.TEST.value,
             "verdict": result.verdict.value,
             "errors": [e.model_dump(exclude_none=True) for e in result.errors],
+            "reasons": [r.model_dump(exclude_none=True) for r in result.reasons],
+            "conditions": result.conditions.model_dump() if result.conditions else None,
             "data_points": result.data_points,
             "patient_identifier": (
                 result.patient_identifier.model_dump() if result.patient_identifier else None
@@ -311,6 +381,7 @@ class IngestService:
         *,
         test: bool,
         door_rejected: bool = False,
+        window: str | None = None,
     ) -> None:
         request = WebhookRequestInput(
             request_id=request_id,
@@ -325,13 +396,15 @@ class IngestService:
             handler_errors=result.errors,
             **self._handler_mapping(status, result, test=test, door_rejected=door_rejected),
             door_rejected=door_rejected,
+            handler_reasons=result.reasons,
+            debounce_window_id=window,
             activity_max_attempts=self._settings.activity_max_attempts,
             activity_max_seconds=self._settings.activity_max_seconds,
         )
         if test:
             initial = RequestStatus.TEST if door_rejected else RequestStatus.RECEIVED
-        elif status == RequestStatus.REJECTED:
-            initial = RequestStatus.REJECTED
+        elif status in (RequestStatus.REJECTED, RequestStatus.IGNORED):
+            initial = status
         else:
             initial = RequestStatus.RECEIVED
         try:
@@ -371,6 +444,23 @@ class IngestService:
             raise TemporalUnavailableError from exc
         finally:
             self._start_slots.release()
+
+
+def _log_ignored(webhook_id: str, request_id: str, reasons: list[IgnoredReason]) -> None:
+    """Log an IGNORED answer with each rule's path, operator and outcome (never a value)."""
+    for reason in reasons:
+        rules = " ".join(
+            f"{r.rule}:{r.path or '-'}:{r.op}={'true' if r.outcome else 'false'}"
+            for r in reason.rules or []
+        )
+        log.info(
+            "ignored webhook=%s request=%s reason=%s%s%s",
+            webhook_id,
+            request_id,
+            reason.code,
+            f" rules={rules}" if rules else "",
+            f" first_request={reason.request_id}" if reason.request_id else "",
+        )
 
 
 def _delivery_id(headers: Mapping[str, str], hook: Webhook, body: Any) -> str | None:

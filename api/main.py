@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         backend.router,
         health.router,
         ui.router,
+        ui.favicon_router,
     ):
         app.include_router(router)
     app.mount("/ui/static", StaticFiles(directory=ui_common.STATIC_DIR), name="ui-static")

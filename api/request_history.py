@@ -119,6 +119,9 @@ def known_state(
         update["errors"] = request.handler_errors
         if request.door_rejected or request.handler_status == RequestStatus.REJECTED:
             update["verdict"] = RequestStatus.REJECTED
+        if request.handler_status == RequestStatus.IGNORED and not request.is_test:
+            update["verdict"] = RequestStatus.IGNORED
+            update["reasons"] = request.handler_reasons
     return state.model_copy(update=update) if update else state
 
 

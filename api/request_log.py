@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from temporalio.api.common.v1 import WorkflowExecution as ProtoWorkflowExecution
 from temporalio.api.enums.v1 import ResetReapplyType
@@ -23,6 +25,7 @@ from temporalio.client import (
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import request_history as history
+from api import request_runs as runs
 from api.paging import PageTokens
 from api.request_models import (
     BulkRetryAnswer,
@@ -31,6 +34,7 @@ from api.request_models import (
     RequestSummary,
     RetryAnswer,
     TemporalDetails,
+    latest_runs_query,
     visibility_query,
 )
 from backends.temporal_workflow import is_temporal_care_flow_id
@@ -56,6 +60,26 @@ DOOR_CODES = frozenset(
         "duplicate_header",
     }
 )
+
+
+_RETRYABLE_STATUSES = frozenset(
+    {RequestStatus.FAILED, RequestStatus.REJECTED, RequestStatus.IGNORED}
+)
+
+_WHY_NOT = {
+    "test_request": "test requests are never processed",
+    "succeeded": "the request succeeded",
+    "not_finished": "the request has not finished",
+    "rejected_at_door": "the request was refused at the door (signature, size, media type, syntax)",
+}
+
+
+class NotRetryableError(ConflictError):
+    """409 ``not_retryable``; ``reason`` says why (a snake_case code counted by bulk retry)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(RequestError(code="not_retryable", message=message))
+        self.reason = reason
 
 
 def _sa(execution: WorkflowExecution, key: Any) -> Any:
@@ -155,13 +179,32 @@ class RequestLog:
         else:  # a reset run keeps the old run's search attributes until its first workflow task
             status = RequestStatus.RECEIVED
         care_flow_id = state.care_flow_id or _sa(description, temporal.SA_CARE_FLOW_ID)
+        latest_run = runs.RunSummary(
+            run_id=description.run_id or "",
+            status=status,
+            execution_status=description.status.name if description.status else "UNKNOWN",
+            started_at=description.start_time,
+            closed_at=description.close_time,
+            error_codes=sorted({e.code for e in state.errors}),
+            ui_url=self.ui_url(request_id, description.run_id),
+        )
+        all_runs = [latest_run]
+        if not first_run:  # earlier runs and what started each, oldest first
+            earlier = await runs.earlier_runs(self._client, request_id, latest_run.run_id)
+            all_runs = await runs.summarise(
+                self._client, earlier, latest_run, await runs.reset_event(handle), self.ui_url
+            )
+            timeline = runs.joined_timeline(
+                all_runs, [s.timeline if s else [] for _, s in earlier] + [timeline]
+            )
         return RequestDetail(
             request_id=request_id,
             webhook_id=_sa(description, temporal.SA_WEBHOOK_ID),
             care_flow_definition_id=_sa(description, temporal.SA_CARE_FLOW_DEFINITION_ID),
             status=status,
             verdict=state.verdict,
-            received_at=description.start_time,
+            # The first receipt: a reset run's start time is when it was reset.
+            received_at=request.received_at if request else description.start_time,
             updated_at=description.close_time or _last_update(state, description),
             is_test=bool(_sa(description, temporal.SA_IS_TEST)),
             payload=history.logged_payload(request),
@@ -175,8 +218,10 @@ class RequestLog:
                 else None
             ),
             errors=state.errors,
+            reasons=state.reasons,
             timeline=timeline,
             pending_activities=pending,
+            runs=all_runs,
             temporal=TemporalDetails(
                 namespace=self._client.namespace,
                 workflow_id=request_id,
@@ -185,13 +230,9 @@ class RequestLog:
             ),
         )
 
-    async def _retryable_run(self, request_id: str) -> str | None:
-        """The latest run id when the request may be retried (contract §3), else None."""
-        return await _retryable_run(await self.describe(request_id))
-
     async def retryable(self, request_id: str) -> bool:
         """Whether ``retry`` would reset this request now (contract §3)."""
-        return await self._retryable_run(request_id) is not None
+        return (await _retryable_run(await self.describe(request_id)))[0] is not None
 
     async def retry(self, request_id: str, arrived: datetime | None = None) -> RetryAnswer:
         """Reset a retryable request to its first workflow task (the UI's Reset), so it
@@ -209,16 +250,14 @@ class RequestLog:
         """
         arrived = arrived or datetime.now(UTC)
         description = await self.describe(request_id)
-        run_id = await _retryable_run(description)
+        run_id, reason = await _retryable_run(description)
         if run_id is None:
             if _reset_run_open(description):
                 raise ConflictError(_RETRY_IN_PROGRESS)
-            raise ConflictError(
-                RequestError(
-                    code="not_retryable",
-                    message="only FAILED requests and REJECTED ones with payload or "
-                    "configuration errors can be retried",
-                )
+            raise NotRetryableError(
+                reason,
+                f"{_WHY_NOT[reason]}; only FAILED and IGNORED requests and REJECTED ones with "
+                "payload or configuration errors can be retried",
             )
         if not await asyncio.to_thread(self._claims.claim, request_id, run_id, arrived):
             raise ConflictError(_RETRY_IN_PROGRESS)
@@ -232,16 +271,14 @@ class RequestLog:
         handle = self._client.get_workflow_handle(request_id, run_id=run_id)
         first_task = await history.first_workflow_task(handle)
         if first_task is None:
-            raise ConflictError(
-                RequestError(code="not_retryable", message="the request has no completed task")
-            )
+            raise NotRetryableError("no_completed_task", "the request has no completed task")
         # Same run → same reset request id: concurrent retries of one run reset it once.
         reset_request_id = hashlib.sha256(f"{request_id}/{run_id}".encode()).hexdigest()
         answer = await self._client.workflow_service.reset_workflow_execution(
             ResetWorkflowExecutionRequest(
                 namespace=self._client.namespace,
                 workflow_execution=ProtoWorkflowExecution(workflow_id=request_id, run_id=run_id),
-                reason="retry requested through the careflow-webhooks API",
+                reason=runs.API_RETRY_REASON,
                 workflow_task_finish_event_id=first_task,
                 request_id=reset_request_id,
                 reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_NONE,
@@ -252,8 +289,12 @@ class RequestLog:
         )
 
     async def retry_many(self, filters: RequestFilters, limit: int) -> BulkRetryAnswer:
-        """Reset every retryable request matching ``filters`` (at most ``limit`` looked at)."""
-        reset = skipped = 0
+        """Reset every retryable request matching ``filters`` (at most ``limit`` looked at);
+        skipped ones are counted by reason (``succeeded``, ``not_finished``, ``test_request``,
+        ``rejected_at_door``, ``retry_in_progress``, …): a status filter also matches earlier
+        runs that a retry already superseded, whose request may since have succeeded."""
+        reset = 0
+        skipped: dict[str, int] = {}
         arrived = datetime.now(UTC)
         seen: set[str] = set()
         async for execution in self._client.list_workflows(
@@ -265,9 +306,12 @@ class RequestLog:
             try:
                 await self.retry(execution.id, arrived)
                 reset += 1
-            except ConflictError:
-                skipped += 1
-        return BulkRetryAnswer(reset=reset, skipped=skipped)
+            except ConflictError as exc:
+                reason = getattr(exc, "reason", None) or exc.errors[0].code
+                skipped[reason] = skipped.get(reason, 0) + 1
+        return BulkRetryAnswer(
+            reset=reset, skipped=sum(skipped.values()), skipped_by_reason=skipped
+        )
 
     async def _latest_runs(self, executions: list[WorkflowExecution]) -> list[WorkflowExecution]:
         """The executions that are their request's latest run, in the given order.
@@ -314,27 +358,35 @@ class RequestLog:
         items: list[RequestSummary] = []
         for execution in await self._latest_runs(list(iterator.current_page or [])):
             status = _sa(execution, temporal.SA_REQUEST_STATUS)
+            # The first receipt (memo), not the run's start: a reset run starts when reset.
+            received_at = await _first_receipt(execution) or execution.start_time
             items.append(
                 RequestSummary(
                     request_id=execution.id,
                     webhook_id=_sa(execution, temporal.SA_WEBHOOK_ID),
                     care_flow_definition_id=_sa(execution, temporal.SA_CARE_FLOW_DEFINITION_ID),
                     status=RequestStatus(status) if status else RequestStatus.RECEIVED,
-                    received_at=execution.start_time,
+                    received_at=received_at,
                     updated_at=execution.close_time,
                     is_test=bool(_sa(execution, temporal.SA_IS_TEST)),
+                    run_id=execution.run_id,
                 )
             )
         return items, self._tokens.encode_visibility(iterator.next_page_token)
 
+    def ui_list_url(self, run_ids: Sequence[str]) -> str:
+        """The Temporal UI's workflow list showing exactly these runs (``latest_runs_query``)."""
+        query = quote(latest_runs_query(run_ids))
+        return f"{self._ui_base_url}/namespaces/{self._client.namespace}/workflows?query={query}"
+
     async def count(self, filters: RequestFilters, exact_up_to: int = 1000) -> int:
         """Requests matching ``filters`` (latest runs only).
 
-        FAILED and REJECTED are the statuses that retries supersede: they are listed and
-        de-duplicated (at most ``exact_up_to``); other statuses use one visibility count.
+        FAILED, REJECTED and IGNORED are the statuses that retries supersede: they are listed
+        and de-duplicated (at most ``exact_up_to``); other statuses use one visibility count.
         """
         query = visibility_query(filters)
-        if filters.status not in (RequestStatus.FAILED, RequestStatus.REJECTED):
+        if filters.status not in _RETRYABLE_STATUSES:
             return (await self._client.count_workflows(query)).count
         executions = [
             e async for e in self._client.list_workflows(query, limit=exact_up_to, page_size=200)
@@ -347,24 +399,27 @@ _RETRY_IN_PROGRESS = RequestError(
 )
 
 
-async def _retryable_run(description: WorkflowExecutionDescription) -> str | None:
-    """The run id of ``description`` when it may be retried (contract §3), else None."""
+async def _retryable_run(description: WorkflowExecutionDescription) -> tuple[str | None, str]:
+    """The run id of ``description`` when it may be retried (contract §3), else None, with the
+    reason code it may not (``""`` when it may)."""
     if _sa(description, temporal.SA_IS_TEST):
-        return None
+        return None, "test_request"
     # An open run is never reset (that would terminate it). A reset run keeps the old run's
     # search attributes (FAILED) until its first workflow task, so the state is checked too.
     if description.status == WorkflowExecutionStatus.RUNNING:
-        return None
+        return None, "not_finished"
     status = _sa(description, temporal.SA_REQUEST_STATUS)
-    if status == RequestStatus.FAILED.value:
-        return description.run_id
+    if status in (RequestStatus.FAILED.value, RequestStatus.IGNORED.value):
+        return description.run_id, ""
+    if status == RequestStatus.SUCCESS.value:
+        return None, "succeeded"
     if status != RequestStatus.REJECTED.value:
-        return None
+        return None, "not_finished"
     memo = await description.memo_value(temporal.MEMO_STATE, default=None)
     codes = {e["code"] for e in (memo or {}).get("errors", [])}
     if not codes or codes & DOOR_CODES:
-        return None
-    return description.run_id
+        return None, "rejected_at_door"
+    return description.run_id, ""
 
 
 def _reset_run_open(description: WorkflowExecutionDescription) -> bool:
@@ -372,6 +427,16 @@ def _reset_run_open(description: WorkflowExecutionDescription) -> bool:
     info = description.raw_description.workflow_execution_info
     reset_run = bool(info.first_run_id) and info.first_run_id != description.run_id
     return reset_run and description.status == WorkflowExecutionStatus.RUNNING
+
+
+async def _first_receipt(execution: WorkflowExecution) -> datetime | None:
+    """When a request first arrived: its timeline's receipt entry (memo), which a reset run
+    replays from its input."""
+    memo = await execution.memo_value(temporal.MEMO_STATE, default=None)
+    timeline = (memo or {}).get("timeline") or []
+    if timeline and timeline[0].get("status") == RequestStatus.RECEIVED.value:
+        return datetime.fromisoformat(timeline[0]["at"].replace("Z", "+00:00"))
+    return None
 
 
 def _last_update(state: RequestState, description: WorkflowExecutionDescription) -> datetime | None:

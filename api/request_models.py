@@ -4,11 +4,14 @@ the retry routes answer, and the SQL-like list filter sent to Temporal's visibil
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.request_runs import RunSummary
+from careflow.conditions.models import IgnoredReason
 from careflow.errors import DomainError
 from careflow.messages import TimelineEntry
 from careflow.models import Identifier, RequestError, RequestStatus
@@ -22,8 +25,11 @@ class RetryAnswer(BaseModel):
 
 
 class BulkRetryAnswer(BaseModel):
+    """``skipped_by_reason``: skip reason code → count (e.g. ``{"succeeded": 1}``)."""
+
     reset: int
     skipped: int
+    skipped_by_reason: dict[str, int] = Field(default_factory=dict)
 
 
 class TemporalDetails(BaseModel):
@@ -34,6 +40,8 @@ class TemporalDetails(BaseModel):
 
 
 class RequestSummary(BaseModel):
+    """``run_id``: the latest run's (the one a row shows)."""
+
     request_id: str
     webhook_id: str | None
     care_flow_definition_id: str | None
@@ -41,6 +49,7 @@ class RequestSummary(BaseModel):
     received_at: datetime
     updated_at: datetime | None
     is_test: bool
+    run_id: str | None = None
 
 
 class PendingActivity(BaseModel):
@@ -63,8 +72,10 @@ class RequestDetail(RequestSummary):
     care_flow_id: str | None = None
     care_flow_ui_url: str | None = None
     errors: list[RequestError] = Field(default_factory=list)
+    reasons: list[IgnoredReason] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     pending_activities: list[PendingActivity] = Field(default_factory=list)
+    runs: list[RunSummary] = Field(default_factory=list)
     temporal: TemporalDetails
 
 
@@ -99,5 +110,19 @@ def visibility_query(filters: RequestFilters) -> str:
     ):
         if value is not None:
             clauses.append(f"{key} = {_quote(value)}")
-    clauses.append(f"IsTest = {'true' if filters.is_test else 'false'}")
+    # Test requests end TEST: ``status=TEST`` lists them without ``is_test=true``.
+    is_test = filters.is_test or filters.status == RequestStatus.TEST
+    clauses.append(f"IsTest = {'true' if is_test else 'false'}")
     return " AND ".join(clauses)
+
+
+def latest_runs_query(run_ids: Sequence[str]) -> str:
+    """A Temporal UI list query for exactly these runs.
+
+    Temporal's visibility keeps each run a retry or reset superseded, closed as it ended (a
+    FAILED run stays ``ExecutionStatus="Failed"`` with ``RequestStatus="FAILED"``; only runs reset
+    while still open become ``Terminated``) and has no column telling a superseded run from the
+    latest one, so no filter on statuses lists only latest runs; naming the runs does.
+    """
+    quoted = ", ".join(_quote(r) for r in run_ids)
+    return f"RunId IN ({quoted})" if run_ids else "RunId = ''"

@@ -83,7 +83,10 @@ class CareFlowBackend(Protocol):
         ...
 
     def find_active_care_flow(self, care_flow_definition_id: str, patient_id: str) -> str | None:
-        """The id of an active care flow of this definition for this patient, or None.
+        """The id of the patient's active care flow of this definition, or None.
+
+        "Active" is the backend's own notion (built-in: not completed; Temporal: a running
+        execution; Awell: an active pathway). Read-only; used by ``skip_if_enrolled``.
 
         Raises:
             BackendUnavailableError: a transient fault.

@@ -59,10 +59,11 @@ class BuiltinBackend:
             raise BackendUnavailableError(str(exc)) from exc
 
     def find_active_care_flow(self, care_flow_definition_id: str, patient_id: str) -> str | None:
-        """Built-in care flows never end: the patient's latest care flow of the definition."""
+        """The earliest care flow of this definition started for the patient, or None.
+
+        Built-in care flows have no completion yet (nothing ends them), so every one is active.
+        """
         try:
-            flows = self._store.patients.list_care_flows(patient_id)
+            return self._store.patients.find_care_flow_of(care_flow_definition_id, patient_id)
         except TransientStoreError as exc:
             raise BackendUnavailableError(str(exc)) from exc
-        matching = [f.id for f in flows if f.care_flow_definition_id == care_flow_definition_id]
-        return matching[-1] if matching else None

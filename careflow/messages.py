@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from careflow.conditions.models import ConditionsOutcome, IgnoredReason
 from careflow.models import Identifier, RequestError, RequestStatus
 
 
@@ -40,6 +41,9 @@ class WebhookRequestInput(BaseModel):
     handler_data_points: dict[str, Any] = Field(default_factory=dict)
     handler_patient_identifier: Identifier | None = None
     door_rejected: bool = False
+    # An IGNORED handler verdict's reasons; the debounce window this request holds, if any.
+    handler_reasons: list[IgnoredReason] = Field(default_factory=list)
+    debounce_window_id: str | None = None
     activity_max_attempts: int = 10
     activity_max_seconds: float = 600.0
 
@@ -56,7 +60,9 @@ class ValidateRequestInput(BaseModel):
 
 
 class ValidationResult(BaseModel):
-    """Verdict of ``validate_request``: SCHEDULED or REJECTED, with everything mapped."""
+    """Verdict of ``validate_request``: SCHEDULED, REJECTED or IGNORED (conditions not met,
+    ``reasons`` say so), with everything mapped; ``conditions`` is the conditions' outcome and
+    ``skip_if_enrolled`` the webhook's enrollment rule."""
 
     verdict: RequestStatus
     errors: list[RequestError] = Field(default_factory=list)
@@ -66,6 +72,9 @@ class ValidationResult(BaseModel):
     profile: dict[str, Any] = Field(default_factory=dict)
     webhook_enabled: bool = True
     attempt: int = 1
+    conditions: ConditionsOutcome | None = None
+    reasons: list[IgnoredReason] = Field(default_factory=list)
+    skip_if_enrolled: bool = False
 
 
 class ResolvePatientInput(BaseModel):
@@ -91,10 +100,32 @@ class StartCareFlowInput(BaseModel):
     data_points: dict[str, Any] = Field(default_factory=dict)
 
 
+class FindActiveCareFlowInput(BaseModel):
+    care_flow_definition_id: str
+    patient_id: str
+
+
+class FindActiveCareFlowResult(BaseModel):
+    """The patient's active care flow of the definition (its id), or None."""
+
+    care_flow_id: str | None = None
+    attempt: int = 1
+
+
 class StartCareFlowResult(BaseModel):
     care_flow_id: str
     created: bool
     attempt: int = 1
+
+
+class DebounceWindowInput(BaseModel):
+    """The request holding a debounce window (an opaque id, never the key value)."""
+
+    request_id: str
+
+
+class ReleaseDebounceInput(BaseModel):
+    request_id: str
 
 
 class TimelineEntry(BaseModel):
@@ -116,6 +147,7 @@ class RequestState(BaseModel):
     patient_identifier: Identifier | None = None
     patient_id: str | None = None
     care_flow_id: str | None = None
+    reasons: list[IgnoredReason] = Field(default_factory=list)
 
 
 class CareFlowWorkflowInput(BaseModel):

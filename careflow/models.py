@@ -15,6 +15,13 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from careflow.conditions.models import (
+    ConditionGroup,
+    ConditionsOutcome,
+    Debounce,
+    IgnoredReason,
+)
+
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
@@ -58,6 +65,7 @@ class RequestStatus(StrEnum):
     PROCESSING = "PROCESSING"
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
+    IGNORED = "IGNORED"
 
     @property
     def terminal(self) -> bool:
@@ -65,7 +73,13 @@ class RequestStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset(
-    {RequestStatus.REJECTED, RequestStatus.TEST, RequestStatus.SUCCESS, RequestStatus.FAILED}
+    {
+        RequestStatus.REJECTED,
+        RequestStatus.TEST,
+        RequestStatus.SUCCESS,
+        RequestStatus.FAILED,
+        RequestStatus.IGNORED,
+    }
 )
 
 
@@ -223,6 +237,25 @@ class CareFlowDefinition(CareFlowDefinitionCreate):
     pass
 
 
+class CareFlowDefinitionReplace(CareFlowDefinitionUpdate):
+    """The body of ``PUT /v1/care-flow-definitions/{id}``: every field a client sets is required
+    (an omitted ``published`` must not unpublish), and the read-only ``id`` a GET returned is
+    accepted when it equals the stored one (checked by the service)."""
+
+    published: bool
+    data_point_definitions: list[DataPointDefinition]
+    id: str | None = None
+
+
+class IdentifierSystemReplace(IdentifierSystemUpdate):
+    """The body of ``PUT /v1/identifier-systems/{name}``: ``system`` and ``description`` are
+    required (a PUT replaces both), and the read-only ``name`` a GET returned is accepted when it
+    equals the stored one."""
+
+    description: str
+    name: str | None = None
+
+
 # --- webhooks ----------------------------------------------------------------------------------
 
 
@@ -296,6 +329,10 @@ class WebhookFields(StoredModel):
 
     delivery_id_path: str | None = None
     signature: SignatureConfig | None = None
+    # Trigger conditions, enrollment rule, debounce (careflow.conditions; contract §5b).
+    conditions: ConditionGroup | None = None
+    skip_if_enrolled: bool = False
+    debounce: Debounce | None = None
 
 
 class WebhookCreate(WebhookFields):
@@ -332,6 +369,9 @@ class WebhookPublic(BaseModel):
     default_region: str | None
     delivery_id_path: str | None
     signature: SignaturePublic | None
+    conditions: ConditionGroup | None = None
+    skip_if_enrolled: bool = False
+    debounce: Debounce | None = None
     url: str
     test_url: str
     created_at: datetime
@@ -379,14 +419,20 @@ class PreviewRequest(BaseModel):
 
     data_point_mappings: list[DataPointMapping] | None = None
     patient_identifier: PatientIdentifierMapping | None = None
+    conditions: ConditionGroup | None = None
     request_id: str | None = None
 
 
 class PreviewAnswer(BaseModel):
+    """``conditions`` is the conditions' verdict with each rule's outcome; ``reasons`` say why
+    the verdict is IGNORED."""
+
     verdict: RequestStatus
     errors: list[RequestError]
     data_points: dict[str, Any]
     patient_identifier: Identifier | None
+    conditions: ConditionsOutcome | None = None
+    reasons: list[IgnoredReason] = Field(default_factory=list)
 
 
 # --- patients and care flows (built-in backend) -------------------------------------------------

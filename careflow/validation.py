@@ -10,8 +10,11 @@ import json
 from typing import Any
 
 from careflow import mapping
+from careflow.conditions.checks import check_conditions, check_debounce
+from careflow.conditions.evaluate import evaluate
+from careflow.conditions.models import CONDITIONS_NOT_MET, ConditionsOutcome, IgnoredReason
 from careflow.messages import ValidationResult
-from careflow.models import RequestError, RequestStatus, WebhookFields
+from careflow.models import RequestError, RequestStatus, WebhookFields, _check_absolute_uri
 from careflow.snapshot import ConfigSnapshot
 
 
@@ -23,8 +26,13 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
         webhook_id: the webhook the request was sent to.
         body: the parsed JSON body (any JSON value).
 
+    The webhook's conditions are evaluated first (contract §5b): when they are not met the
+    verdict is IGNORED (``conditions_not_met``, each rule's outcome in ``reasons``) and nothing is
+    mapped, so a non-matching event with missing data points is IGNORED, not REJECTED.
+
     Returns:
-        SCHEDULED with the mapped data points and patient identifier, or REJECTED with every
+        IGNORED (conditions not met; REJECTED instead while the webhook is disabled), SCHEDULED
+        with the mapped data points and patient identifier, or REJECTED with every
         problem found (mapping errors, ``unknown_identifier_system``, ``webhook_disabled``,
         ``webhook_not_found``, ``care_flow_definition_not_found``). ``webhook_enabled`` reports
         the webhook's state (a deleted webhook is disabled); callers that ignore it (test
@@ -34,6 +42,16 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
     if webhook is None:
         return _rejected(RequestError(code="webhook_not_found", message="webhook not found"))
     disabled = [] if webhook.enabled else [_DISABLED]
+    outcome = evaluate(webhook.conditions, body) if webhook.conditions is not None else None
+    if outcome is not None and not outcome.met:
+        return ValidationResult(
+            verdict=RequestStatus.REJECTED if disabled else RequestStatus.IGNORED,
+            errors=disabled,
+            care_flow_definition_id=webhook.care_flow_definition_id,
+            webhook_enabled=webhook.enabled,
+            conditions=outcome,
+            reasons=[conditions_not_met(outcome)],
+        )
     definition = snapshot.definitions.get(webhook.care_flow_definition_id)
     if definition is None:
         missing = RequestError(
@@ -63,7 +81,8 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
         errors.append(
             RequestError(
                 code="unknown_identifier_system",
-                message="the patient identifier's system is not a configured identifier system",
+                message=f"identifier system {_named(identifier.system)} is not configured "
+                "(add it under /v1/identifier-systems)",
                 path=webhook.patient_identifier.system_path if webhook.patient_identifier else None,
             )
         )
@@ -76,7 +95,28 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
         patient_identifier=identifier,
         profile=result.profile,
         webhook_enabled=webhook.enabled,
+        conditions=outcome,
+        skip_if_enrolled=webhook.skip_if_enrolled,
     )
+
+
+def conditions_not_met(outcome: ConditionsOutcome) -> IgnoredReason:
+    """The IGNORED reason for conditions that are not met: each rule's path, op and outcome."""
+    return IgnoredReason(
+        code=CONDITIONS_NOT_MET,
+        message="the webhook's conditions are not met",
+        rules=outcome.rules,
+    )
+
+
+def _named(system: str) -> str:
+    """A system URI for a message: quoted when it is one (a namespace, configuration, not PHI),
+    else left out — the field came from the payload and might hold anything."""
+    try:
+        _check_absolute_uri(system)
+    except ValueError:
+        return "(not an absolute URI)"
+    return repr(system) if len(system) <= 200 else repr(system[:200] + "…")
 
 
 _DISABLED = RequestError(code="webhook_disabled", message="the webhook is disabled")
@@ -95,7 +135,10 @@ def without_enabled_check(result: ValidationResult) -> ValidationResult:
     errors = [e for e in result.errors if e.code != "webhook_disabled"]
     if len(errors) == len(result.errors):
         return result
-    verdict = RequestStatus.REJECTED if errors else RequestStatus.SCHEDULED
+    if errors:
+        verdict = RequestStatus.REJECTED
+    else:
+        verdict = RequestStatus.IGNORED if result.reasons else RequestStatus.SCHEDULED
     return result.model_copy(update={"errors": errors, "verdict": verdict})
 
 
@@ -116,6 +159,7 @@ def enable_problems(
     ``unconfigured_backends`` (``care_flow_backend_not_configured``, naming the kind).
     """
     problems = list(mapping.check_paths(webhook))
+    problems += check_conditions(webhook.conditions) + check_debounce(webhook.debounce)
     definition = snapshot.definitions.get(webhook.care_flow_definition_id)
     if definition is None:
         problems.append(
@@ -166,7 +210,7 @@ def enable_problems(
         problems.append(
             RequestError(
                 code="unknown_identifier_system",
-                message="the identifier system is not configured",
+                message=f"identifier system {ident.system!r} is not configured",
             )
         )
     return problems

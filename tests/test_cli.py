@@ -72,6 +72,26 @@ def test_api_runs_without_access_log(tmp_path: Path) -> None:
     assert command[command.index("--port") + 1] == "8123"
 
 
+def test_dev_server_starts_and_stops_without_warn_lines(tmp_path: Path) -> None:
+    """Issue 17, point 9: at ``--log-level warn`` a start and Ctrl-C printed 13–23 WARN lines."""
+    settings = Settings(
+        careflow_data_dir=tmp_path,
+        temporal_address=f"127.0.0.1:{free_port()}",
+        temporal_ui_port=free_port(),
+    )
+    command = dev_server_command(settings)
+    assert command[command.index("--log-level") + 1] == "error"
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        time.sleep(5)
+        assert server.poll() is None
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0
+    assert b"level=WARN" not in output and b"level=ERROR" not in output, output.decode()
+
+
 # --- `make run` supervision (issue 15 finding 2) ------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""``worker.py``: ``build_worker`` wires the workflow and the three activities to the task queue;
+"""``worker.py``: ``build_worker`` wires the workflows and the activities to the task queue;
 ``python worker.py`` runs one from the environment's settings and stops cleanly on Ctrl-C."""
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from infra import temporal
 from persistence.store import Store
 from tests.factories import ROOT, start_request, store_webhook
 from worker import build_worker
+from workflows.debounce import DebounceWindowWorkflow
 from workflows.request import WebhookRequestWorkflow
 
 
-async def test_build_worker_serves_the_workflow_and_the_three_activities(
+async def test_build_worker_serves_the_workflows_and_the_activities(
     temporal_client: Client, store: Store, settings: Settings
 ) -> None:
     payload_logger = logging.getLogger("temporalio.activity")
@@ -30,9 +31,14 @@ async def test_build_worker_serves_the_workflow_and_the_three_activities(
     with ThreadPoolExecutor(max_workers=3) as executor:
         config = build_worker(temporal_client, store, settings, executor).config()
     assert config["task_queue"] == settings.careflow_task_queue
-    assert config["workflows"] == [WebhookRequestWorkflow]
+    assert config["workflows"] == [WebhookRequestWorkflow, DebounceWindowWorkflow]
     names = {activity.__temporal_activity_definition.name for activity in config["activities"]}
-    assert names == {temporal.VALIDATE_REQUEST, temporal.RESOLVE_PATIENT, temporal.START_CARE_FLOW}
+    assert names == {
+        temporal.VALIDATE_REQUEST,
+        temporal.RESOLVE_PATIENT,
+        temporal.START_CARE_FLOW,
+        temporal.FIND_ACTIVE_CARE_FLOW,
+    }
     assert config["activity_executor"] is executor
     assert config["max_concurrent_activities"] == 3  # one activity per executor thread
     assert payload_logger.level == logging.INFO  # the SDK's payload DEBUG records are clamped

@@ -36,7 +36,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.care_flows import CareFlowActivities
     from activities.patients import PatientActivities
     from activities.validation import ValidationActivities
+    from careflow.conditions.models import ALREADY_ENROLLED, IgnoredReason
     from careflow.messages import (
+        FindActiveCareFlowInput,
+        FindActiveCareFlowResult,
+        ReleaseDebounceInput,
         RequestState,
         ResolvePatientInput,
         ResolvePatientResult,
@@ -48,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from careflow.models import RequestError, RequestStatus
     from infra import temporal
+    from workflows.debounce import DebounceWindowWorkflow
 
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
 In = TypeVar("In")
@@ -58,13 +63,14 @@ Out = TypeVar("Out")
 class WebhookRequestWorkflow:
     """Runs one request: validate → resolve patient → start care flow.
 
-    Ends Completed for SUCCESS, REJECTED and TEST; ends Failed (with the request FAILED) when an
-    activity fails for good or its retries run out.
+    Ends Completed for SUCCESS, REJECTED, IGNORED and TEST; ends Failed (with the request
+    FAILED) when an activity fails for good or its retries run out.
     """
 
     def __init__(self) -> None:
         self._state = RequestState(status=RequestStatus.RECEIVED)
         self._search_attributes: dict[str, Any] = {}
+        self._request: WebhookRequestInput | None = None
 
     @workflow.query(name=temporal.STATUS_QUERY)
     def status(self) -> RequestState:
@@ -76,6 +82,7 @@ class WebhookRequestWorkflow:
         self._state.timeline.append(
             TimelineEntry(status=RequestStatus.RECEIVED, at=request.received_at)
         )
+        self._request = request
         info = workflow.info()
         first_run = info.run_id == info.first_execution_run_id
         if request.door_rejected or request.body is None:
@@ -97,6 +104,11 @@ class WebhookRequestWorkflow:
             self._state.patient_identifier = request.handler_patient_identifier
             self._flush()
             return self._state
+        if first_run and not request.is_test and request.handler_status == RequestStatus.IGNORED:
+            # The sender was answered 200 IGNORED (conditions not met, or debounced): final.
+            self._state.verdict = RequestStatus.IGNORED
+            self._ignore(request.handler_reasons)
+            return self._state
         try:
             return await self._process(request, first_run)
         except ApplicationError:
@@ -105,6 +117,7 @@ class WebhookRequestWorkflow:
             error = _error_of(exc)
             self._set(RequestStatus.FAILED, errors=[error], message=error.code)
             self._flush()
+            await self._release_debounce_window()
             raise ApplicationError(error.message, type=error.code, non_retryable=True) from exc
 
     @staticmethod
@@ -146,6 +159,7 @@ class WebhookRequestWorkflow:
         self._state.verdict = validation.verdict
         self._state.data_points = validation.data_points
         self._state.patient_identifier = validation.patient_identifier
+        self._state.reasons = list(validation.reasons)
         if validation.care_flow_definition_id:
             self._search_attributes["CareFlowDefinitionId"] = validation.care_flow_definition_id
         if request.is_test:
@@ -163,6 +177,10 @@ class WebhookRequestWorkflow:
                 message=_codes(validation.errors),
             )
             self._flush()
+            await self._release_debounce_window()
+            return self._state
+        if validation.verdict == RequestStatus.IGNORED:
+            self._ignore(validation.reasons)
             return self._state
         assert validation.care_flow_definition_id is not None
         self._set(RequestStatus.SCHEDULED, message=_attempt("validate_request", validation.attempt))
@@ -180,13 +198,34 @@ class WebhookRequestWorkflow:
         )
         self._state.patient_id = patient.patient_id
         self._search_attributes["PatientId"] = patient.patient_id
-        what = (
-            "anonymous patient created"
-            if patient.anonymous
-            else ("patient created" if patient.created else "patient matched")
-        )
+        # True to this run: a reset run reuses the anonymous patient its first run created.
+        if patient.anonymous:
+            what = "anonymous patient " + ("created" if patient.created else "reused")
+        else:
+            what = "patient created" if patient.created else "patient matched"
         self._note(f"{what}; {_attempt('resolve_patient', patient.attempt)}")
         self._flush()
+        if validation.skip_if_enrolled:
+            active: FindActiveCareFlowResult = await self._activity(
+                CareFlowActivities.find_active_care_flow,
+                FindActiveCareFlowInput(
+                    care_flow_definition_id=validation.care_flow_definition_id,
+                    patient_id=patient.patient_id,
+                ),
+                options,
+            )
+            if active.care_flow_id is not None:
+                self._ignore(
+                    [
+                        IgnoredReason(
+                            code=ALREADY_ENROLLED,
+                            message="the patient already has an active care flow of this "
+                            "definition",
+                            care_flow_id=active.care_flow_id,
+                        )
+                    ]
+                )
+                return self._state
         care_flow: StartCareFlowResult = await self._activity(
             CareFlowActivities.start_care_flow,
             StartCareFlowInput(
@@ -219,7 +258,30 @@ class WebhookRequestWorkflow:
             error = _error_of(exc)
             self._set(RequestStatus.FAILED, errors=[error], message=f"{name}: {error.code}")
             self._flush()
+            await self._release_debounce_window()
             raise ApplicationError(error.message, type=error.code, non_retryable=True) from exc
+
+    def _ignore(self, reasons: list[IgnoredReason]) -> None:
+        """End the request IGNORED (Completed) with its reasons; nothing is started."""
+        self._state.reasons = list(reasons)
+        self._set(RequestStatus.IGNORED, message=", ".join(r.code for r in reasons) or None)
+        self._flush()
+
+    async def _release_debounce_window(self) -> None:
+        """Release the debounce window this request holds (it ended FAILED or REJECTED), so the
+        next request with the same key is not IGNORED for a request that started nothing."""
+        request = self._request
+        if request is None or request.debounce_window_id is None:
+            return
+        handle = workflow.get_external_workflow_handle(request.debounce_window_id)
+        try:
+            await handle.signal(
+                DebounceWindowWorkflow.release, ReleaseDebounceInput(request_id=request.request_id)
+            )
+        except Exception:  # the window closed already (timed out): nothing to release
+            workflow.logger.info("debounce window already closed")
+        self._note("debounce window released")
+        self._flush()
 
     def _set(
         self,
@@ -254,7 +316,15 @@ class WebhookRequestWorkflow:
         workflow.upsert_search_attributes(updates)
         memo = self._state.model_dump(
             mode="json",
-            include={"status", "verdict", "errors", "timeline", "patient_id", "care_flow_id"},
+            include={
+                "status",
+                "verdict",
+                "errors",
+                "timeline",
+                "patient_id",
+                "care_flow_id",
+                "reasons",
+            },
         )
         workflow.upsert_memo({temporal.MEMO_STATE: memo})
 

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from api.care_flows import find_care_flow
 from api.deps import PagingDep, ServicesDep, StoreDep, paged, require_admin
-from careflow.errors import DomainError
+from careflow.errors import DomainError, InvalidConfigError
 from careflow.models import CareFlow, Identifier, Page, Patient, RequestError
 
 router = APIRouter(prefix="/v1", tags=["care-flow backend"], dependencies=[Depends(require_admin)])
@@ -17,7 +17,8 @@ router = APIRouter(prefix="/v1", tags=["care-flow backend"], dependencies=[Depen
 def find_patients(
     store: StoreDep, identifier: str = Query(description="<system>|<value>")
 ) -> Page[Patient]:
-    """Patients holding ``identifier`` (``<system URI>|<value>``, as FHIR token search)."""
+    """Patients holding ``identifier`` (``<system>|<value>``, as FHIR token search); the system
+    is a configured identifier system's URI or its name, else 422 ``unknown_identifier_system``."""
     system, sep, value = identifier.rpartition("|")
     invalid = DomainError(
         RequestError(code="invalid_identifier", message="use identifier=<system>|<value>")
@@ -28,8 +29,30 @@ def find_patients(
         wanted = Identifier(system=system, value=value)  # the model's text rules (no NUL)
     except ValidationError:
         raise invalid from None
+    wanted = _by_uri(store, wanted)
     patient = store.patients.find_patient(wanted)
     return Page(items=[patient] if patient else [])
+
+
+def _by_uri(store: StoreDep, wanted: Identifier) -> Identifier:
+    """The identifier with its system given by URI: a configured system's name is accepted too.
+
+    Raises:
+        InvalidConfigError: 422 ``unknown_identifier_system`` naming a system that is neither.
+    """
+    systems = store.configuration.list_identifier_systems()
+    if any(s.system == wanted.system for s in systems):
+        return wanted
+    named = next((s for s in systems if s.name == wanted.system), None)
+    if named is None:
+        raise InvalidConfigError(
+            RequestError(
+                code="unknown_identifier_system",
+                message=f"identifier system {wanted.system!r} is neither the URI nor the name "
+                "of a configured identifier system",
+            )
+        )
+    return wanted.model_copy(update={"system": named.system})
 
 
 @router.get("/patients/{patient_id}", response_model=Patient)

@@ -13,14 +13,16 @@ from api.errors import errors_response
 from api.services.awell_import import ImportAnswer
 from api.services.configuration import DisabledWebhook
 from backends.base import BackendRefusedError, BackendUnavailableError
+from careflow.errors import InvalidConfigError
 from careflow.models import (
     SLUG_PATTERN,
     CareFlowDefinition,
     CareFlowDefinitionCreate,
-    CareFlowDefinitionUpdate,
+    CareFlowDefinitionReplace,
     Page,
     RequestError,
 )
+from careflow.read_only import read_only_problems
 
 router = APIRouter(
     prefix="/v1/care-flow-definitions",
@@ -87,16 +89,23 @@ class CareFlowDefinitionSaved(CareFlowDefinition):
 )
 def put_care_flow_definition(
     definition_id: Annotated[str, Path(pattern=SLUG_PATTERN)],
-    body: CareFlowDefinitionUpdate,
+    body: CareFlowDefinitionReplace,
     services: ServicesDep,
     force: Annotated[bool, Query()] = False,
 ) -> CareFlowDefinitionSaved:
-    """Replace a definition. A change that would leave an enabled webhook incomplete (a new
-    required data point it does not map, a mapped data point removed, unpublishing) is 409
-    with one error per webhook and data point, unless ``force=true``: then those webhooks are
-    disabled and listed in ``disabled_webhooks``."""
+    """Replace a definition. Accepts the body a GET returned (``id`` equal to the path's; a
+    different one → 422 ``read_only_field``); ``title``, ``published`` and
+    ``data_point_definitions`` are required. A change that would leave an enabled webhook
+    incomplete (a new required data point it does not map, a mapped data point removed,
+    unpublishing) is 409 with one error per webhook and data point, unless ``force=true``: then
+    those webhooks are disabled and listed in ``disabled_webhooks``."""
+    problems = read_only_problems(body.model_dump(exclude_unset=True), {"id": definition_id})
+    if problems:
+        raise InvalidConfigError(problems)
     saved = services.configuration.save_care_flow_definition_gated(
-        CareFlowDefinition(id=definition_id, **body.model_dump()), replace=True, force=force
+        CareFlowDefinition(**{**body.model_dump(exclude={"id"}), "id": definition_id}),
+        replace=True,
+        force=force,
     )
     return CareFlowDefinitionSaved(
         **saved.definition.model_dump(), disabled_webhooks=saved.disabled_webhooks

@@ -7,13 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 
 from api.deps import PagingDep, ServicesDep, StoreDep, paged, require_admin
+from careflow.errors import InvalidConfigError
 from careflow.models import (
     SLUG_PATTERN,
     IdentifierSystem,
     IdentifierSystemCreate,
-    IdentifierSystemUpdate,
+    IdentifierSystemReplace,
     Page,
 )
+from careflow.read_only import read_only_problems
 
 router = APIRouter(
     prefix="/v1/identifier-systems",
@@ -42,11 +44,16 @@ def get_identifier_system(name: str, store: StoreDep) -> IdentifierSystem:
 @router.put("/{name}", response_model=IdentifierSystem)
 def put_identifier_system(
     name: Annotated[str, Path(pattern=SLUG_PATTERN)],
-    body: IdentifierSystemUpdate,
+    body: IdentifierSystemReplace,
     services: ServicesDep,
 ) -> IdentifierSystem:
+    """Replace a system's URI and description; a ``name`` different from the path's → 422
+    ``read_only_field`` (the body a GET returned is accepted)."""
+    problems = read_only_problems(body.model_dump(exclude_unset=True), {"name": name})
+    if problems:
+        raise InvalidConfigError(problems)
     return services.configuration.update_identifier_system(
-        IdentifierSystem(name=name, **body.model_dump())
+        IdentifierSystem(**{**body.model_dump(exclude={"name"}), "name": name})
     )
 
 

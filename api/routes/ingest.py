@@ -14,7 +14,10 @@ from careflow.models import RequestError
 router = APIRouter(prefix="/hooks", tags=["ingest"])
 
 _ANSWERS: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Duplicate delivery (or a test request's answer)"},
+    200: {
+        "description": "IGNORED (conditions not met, or debounced), a duplicate delivery, or a "
+        "test request's answer"
+    },
     400: {"description": "Empty body, invalid JSON, too deep, non-finite number"},
     401: {"description": "Signature missing or wrong"},
     403: {"description": "Webhook disabled"},
@@ -101,7 +104,7 @@ async def _handle(
 
 @router.post("/{webhook_id}", status_code=202, responses=_ANSWERS, openapi_extra=_BODY)
 async def receive(webhook_id: str, request: Request, services: ServicesDep) -> JSONResponse:
-    """Receive a webhook request: 202 SCHEDULED, or a REJECTED answer (contract §4)."""
+    """Receive a webhook request: 202 SCHEDULED, 200 IGNORED, or a REJECTED answer (§4)."""
     return await _handle(webhook_id, request, services, test=False)
 
 

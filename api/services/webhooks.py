@@ -14,6 +14,7 @@ import json_merge_patch
 from pydantic import ValidationError
 
 from careflow import mapping, signatures
+from careflow.conditions.checks import check_conditions, check_debounce
 from careflow.errors import ConflictError, InvalidConfigError, NotFoundError, from_validation
 from careflow.models import (
     PreviewAnswer,
@@ -26,6 +27,7 @@ from careflow.models import (
     WebhookFields,
     WebhookPublic,
 )
+from careflow.read_only import read_only_problems
 from careflow.snapshot import ConfigSnapshot
 from careflow.validation import enable_problems, validate, without_enabled_check
 from persistence.config_cache import ConfigCache
@@ -34,6 +36,7 @@ from persistence.store import Store, new_webhook_id
 
 def _check_save(fields: WebhookFields) -> None:
     problems = mapping.check_paths(fields)
+    problems += check_conditions(fields.conditions) + check_debounce(fields.debounce)
     if fields.signature is not None:
         problems.extend(signatures.config_problems(fields.signature))
     if problems:
@@ -71,9 +74,61 @@ class WebhookService:
         self._config = config
         self._unconfigured_backends = unconfigured_backends
 
+    def _check_definition(self, definition_id: str) -> None:
+        if definition_id not in self._config.refresh().definitions:
+            raise InvalidConfigError(
+                RequestError(
+                    code="care_flow_definition_not_found",
+                    message=f"care flow definition {definition_id!r} does not exist",
+                )
+            )
+
+    def _without_read_only(self, current: Webhook, patch: dict[str, Any]) -> dict[str, Any]:
+        """The patch without the read-only fields a GET returned (equal ones are accepted).
+
+        Raises:
+            InvalidConfigError: ``read_only_field`` for each one that differs (422).
+        """
+        public = to_public(current, "")
+        stored: dict[str, Any] = {
+            "id": current.id,
+            "enabled": current.enabled,
+            "created_at": current.created_at,
+            "updated_at": current.updated_at,
+        }
+        # URLs depend on the public base URL: only their webhook-specific tail is compared.
+        urls = {"url": public.url, "test_url": public.test_url}
+        given_urls = {
+            k: v.rsplit("/hooks/", 1)[-1] if isinstance(v, str) else v
+            for k, v in patch.items()
+            if k in urls
+        }
+        problems = read_only_problems(patch, stored) + read_only_problems(
+            given_urls, {k: v.rsplit("/hooks/", 1)[-1] for k, v in urls.items()}
+        )
+        signature = patch.get("signature")
+        if isinstance(signature, dict) and "has_secret" in signature:
+            has_secret = bool(current.signature and current.signature.secret)
+            problems += read_only_problems(
+                {"signature.has_secret": signature["has_secret"]},
+                {"signature.has_secret": has_secret},
+            )
+            patch = {
+                **patch,
+                "signature": {k: v for k, v in signature.items() if k != "has_secret"},
+            }
+        if problems:
+            raise InvalidConfigError(problems)
+        return {k: v for k, v in patch.items() if k not in stored and k not in urls}
+
     def create(self, fields: WebhookCreate) -> Webhook:
-        """Create a webhook, disabled. Raises InvalidConfigError (422)."""
+        """Create a webhook, disabled.
+
+        Raises:
+            InvalidConfigError: ``care_flow_definition_not_found``, ``invalid_path``, … (422).
+        """
         _check_save(fields)
+        self._check_definition(fields.care_flow_definition_id)
         now = datetime.now(UTC)
         hook = Webhook(
             **fields.model_dump(),
@@ -95,11 +150,7 @@ class WebhookService:
             ConflictError: the webhook is enabled and the result would be incomplete (409).
         """
         current = self._store.configuration.get_webhook(webhook_id)
-        for key in ("id", "enabled", "created_at", "updated_at", "url", "test_url"):
-            if key in patch:
-                raise InvalidConfigError(
-                    RequestError(code="read_only_field", message=f"{key} cannot be changed here")
-                )
+        patch = self._without_read_only(current, patch)
         document = current.model_dump(
             mode="json", exclude={"id", "enabled", "deleted", "created_at", "updated_at"}
         )
@@ -110,6 +161,8 @@ class WebhookService:
             fields = WebhookFields.model_validate(merged)
         except ValidationError as exc:
             raise InvalidConfigError(from_validation(exc.errors(), "invalid_webhook")) from exc
+        if fields.care_flow_definition_id != current.care_flow_definition_id:
+            self._check_definition(fields.care_flow_definition_id)
         _check_save(fields)
         if current.enabled:
             problems = enable_problems(fields, self._config.refresh(), self._unconfigured_backends)
@@ -147,8 +200,10 @@ class WebhookService:
         self._config.refresh()
 
     def preview(self, webhook_id: str, proposal: PreviewRequest) -> PreviewAnswer:
-        """Evaluate a proposed mapping on a kept test payload (newest when ``request_id`` is
-        omitted), saving nothing. Unparsable proposed paths come back as ``invalid_path`` errors.
+        """Evaluate a proposed mapping and conditions on a kept test payload (newest when
+        ``request_id`` is omitted), saving nothing. Unparsable proposed paths come back as
+        ``invalid_path`` errors, unusable condition rules as ``invalid_condition``; the answer
+        carries the conditions' verdict with each rule's outcome (IGNORED when not met).
 
         Raises:
             NotFoundError: unknown webhook, or no such kept test payload.
@@ -166,8 +221,10 @@ class WebhookService:
             update["data_point_mappings"] = proposal.data_point_mappings
         if "patient_identifier" in proposal.model_fields_set:
             update["patient_identifier"] = proposal.patient_identifier
+        if "conditions" in proposal.model_fields_set:
+            update["conditions"] = proposal.conditions
         candidate = current.model_copy(update=update)
-        problems = mapping.check_paths(candidate)
+        problems = mapping.check_paths(candidate) + check_conditions(candidate.conditions)
         if problems:
             return PreviewAnswer(
                 verdict=RequestStatus.REJECTED,
@@ -188,6 +245,8 @@ class WebhookService:
             errors=result.errors,
             data_points=result.data_points,
             patient_identifier=result.patient_identifier,
+            conditions=result.conditions,
+            reasons=result.reasons,
         )
 
     def _set_enabled(self, hook: Webhook, enabled: bool) -> Webhook:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from api.deps import Services, get_services
 from api.ui import session
 from careflow.errors import DomainError, from_validation
-from careflow.models import CareFlowDefinition, RequestError, RequestStatus, Webhook
+from careflow.models import CareFlowDefinition, RequestError, RequestStatus, ValueType, Webhook
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -24,7 +25,24 @@ templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-STATUSES = [s.value for s in RequestStatus]
+# Lifecycle order: in flight, then how requests end, then the ones never processed.
+_LIFECYCLE = ("RECEIVED", "SCHEDULED", "PROCESSING", "SUCCESS", "FAILED", "REJECTED", "IGNORED")
+STATUSES = [s for s in _LIFECYCLE if s in RequestStatus.__members__] + [
+    s.value for s in RequestStatus if s.value not in _LIFECYCLE
+]
+
+
+def when(value: datetime | None, ms: bool = False) -> str:
+    """A time for the pages, always with its zone: ``2026-01-02 03:04:05 UTC`` (with ``ms``,
+    ``…05.678 UTC``)."""
+    if value is None:
+        return ""
+    text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return (text[:-3] if ms else text[:-7]) + " UTC"
+
+
+templates.env.filters["when"] = when
+templates.env.globals["value_types"] = [t.value for t in ValueType]
 
 
 class SignInRequiredError(Exception):

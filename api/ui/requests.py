@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.care_flows import find_care_flow
@@ -40,7 +40,11 @@ async def requests_page(
     care_flow_definition_id: str = "",
     patient_id: str = "",
     page_token: str = "",
+    prev: Annotated[list[str] | None, Query()] = None,
 ) -> HTMLResponse:
+    """The request log, 25 a page. ``prev`` holds the tokens of the pages before this one
+    (oldest first, the first page as ``""``), so that *Previous page* goes back without a
+    cursor that visibility cannot give."""
     chosen = {
         "status": status,
         "webhook_id": webhook_id,
@@ -60,10 +64,21 @@ async def requests_page(
         items, next_token = await services.requests.list(filters, 25, page_token or None)
     except DomainError as exc:
         errors = exc.errors
-    next_url = None
+    filters_query = [(k, v) for k, v in chosen.items() if v]
+    earlier = list(prev or [])[-50:]  # bounded: a URL must stay short
+    next_url = prev_url = None
     if next_token:
         next_url = "/ui/requests?" + urlencode(
-            {**{k: v for k, v in chosen.items() if v}, "page_token": next_token}
+            [
+                *filters_query,
+                ("page_token", next_token),
+                *(("prev", t) for t in [*earlier, page_token]),
+            ]
+        )
+    if page_token:
+        back = [("page_token", earlier[-1])] if earlier and earlier[-1] else []
+        prev_url = "/ui/requests?" + urlencode(
+            [*filters_query, *back, *(("prev", t) for t in earlier[:-1])]
         )
     hooks, definitions = await webhooks_and_definitions(services)
     return render(
@@ -77,8 +92,13 @@ async def requests_page(
         hooks=hooks,
         definitions=definitions,
         next_url=next_url,
+        prev_url=prev_url,
         errors=errors,
         hook_names={h.id: h.name for h in hooks},
+        titles={d.id: d.title for d in definitions},
+        temporal_url=services.requests.ui_list_url([r.run_id for r in items if r.run_id])
+        if items
+        else None,
     )
 
 
@@ -96,7 +116,19 @@ async def request_page(
         detail=detail,
         retryable=retryable,
         retried=request.query_params.get("retried"),
+        names=_names(services, detail.webhook_id, detail.care_flow_definition_id),
     )
+
+
+def _names(services: Any, webhook_id: str | None, definition_id: str | None) -> dict[str, str]:
+    """The webhook's name and the care flow definition's title, for pages that show ids."""
+    snapshot = services.config.get()
+    hook = snapshot.webhooks.get(webhook_id) if webhook_id else None
+    definition = snapshot.definitions.get(definition_id) if definition_id else None
+    return {
+        "webhook": hook.name if hook else (webhook_id or ""),
+        "definition": definition.title if definition else (definition_id or ""),
+    }
 
 
 @router.post("/requests/{request_id}/retry")
@@ -116,6 +148,7 @@ async def retry(
             detail=detail,
             retryable=False,
             errors=exc.errors,
+            names=_names(services, detail.webhook_id, detail.care_flow_definition_id),
         )
     return RedirectResponse(f"/ui/requests/{request_id}?retried=1", status_code=303)
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from api.deps import Services
-from api.ui import requests, session, webhooks
+from api.ui import conditions, requests, session, webhooks
 from api.ui.common import (
+    STATIC_DIR,
     FormDep,
     ServicesDep,
     SessionDep,
@@ -26,14 +26,25 @@ from api.ui.common import (
     render,
     ui_sessions,
 )
+from api.ui.definition_form import points_from_form, rows_of
 from careflow.errors import ConflictError, DomainError
 from careflow.models import (
     CareFlowDefinition,
     IdentifierSystem,
-    RequestError,
 )
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+favicon_router = APIRouter(include_in_schema=False)
+
+
+@favicon_router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The icon browsers ask for at the root (a 32×32 PNG in an ICO)."""
+    return FileResponse(
+        STATIC_DIR / "favicon.ico",
+        media_type="image/x-icon",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 # --- sign in --------------------------------------------------------------------------------------
@@ -111,6 +122,7 @@ def _settings_page(
         status_code,
         systems=services.store.configuration.list_identifier_systems(),
         definitions=services.store.configuration.list_care_flow_definitions(),
+        rows=rows_of(None),
         **context,
     )
 
@@ -140,26 +152,22 @@ def create_identifier_system(
 def save_care_flow_definition(
     request: Request, services: ServicesDep, sid: SessionDep, form: FormDep
 ) -> Response:
-    """Create or replace a care flow definition; data points are given as a JSON list.
+    """Create or replace a care flow definition from the form (one row per data point).
 
     A change that would leave enabled webhooks incomplete is a 409 page naming them, unless
     the form's ``force`` box is ticked: then they are disabled and the page lists them."""
     try:
-        points = json.loads(form.get("data_point_definitions") or "[]")
-        if not isinstance(points, list):
-            raise json.JSONDecodeError("not a list", "", 0)
-        item = CareFlowDefinition(
-            id=form.get("id", ""),
-            title=form.get("title", ""),
-            published=form.get("published") == "on",
-            data_point_definitions=points,
+        item = CareFlowDefinition.model_validate(
+            {
+                "id": form.get("id", ""),
+                "title": form.get("title", ""),
+                "published": form.get("published") == "on",
+                "data_point_definitions": points_from_form(form),
+            }
         )
         saved = services.configuration.save_care_flow_definition_gated(
             item, replace=form.get("existing") == "1", force=form.get("force") == "on"
         )
-    except (json.JSONDecodeError, RecursionError):
-        error = RequestError(code="invalid_json", message="data points must be a JSON list")
-        return _settings_page(request, services, sid, 422, errors=[error])
     except ConflictError as exc:  # e.g. it would leave enabled webhooks incomplete
         return _settings_page(request, services, sid, 409, errors=exc.errors)
     except (DomainError, ValidationError) as exc:
@@ -174,18 +182,16 @@ def care_flow_definition_page(
     definition_id: str, request: Request, services: ServicesDep, sid: SessionDep
 ) -> HTMLResponse:
     definition = services.store.configuration.get_care_flow_definition(definition_id)
-    points = [
-        p.model_dump(mode="json", exclude_none=True) for p in definition.data_point_definitions
-    ]
     return render(
         request,
         services,
         sid,
         "care_flow_definition.html",
         definition=definition,
-        points_json=json.dumps(points, indent=2, ensure_ascii=False),
+        rows=rows_of(definition),
     )
 
 
 router.include_router(webhooks.router)
+router.include_router(conditions.router)
 router.include_router(requests.router)

@@ -24,6 +24,8 @@ from api.ui.common import (
     webhooks_and_definitions,
 )
 from careflow.errors import DomainError, NotFoundError
+from careflow.mapping import tree
+from careflow.mapping.suggest import suggest
 from careflow.models import (
     DataPointMapping,
     PatientIdentifierMapping,
@@ -51,8 +53,8 @@ async def _status_counts(services: Services, webhook_id: str) -> dict[str, int]:
         except Exception:  # Temporal unreachable: the page still renders, with "?"
             return -1
 
-    counts = await asyncio.gather(*(count(s) for s in STATUSES if s != "TEST"))
-    return dict(zip([s for s in STATUSES if s != "TEST"], counts, strict=True))
+    counts = await asyncio.gather(*(count(s) for s in STATUSES))
+    return dict(zip(STATUSES, counts, strict=True))
 
 
 @router.get("/webhooks", response_class=HTMLResponse)
@@ -68,7 +70,8 @@ async def webhooks_page(request: Request, services: ServicesDep, sid: SessionDep
         "webhooks.html",
         rows=rows,
         definitions=definitions,
-        statuses=[s for s in STATUSES if s != "TEST"],
+        titles={d.id: d.title for d in definitions},
+        statuses=STATUSES,
     )
 
 
@@ -76,12 +79,14 @@ async def webhooks_page(request: Request, services: ServicesDep, sid: SessionDep
 def create_webhook(
     request: Request, services: ServicesDep, sid: SessionDep, form: FormDep
 ) -> Response:
+    definition_id = form.get("care_flow_definition_id", "")
+    name = form.get("name", "").strip()
+    if not name:  # so that a webhook can be created with the mouse alone
+        titles = {d.id: d.title for d in services.config.get().definitions.values()}
+        name = f"{titles.get(definition_id) or definition_id} webhook"
     try:
         hook = services.webhooks.create(
-            WebhookCreate(
-                name=form.get("name", ""),
-                care_flow_definition_id=form.get("care_flow_definition_id", ""),
-            )
+            WebhookCreate(name=name, care_flow_definition_id=definition_id)
         )
     except (DomainError, ValidationError) as exc:
         return render(
@@ -93,6 +98,7 @@ def create_webhook(
             rows=[],
             errors=_errors(exc),
             definitions=services.store.configuration.list_care_flow_definitions(),
+            titles={},
             statuses=[],
         )
     return RedirectResponse(f"/ui/webhooks/{hook.id}", status_code=303)
@@ -181,16 +187,59 @@ def save_mapping(
 def preview(
     webhook_id: str, request: Request, services: ServicesDep, sid: SessionDep, form: FormDep
 ) -> HTMLResponse:
-    """The live preview fragment: what each proposed path gives on the newest test payload."""
+    """The live preview fragment: what each proposed path gives on the newest test payload,
+    and suggested paths for the data points still without one."""
     try:
         mappings, identifier = _proposal(form)
         answer = services.webhooks.preview(
             webhook_id,
             PreviewRequest(data_point_mappings=mappings, patient_identifier=identifier),
         )
+    except NotFoundError as exc:
+        if exc.errors[0].code != "test_payload_not_found":
+            raise
+        # Not an error: nothing has been sent to the test URL yet.
+        return render(request, services, sid, "_preview.html", answer=None, no_payload=True)
     except (DomainError, ValidationError) as exc:
         return render(request, services, sid, "_preview.html", answer=None, errors=_errors(exc))
-    return render(request, services, sid, "_preview.html", answer=answer, errors=answer.errors)
+    hook = services.store.configuration.get_webhook(webhook_id)
+    definition = services.config.get().definitions.get(hook.care_flow_definition_id)
+    newest = services.store.test_payloads.list_test_payloads(webhook_id)[:1]
+    suggestions = {}
+    if definition is not None and newest:
+        mapped = {m.data_point_definition_id for m in mappings}
+        suggestions = suggest(definition, newest[0].payload, mapped)
+    titles = (
+        {p.id: p.title or p.id for p in definition.data_point_definitions} if definition else {}
+    )
+    return render(
+        request,
+        services,
+        sid,
+        "_preview.html",
+        answer=answer,
+        errors=answer.errors,
+        suggestions=suggestions,
+        point_titles=titles,
+    )
+
+
+@router.get("/webhooks/{webhook_id}/tree", response_class=HTMLResponse)
+def payload_tree(
+    webhook_id: str, request: Request, services: ServicesDep, sid: SessionDep
+) -> HTMLResponse:
+    """The newest test payload as a tree of clickable values (map by pointing)."""
+    services.store.configuration.get_webhook(webhook_id)
+    newest = services.store.test_payloads.list_test_payloads(webhook_id)[:1]
+    return render(
+        request,
+        services,
+        sid,
+        "_payload_tree.html",
+        root=tree.build(newest[0].payload) if newest else None,
+        received_at=newest[0].received_at if newest else None,
+        hook_id=webhook_id,
+    )
 
 
 # A kept payload longer than this (as indented JSON) is shown cut, with a link to open it whole.

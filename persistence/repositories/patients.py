@@ -172,6 +172,20 @@ class PatientRepository:
             ).first()
         return self._care_flow(row) if row is not None else None
 
+    def find_care_flow_of(self, care_flow_definition_id: str, patient_id: str) -> str | None:
+        """The id of the earliest care flow of a definition started for a patient, or None."""
+        with self._db.transaction() as conn:
+            found = conn.execute(
+                sa.select(care_flows.c.id)
+                .where(
+                    care_flows.c.patient_id == patient_id,
+                    care_flows.c.care_flow_definition_id == care_flow_definition_id,
+                )
+                .order_by(care_flows.c.started_at, care_flows.c.id)
+                .limit(1)
+            ).scalar()
+        return None if found is None else str(found)
+
     def get_care_flow(self, care_flow_id: str) -> CareFlow:
         with self._db.transaction() as conn:
             row = conn.execute(sa.select(care_flows).where(care_flows.c.id == care_flow_id)).first()

@@ -69,6 +69,23 @@ def test_an_unstartable_definition_is_refused_for_good(
     assert store.patients.count_care_flows() == 0
 
 
+def test_the_active_care_flow_is_the_patients_earliest_of_the_definition(store: Store) -> None:
+    for definition_id in ("intake", "other"):
+        store.configuration.create_care_flow_definition(
+            CareFlowDefinition(id=definition_id, title=definition_id, published=True)
+        )
+    backend = BuiltinBackend(store)
+    patient, _ = backend.create_patient(MRN, {}, "req_1")
+    someone, _ = backend.create_patient(None, {}, "req_2")
+    assert backend.find_active_care_flow("intake", patient.id) is None
+    backend.start_care_flow("other", patient.id, {}, "req_1")
+    backend.start_care_flow("intake", someone.id, {}, "req_2")
+    assert backend.find_active_care_flow("intake", patient.id) is None
+    first, _ = backend.start_care_flow("intake", patient.id, {}, "req_3")
+    backend.start_care_flow("intake", patient.id, {}, "req_4")
+    assert backend.find_active_care_flow("intake", patient.id) == first.id
+
+
 def test_a_refusal_carries_its_code_and_message() -> None:
     error = BackendRefusedError("data_rejected", "the backend refused the data points")
     assert (error.code, error.message, str(error)) == (
@@ -83,6 +100,7 @@ CALLS: dict[str, Callable[[BuiltinBackend], Any]] = {
     "find_patient": lambda b: b.find_patient(MRN),
     "create_patient": lambda b: b.create_patient(MRN, {}, "req_1"),
     "start_care_flow": lambda b: b.start_care_flow("intake", "pat_1", {}, "req_1"),
+    "find_active_care_flow": lambda b: b.find_active_care_flow("intake", "pat_1"),
 }
 
 
@@ -96,7 +114,9 @@ def test_an_unreachable_database_is_a_transient_backend_fault(
     assert isinstance(raised.value.__cause__, TransientStoreError)
 
 
-@pytest.mark.parametrize("name", ["find_patient", "create_patient", "start_care_flow"])
+@pytest.mark.parametrize(
+    "name", ["find_patient", "create_patient", "start_care_flow", "find_active_care_flow"]
+)
 def test_the_builtin_backend_has_the_protocols_signatures(name: str) -> None:
     """The built-in backend is the protocol's reference: same names, kinds and annotations."""
     assert inspect.signature(getattr(BuiltinBackend, name)) == inspect.signature(

@@ -154,6 +154,7 @@ def test_terminal_statuses() -> None:
         RequestStatus.REJECTED,
         RequestStatus.TEST,
         RequestStatus.FAILED,
+        RequestStatus.IGNORED,
     }
 
 

@@ -256,3 +256,57 @@ def test_a_system_path_is_not_checked_against_configured_systems() -> None:
     identifier = {"system_path": "$.sys", "value_path": "$.mrn"}
     no_systems = snapshot(systems=())
     assert enable_problems(fields(patient_identifier=identifier), no_systems) == []
+
+
+def test_unknown_identifier_system_is_named_only_when_it_is_a_uri() -> None:
+    """Issue 17: the message names the system looked for, but a system field that is not an
+    absolute URI (it came from the payload and may hold anything) is not quoted."""
+    from careflow.validation import _named
+
+    assert _named("https://other.example/mrn") == "'https://other.example/mrn'"
+    assert _named("Jane Doe 1980-01-01") == "(not an absolute URI)"
+    assert len(_named("urn:" + "x" * 5000)) < 210
+
+
+# --- conditions (contract §5b) ------------------------------------------------------------------
+
+ONLY_INTAKE = {"rules": [{"path": "$.event", "op": "equals", "value": "intake"}]}
+
+
+def test_conditions_not_met_is_ignored_before_required_data_points() -> None:
+    hook = webhook(conditions=ONLY_INTAKE)
+    # No age (required) and no identifier: still IGNORED, not REJECTED.
+    result = validate(snapshot(hook), "wh_1", {"event": "follow_up"})
+    assert result.verdict == RequestStatus.IGNORED
+    assert result.errors == [] and result.data_points == {}
+    [reason] = result.reasons
+    assert reason.code == "conditions_not_met"
+    assert [(r.path, r.op, r.outcome) for r in reason.rules or []] == [("$.event", "equals", False)]
+
+
+def test_conditions_met_go_on_to_the_mapping() -> None:
+    hook = webhook(conditions=ONLY_INTAKE, skip_if_enrolled=True)
+    body = {"event": "intake", "age": "41", "sys": SYSTEM, "mrn": "7"}
+    result = validate(snapshot(hook), "wh_1", body)
+    assert result.verdict == RequestStatus.SCHEDULED
+    assert result.conditions is not None and result.conditions.met
+    assert result.skip_if_enrolled is True
+    missing = validate(snapshot(hook), "wh_1", {"event": "intake"})
+    assert missing.verdict == RequestStatus.REJECTED
+
+
+def test_a_disabled_webhook_rejects_and_the_test_view_ignores() -> None:
+    hook = webhook(conditions=ONLY_INTAKE, enabled=False)
+    result = validate(snapshot(hook), "wh_1", {"event": "other"})
+    assert result.verdict == RequestStatus.REJECTED
+    assert [e.code for e in result.errors] == ["webhook_disabled"]
+    assert without_enabled_check(result).verdict == RequestStatus.IGNORED
+
+
+def test_enable_gate_checks_conditions_and_debounce() -> None:
+    hook = webhook(
+        conditions={"rules": [{"path": "$.n", "op": "gt", "value": "x", "value_type": "number"}]},
+        debounce={"key_path": "$.[", "seconds": 30},
+    )
+    codes = {p.code for p in enable_problems(hook, snapshot(hook))}
+    assert {"invalid_condition", "invalid_path"} <= codes

@@ -25,8 +25,10 @@ async def test_patient_lookup_needs_system_and_value(api: Api) -> None:
         answer = await api.admin("GET", f"/v1/patients?identifier={identifier}")
         assert answer.status_code == 400, identifier
         assert answer.json()["errors"][0]["code"] == "invalid_identifier"
+    # A system that is not configured is named (issue 17), not answered with an empty list.
     unknown = await api.admin("GET", f"/v1/patients?identifier={MRN_SYSTEM}|24680")
-    assert unknown.json() == {"items": [], "next_page_token": None}
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["code"] == "unknown_identifier_system"
     assert (await api.admin("GET", "/v1/patients/pat_nope")).status_code == 404
     assert (await api.admin("GET", "/v1/care-flows/cf_nope")).status_code == 404
 

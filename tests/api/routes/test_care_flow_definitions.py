@@ -27,7 +27,9 @@ async def test_create_once_then_replace_by_id(api: Api) -> None:
         [],
     )
     unknown = await api.admin(
-        "PUT", "/v1/care-flow-definitions/nope", json={"title": "t", "data_point_definitions": []}
+        "PUT",
+        "/v1/care-flow-definitions/nope",
+        json={"title": "t", "published": False, "data_point_definitions": []},
     )
     assert unknown.status_code == 404
 

@@ -35,7 +35,7 @@ async def test_a_system_in_use_keeps_its_uri_and_cannot_be_deleted(api: Api) -> 
     assert in_use.status_code == 409
     assert in_use.json()["errors"][0]["code"] == "identifier_system_in_use"
     moved = await api.admin(
-        "PUT", "/v1/identifier-systems/mrn", json={"system": "urn:elsewhere:mrn"}
+        "PUT", "/v1/identifier-systems/mrn", json={"system": "urn:elsewhere:mrn", "description": ""}
     )
     assert moved.status_code == 409
     described = await api.admin(

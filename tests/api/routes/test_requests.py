@@ -133,7 +133,12 @@ async def test_rejected_for_configuration_is_retryable_door_rejection_is_not(
         "POST", "/v1/requests/retry", json={"webhook_id": hook["id"], "status": "REJECTED"}
     )
     assert bulk.status_code == 200, bulk.text
-    assert bulk.json() == {"reset": 1, "skipped": 1}
+    # The door rejection is skipped, and the answer says why.
+    assert bulk.json() == {
+        "reset": 1,
+        "skipped": 1,
+        "skipped_by_reason": {"rejected_at_door": 1},
+    }
     done = await api.wait_status(request_id, {"SUCCESS", "FAILED"})
     assert done["status"] == "SUCCESS"
     assert done["patient_identifier"] == {"system": "https://other.example/mrn", "value": "X1"}

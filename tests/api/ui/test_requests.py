@@ -3,6 +3,8 @@ the built-in backend's patient and care-flow pages."""
 
 from __future__ import annotations
 
+import re
+
 from tests.conftest import Api, RunningWorker
 from tests.factories import (
     configure_fhir_webhook,
@@ -48,6 +50,12 @@ async def test_retry_from_the_request_page(api: Api, worker: RunningWorker) -> N
     await api.wait_status(request_id, {"SUCCESS"})
     page = await api.http.get(f"/ui/requests/{request_id}?retried=1")
     assert "Retry started" in page.text and 'id="retry"' not in page.text
+    # Names, not ids; times with their zone; both runs, each linking its Temporal UI page.
+    assert 'id="webhook-link">FHIR patient feed</a>' in page.text
+    assert 'href="/ui/care-flow-definitions/intake">Patient intake</a>' in page.text  # title
+    assert re.search(r'id="received-at">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC<', page.text)
+    assert 'id="runs"' in page.text and page.text.count('/history" target=') == 2
+    assert "retried through the API: run 2 started" in page.text
     again = await api.http.post(f"/ui/requests/{request_id}/retry", data={"csrf": csrf})
     assert again.status_code == 409 and "not_retryable" in again.text
 
@@ -64,3 +72,39 @@ async def test_patient_and_care_flow_pages(api: Api, worker: RunningWorker) -> N
     assert "du Exemplé" in flow.text  # its baseline data points
     assert (await api.http.get("/ui/patients/pat_nope")).status_code == 404
     assert (await api.http.get("/ui/care-flows/cf_nope")).status_code == 404
+
+
+async def test_the_log_pages_back_and_forth_and_filters_test(
+    api: Api, worker: RunningWorker
+) -> None:
+    hook = await configure_fhir_webhook(api)
+    ids = []
+    for n in range(27):  # 25 a page
+        answer = await post_sample(api, hook["id"], test=True, headers={"webhook-id": f"t{n}"})
+        ids.append(answer.json()["request_id"])
+    for request_id in ids:
+        await api.wait_status(request_id, {"TEST"})
+    await ui_sign_in(api)
+    first = await api.http.get(f"/ui/requests?status=TEST&webhook_id={hook['id']}")
+    assert '<option value="TEST" selected>' in first.text
+    assert first.text.count('href="/ui/requests/') == 25
+    assert 'id="prev-page"' not in first.text
+    next_url = re.search(r'href="([^"]+)" rel="next"', first.text)
+    assert next_url is not None
+    second = await api.http.get(next_url.group(1).replace("&amp;", "&"))
+    assert second.text.count('href="/ui/requests/') == 2
+    prev_url = re.search(r'href="([^"]+)" rel="prev"', second.text)
+    assert prev_url is not None
+    back = await api.http.get(prev_url.group(1).replace("&amp;", "&"))
+    assert back.text.count('href="/ui/requests/') == 25
+    assert 'id="prev-page"' not in back.text and 'id="next-page"' in back.text
+    # Times say their zone; the Temporal UI link names the runs listed.
+    assert re.search(r"<time [^>]+>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>", first.text)
+    assert 'id="temporal-list"' in first.text and "RunId%20IN%20%28" in first.text
+
+
+async def test_favicon(api: Api) -> None:
+    icon = await api.http.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    assert "favicon.ico" not in (await api.http.get("/openapi.json")).text

@@ -4,8 +4,6 @@ browser in ``test_browser.py``."""
 
 from __future__ import annotations
 
-import json
-
 import httpx
 
 from careflow.settings import Settings
@@ -78,16 +76,29 @@ async def test_settings_forms_answer_bad_input_with_a_422_page(api: Api) -> None
     assert odd.status_code == 422 and "invalid_request" in odd.text
 
     definition = {"csrf": csrf, "id": "intake", "title": "Intake"}
-    for points in ("{nope", '{"id": "x"}'):
-        answer = await api.http.post(
-            "/ui/care-flow-definitions", data={**definition, "data_point_definitions": points}
-        )
-        assert answer.status_code == 422 and "invalid_json" in answer.text, points
+    for row, problem in (
+        (
+            {"dp-1-id": "x", "dp-1-type": "number", "dp-1-values": "1, two"},
+            "possible values must be numbers",
+        ),
+        (
+            {"dp-1-id": "x", "dp-1-type": "boolean", "dp-1-values": "yes"},
+            "possible values must be true or false",
+        ),
+        ({"dp-1-id": "x", "dp-1-min": "5", "dp-1-max": "1"}, "min is greater than max"),
+        ({"dp-1-id": "x", "dp-1-max": "lots"}, "max must be a number"),
+    ):
+        answer = await api.http.post("/ui/care-flow-definitions", data={**definition, **row})
+        assert answer.status_code == 422, row
+        assert "invalid_data_point" in answer.text and "data point row 1: " + problem in answer.text
     bad_type = await api.http.post(
-        "/ui/care-flow-definitions",
-        data={**definition, "data_point_definitions": '[{"id": "x", "value_type": "colour"}]'},
+        "/ui/care-flow-definitions", data={**definition, "dp-1-id": "x", "dp-1-type": "colour"}
     )
-    assert bad_type.status_code == 422 and "value_type" in bad_type.text
+    assert bad_type.status_code == 422 and "unknown type" in bad_type.text
+    twice = await api.http.post(
+        "/ui/care-flow-definitions", data={**definition, "dp-1-id": "x", "dp-2-id": "x"}
+    )
+    assert twice.status_code == 422 and "unique" in twice.text
     assert 'id="sys-name"' in bad_type.text  # the settings page, with its forms
     listed = (await api.admin("GET", "/v1/care-flow-definitions")).json()["items"]
     assert listed == []
@@ -102,12 +113,51 @@ async def test_a_definition_is_replaced_from_its_page(api: Api) -> None:
         )
         assert (answer.status_code, answer.headers["location"]) == (303, "/ui/settings")
 
-    points = '[{"id": "age", "value_type": "number"}]'
-    await save(id="intake", title="Intake", published="on", data_point_definitions=points)
+    await save(
+        id="intake",
+        title="Intake",
+        published="on",
+        **{
+            "dp-1-id": "age",
+            "dp-1-title": "Age",
+            "dp-1-type": "number",
+            "dp-1-values": "18, 21.5",
+            "dp-1-min": "0",
+            "dp-1-max": "120",
+            "dp-2-id": "",  # an empty row is skipped
+            "dp-3-id": "consent",
+            "dp-3-type": "boolean",
+            "dp-3-optional": "on",
+        },
+    )
+    shown = (await api.admin("GET", "/v1/care-flow-definitions/intake")).json()
+    assert shown["data_point_definitions"] == [
+        {
+            "id": "age",
+            "title": "Age",
+            "value_type": "number",
+            "optional": False,
+            "possible_values": [18, 21.5],
+            "range": {"min": 0.0, "max": 120.0},
+        },
+        {
+            "id": "consent",
+            "title": "",
+            "value_type": "boolean",
+            "optional": True,
+            "possible_values": None,
+            "range": None,
+        },
+    ]
     page = await api.http.get("/ui/care-flow-definitions/intake")
     assert '<input type="hidden" name="existing" value="1">' in page.text
-    assert "&#34;age&#34;" in page.text  # the points, as JSON in the textarea
-    await save(existing="1", id="intake", title="Intake v2", data_point_definitions="[]")
+    # One row per data point, filled in, and an empty row to type a new one into.
+    assert 'name="dp-1-id" value="age"' in page.text
+    assert 'name="dp-1-values" value="18, 21.5"' in page.text
+    assert 'name="dp-1-max" value="120"' in page.text
+    assert 'name="dp-2-id" value="consent"' in page.text
+    assert 'name="dp-3-id" value=""' in page.text
+    await save(existing="1", id="intake", title="Intake v2")
     shown = (await api.admin("GET", "/v1/care-flow-definitions/intake")).json()
     assert (shown["title"], shown["published"], shown["data_point_definitions"]) == (
         "Intake v2",
@@ -120,14 +170,18 @@ async def test_a_definition_edit_that_breaks_an_enabled_webhook_needs_force(api:
     """Issue 15 finding 6 on the web page: 409 naming the webhook, then the force box."""
     hook = await configure_fhir_webhook(api)
     csrf = await ui_sign_in(api)
-    points = json.dumps([*FHIR_POINTS, {"id": "insurance", "value_type": "string"}])
+    points = [*FHIR_POINTS, {"id": "insurance", "value_type": "string"}]
+    rows = {}
+    for n, point in enumerate(points, start=1):
+        rows[f"dp-{n}-id"] = point["id"]
+        rows[f"dp-{n}-type"] = point["value_type"]
     form = {
         "csrf": csrf,
         "existing": "1",
         "id": "intake",
         "title": "Patient intake",
         "published": "on",
-        "data_point_definitions": points,
+        **rows,
     }
     page = await api.http.get("/ui/care-flow-definitions/intake")
     assert 'name="force"' in page.text

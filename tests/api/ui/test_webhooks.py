@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 
+from api.ui.common import STATUSES
 from careflow.settings import Settings
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker, free_port, serve_api
 from tests.factories import (
     FHIR_SYSTEM,
+    add_identifier_system,
     configure_fhir_webhook,
     fhir_patient,
     post_sample,
@@ -36,7 +38,14 @@ async def test_the_list_counts_requests_per_status(api: Api, worker: RunningWork
     assert _count_cell(hook["id"], "SUCCESS") + "1<" in page
     assert _count_cell(hook["id"], "REJECTED") + "1<" in page
     assert _count_cell(hook["id"], "FAILED") + "0<" in page
-    assert "TEST" not in page  # test requests are not counted
+    assert _count_cell(hook["id"], "TEST") + "0<" in page
+    # Lifecycle order of the status columns.
+    order = [page.index(_count_cell(hook["id"], s)) for s in STATUSES]
+    assert order == sorted(order)
+    assert STATUSES[:6] == ["RECEIVED", "SCHEDULED", "PROCESSING", "SUCCESS", "FAILED", "REJECTED"]
+    assert STATUSES[-1] == "TEST"
+    # The care flow by its title, not its id.
+    assert "<td>Patient intake</td>" in page
 
 
 async def test_the_list_renders_while_temporal_is_unreachable(
@@ -122,8 +131,10 @@ async def test_the_preview_fragment_without_a_test_payload(api: Api) -> None:
     fragment = await api.http.post(
         f"/ui/webhooks/{hook['id']}/preview", data={"csrf": csrf, "path__mrn": "$.id"}
     )
-    assert fragment.status_code == 200
-    assert "test_payload_not_found" in fragment.text and "<html" not in fragment.text
+    assert fragment.status_code == 200 and "<html" not in fragment.text
+    # A hint, not an error: nothing has been sent to the test URL yet.
+    assert "test_payload_not_found" not in fragment.text and 'class="problems"' not in fragment.text
+    assert 'id="no-preview"' in fragment.text
 
 
 async def test_enable_shows_the_problems_and_disable_switches_off(api: Api) -> None:
@@ -145,6 +156,65 @@ async def test_enable_shows_the_problems_and_disable_switches_off(api: Api) -> N
     )
     assert disabled.status_code == 303
     assert (await api.admin("GET", url)).json()["enabled"] is False
+
+
+async def test_pointing_tree_and_suggested_mappings(api: Api, worker: RunningWorker) -> None:
+    await add_identifier_system(api, "calcom", "urn:calcom:attendee-email")
+    points = [
+        {"id": "start_time", "title": "Start time", "value_type": "date"},
+        {"id": "length_minutes", "value_type": "number"},
+        {"id": "attendee_emails", "value_type": "strings_array"},
+    ]
+    await save_definition(api, "booking", points, title="Booking follow-up")
+    csrf = await ui_sign_in(api)
+    created = await api.http.post(
+        "/ui/webhooks",
+        data={"csrf": csrf, "name": "", "care_flow_definition_id": "booking"},
+        follow_redirects=False,
+    )
+    assert created.status_code == 303
+    hook_url = created.headers["location"]
+    hook_id = hook_url.rsplit("/", 1)[1]
+    page = await api.http.get(hook_url)
+    assert "<h1>Booking follow-up webhook</h1>" in page.text  # named after the care flow
+    empty = await api.http.get(f"{hook_url}/tree")
+    assert 'id="no-tree"' in empty.text
+
+    await post_sample(api, hook_id, "calcom-booking-created", test=True)
+    tree = (await api.http.get(f"{hook_url}/tree")).text
+    assert 'data-path="$.payload.startTime"' in tree
+    assert 'data-path="$.payload.attendees[*].email"' in tree
+    assert 'data-path="$.payload.appsStatus[?(@.type==&#39;apple_calendar&#39;)].success"' in tree
+    assert "<html" not in tree
+
+    fragment = await api.http.post(
+        f"{hook_url}/preview", data={"csrf": csrf, "path__length_minutes": "$.payload.length"}
+    )
+    text = fragment.text
+    assert 'data-point="length_minutes">60<' in text
+    # Suggestions for the two data points without a path, none for the mapped one.
+    assert 'data-target="path-start_time" data-path="$.payload.startTime"' in text
+    assert 'data-target="path-attendee_emails" data-path="$.payload.attendees[*].email"' in text
+    assert 'data-target="path-length_minutes"' not in text
+    assert '<code>"2023-05-25T09:30:00Z"</code>' in text  # the value each suggestion gives
+
+
+async def test_the_tree_escapes_hostile_keys_and_values(api: Api, worker: RunningWorker) -> None:
+    hook = await configure_fhir_webhook(api, enable=False)
+    csrf = await ui_sign_in(api)
+    hostile = {
+        "<script>alert(1)</script>": "<img src=x onerror=alert(2)>",
+        'it\'s "quoted"': [{"type": "a'b", "v": "</button><b>x</b>"}],
+    }
+    answer = await api.http.post(f"/hooks/{hook['id']}/test", json=hostile)
+    assert answer.status_code == 200
+    tree = (await api.http.get(f"/ui/webhooks/{hook['id']}/tree")).text
+    assert "<script>" not in tree and "<img" not in tree and "<b>x</b>" not in tree
+    assert "[?(@.type==" not in tree  # a value with a quote is no discriminator
+    fragment = await api.http.post(
+        f"/ui/webhooks/{hook['id']}/preview", data={"csrf": csrf, "path__mrn": "$['it\\'s']"}
+    )
+    assert fragment.status_code == 200 and "<img" not in fragment.text
 
 
 def _big_payload(n: int, size: int = 586 * 1024) -> dict:

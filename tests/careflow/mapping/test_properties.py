@@ -82,7 +82,13 @@ def configurations(draw: st.DrawFn) -> tuple[WebhookFields, CareFlowDefinition]:
                 possible_values=draw(
                     st.none()
                     | st.lists(
-                        json_scalars.filter(lambda v: not isinstance(v, float) or math.isfinite(v)),
+                        # Stored models also refuse NUL in any text.
+                        json_scalars.filter(
+                            lambda v: (
+                                (not isinstance(v, float) or math.isfinite(v))
+                                and not (isinstance(v, str) and "\x00" in v)
+                            )
+                        ),
                         max_size=3,
                     )
                 ),
