@@ -133,12 +133,13 @@ async def main() -> None:
         ThreadPoolExecutor(max_workers=16) as executor,
         ThreadPoolExecutor(max_workers=8) as patient_executor,
     ):
-        worker = build_worker(client, store, settings, executor)
-        patients = build_patient_worker(client, store, settings, patient_executor)
+        workers = [build_worker(client, store, settings, executor)]
         log = logging.getLogger("careflow.worker")
         log.info("worker polling task queue %s", settings.careflow_task_queue)
-        log.info("patient resolution served on task queue %s", settings.patient_task_queue)
-        await asyncio.gather(worker.run(), patients.run())
+        if "awell" not in settings.unconfigured_backends:  # only remote backends need it
+            workers.append(build_patient_worker(client, store, settings, patient_executor))
+            log.info("patient resolution served on task queue %s", settings.patient_task_queue)
+        await asyncio.gather(*(w.run() for w in workers))
 
 
 if __name__ == "__main__":
