@@ -31,7 +31,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy careflow persistence backends infra api workflows activities worker.py cli.py
+	$(BIN)/mypy careflow persistence backends infra api workflows activities examples worker.py cli.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

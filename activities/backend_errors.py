@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
@@ -27,9 +28,12 @@ def backend_errors() -> Iterator[None]:
     """
     try:
         yield
-    except BackendUnavailableError:
+    except BackendUnavailableError as exc:
+        delay = timedelta(seconds=exc.retry_after) if exc.retry_after else None
         raise ApplicationError(
-            "care-flow backend unavailable", type="backend_unavailable"
+            exc.public_message or "care-flow backend unavailable",
+            type=exc.code,
+            next_retry_delay=delay,
         ) from None
     except BackendRefusedError as exc:
         # An expected outcome (e.g. an unpublished definition), not a defect: one line here,

@@ -6,6 +6,7 @@ from temporalio import activity
 
 from activities.backend_errors import backend_errors
 from backends.base import CareFlowBackend
+from backends.registry import BackendRegistry
 from careflow.messages import (
     FindActiveCareFlowInput,
     FindActiveCareFlowResult,
@@ -16,10 +17,13 @@ from infra import temporal
 
 
 class CareFlowActivities:
-    """Args: backend: the care-flow backend."""
+    """Args: backends: the configured backends, chosen per care flow definition (a single
+    backend is used for every definition)."""
 
-    def __init__(self, backend: CareFlowBackend) -> None:
-        self._backend = backend
+    def __init__(self, backends: BackendRegistry | CareFlowBackend) -> None:
+        self._backends = (
+            backends if isinstance(backends, BackendRegistry) else BackendRegistry.only(backends)
+        )
 
     @activity.defn(name=temporal.START_CARE_FLOW)
     def start_care_flow(self, request: StartCareFlowInput) -> StartCareFlowResult:
@@ -30,7 +34,8 @@ class CareFlowActivities:
                 ``care_flow_definition_unpublished`` / ``care_flow_definition_not_found``.
         """
         with backend_errors():
-            care_flow, created = self._backend.start_care_flow(
+            backend = self._backends.for_definition(request.care_flow_definition_id)
+            care_flow, created = backend.start_care_flow(
                 request.care_flow_definition_id,
                 request.patient_id,
                 request.data_points,
@@ -48,7 +53,8 @@ class CareFlowActivities:
             ApplicationError: retryable ``backend_unavailable``.
         """
         with backend_errors():
-            care_flow_id = self._backend.find_active_care_flow(
+            backend = self._backends.for_definition(request.care_flow_definition_id)
+            care_flow_id = backend.find_active_care_flow(
                 request.care_flow_definition_id, request.patient_id
             )
         return FindActiveCareFlowResult(care_flow_id=care_flow_id, attempt=activity.info().attempt)

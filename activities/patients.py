@@ -6,15 +6,19 @@ from temporalio import activity
 
 from activities.backend_errors import backend_errors
 from backends.base import CareFlowBackend
+from backends.registry import BackendRegistry
 from careflow.messages import ResolvePatientInput, ResolvePatientResult
 from infra import temporal
 
 
 class PatientActivities:
-    """Args: backend: the care-flow backend holding patients."""
+    """Args: backends: the configured backends, chosen per care flow definition (a single
+    backend is used for every definition)."""
 
-    def __init__(self, backend: CareFlowBackend) -> None:
-        self._backend = backend
+    def __init__(self, backends: BackendRegistry | CareFlowBackend) -> None:
+        self._backends = (
+            backends if isinstance(backends, BackendRegistry) else BackendRegistry.only(backends)
+        )
 
     @activity.defn(name=temporal.RESOLVE_PATIENT)
     def resolve_patient(self, request: ResolvePatientInput) -> ResolvePatientResult:
@@ -26,9 +30,11 @@ class PatientActivities:
                 backend's code when it refuses.
         """
         with backend_errors():
+            # The definition's backend holds the patient (built-in for builtin and temporal).
+            backend = self._backends.for_definition(request.care_flow_definition_id)
             identifier = request.patient_identifier
             if identifier is not None:
-                found = self._backend.find_patient(identifier)
+                found = backend.find_patient(identifier)
                 if found is not None:
                     return ResolvePatientResult(
                         patient_id=found.id,
@@ -36,7 +42,7 @@ class PatientActivities:
                         anonymous=False,
                         attempt=activity.info().attempt,
                     )
-            patient, created = self._backend.create_patient(
+            patient, created = backend.create_patient(
                 identifier, request.profile, request.request_id
             )
         return ResolvePatientResult(

@@ -15,6 +15,7 @@ from api.ingest import IngestService
 from api.metrics import ApiMetrics
 from api.paging import MAX_LIMIT, PageTokens
 from api.request_log import RequestLog
+from api.services.awell_import import AwellImportService
 from api.services.configuration import ConfigurationService
 from api.services.webhooks import WebhookService
 from api.telemetry import IngestTelemetry
@@ -41,6 +42,7 @@ class Services:
     configuration: ConfigurationService
     metrics: ApiMetrics
     telemetry: IngestTelemetry
+    awell_import: AwellImportService
 
 
 async def get_services(request: Request) -> Services:

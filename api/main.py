@@ -32,12 +32,14 @@ from api.routes import (
     requests,
     webhooks,
 )
+from api.services.awell_import import AwellImportService
 from api.services.configuration import ConfigurationService
 from api.services.webhooks import WebhookService
 from api.telemetry import IngestTelemetry, RejectionRateAlerts
 from api.ui import common as ui_common
 from api.ui import routes as ui
 from api.ui.session import token_fingerprint
+from backends.awell_api import AwellApi
 from careflow import logs
 from careflow.errors import TransientStoreError
 from careflow.settings import Settings, get_settings
@@ -55,6 +57,18 @@ async def _refresh_config(config: ConfigCache, every: float) -> None:
         except TransientStoreError:
             log.warning("configuration refresh failed; keeping the last snapshot")
         await asyncio.sleep(every)
+
+
+def awell_api(settings: Settings) -> AwellApi | None:
+    """Awell's API for the import, when configured."""
+    if "awell" in settings.unconfigured_backends or settings.awell_api_key is None:
+        return None
+    assert settings.awell_api_url is not None
+    return AwellApi(
+        settings.awell_api_url,
+        settings.awell_api_key.get_secret_value(),
+        timeout=settings.awell_timeout_seconds,
+    )
 
 
 def _serve_metrics_apart(port: int, host: str, api_metrics: ApiMetrics) -> Any:
@@ -109,6 +123,7 @@ def create_app(
         await asyncio.to_thread(store.ui_sessions.delete_other_tokens, fingerprint)
         page_tokens = PageTokens(admin_token)
         request_log = RequestLog(client, cfg.ui_base_url, page_tokens, store.retry_claims)
+        configuration = ConfigurationService(store, config, cfg.unconfigured_backends)
         app.state.services = Services(
             settings=cfg,
             admin_token=admin_token,
@@ -118,10 +133,11 @@ def create_app(
             client=client,
             requests=request_log,
             ingest=IngestService(client, config, cfg, request_log, store, api_metrics),
-            webhooks=WebhookService(store, config),
-            configuration=ConfigurationService(store, config),
+            webhooks=WebhookService(store, config, cfg.unconfigured_backends),
+            configuration=configuration,
             metrics=api_metrics,
             telemetry=IngestTelemetry(api_metrics, rejection_alerts),
+            awell_import=AwellImportService(store, configuration, awell_api(cfg)),
         )
         refresher = asyncio.create_task(_refresh_config(config, cfg.config_refresh_seconds))
         try:

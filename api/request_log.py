@@ -37,6 +37,7 @@ from api.request_models import (
     latest_runs_query,
     visibility_query,
 )
+from backends.temporal_workflow import is_temporal_care_flow_id
 from careflow.errors import ConflictError, NotFoundError
 from careflow.messages import RequestState, TimelineEntry
 from careflow.models import RequestError, RequestStatus
@@ -200,6 +201,7 @@ class RequestLog:
             status = RequestStatus(status_sa or "RECEIVED")
         else:  # a reset run keeps the old run's search attributes until its first workflow task
             status = RequestStatus.RECEIVED
+        care_flow_id = state.care_flow_id or _sa(description, temporal.SA_CARE_FLOW_ID)
         latest_run = runs.RunSummary(
             run_id=description.run_id or "",
             status=status,
@@ -232,7 +234,12 @@ class RequestLog:
             data_points=state.data_points,
             patient_identifier=state.patient_identifier,
             patient_id=state.patient_id or _sa(description, temporal.SA_PATIENT_ID),
-            care_flow_id=state.care_flow_id or _sa(description, temporal.SA_CARE_FLOW_ID),
+            care_flow_id=care_flow_id,
+            care_flow_ui_url=(
+                self.ui_url(care_flow_id)
+                if care_flow_id and is_temporal_care_flow_id(care_flow_id)
+                else None
+            ),
             errors=state.errors,
             reasons=state.reasons,
             timeline=timeline,

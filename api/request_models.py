@@ -70,6 +70,7 @@ class RequestDetail(RequestSummary):
     patient_identifier: Identifier | None = None
     patient_id: str | None = None
     care_flow_id: str | None = None
+    care_flow_ui_url: str | None = None
     errors: list[RequestError] = Field(default_factory=list)
     reasons: list[IgnoredReason] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)

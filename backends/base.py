@@ -16,7 +16,27 @@ class BackendError(Exception):
 
 
 class BackendUnavailableError(BackendError):
-    """A transient fault (timeout, database locked, 5xx): retrying may succeed."""
+    """A transient fault (timeout, database locked, 5xx): retrying may succeed.
+
+    Args:
+        message: for this process's debugging only; may quote a driver's text, never shown.
+        code: stable snake_case code for the request's errors (``backend_unavailable``).
+        public_message: text without PHI for the request's errors; a generic one when None.
+        retry_after: seconds the remote side asked to wait (HTTP ``Retry-After``), if any.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str = "backend_unavailable",
+        public_message: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.public_message = public_message
+        self.retry_after = retry_after
 
 
 class BackendRefusedError(BackendError):

@@ -78,7 +78,10 @@ class ValidationResult(BaseModel):
 
 
 class ResolvePatientInput(BaseModel):
+    """``care_flow_definition_id`` picks the backend holding the patient (absent: built-in)."""
+
     request_id: str
+    care_flow_definition_id: str | None = None
     patient_identifier: Identifier | None = None
     profile: dict[str, Any] = Field(default_factory=dict)
 
@@ -145,3 +148,31 @@ class RequestState(BaseModel):
     patient_id: str | None = None
     care_flow_id: str | None = None
     reasons: list[IgnoredReason] = Field(default_factory=list)
+
+
+class CareFlowWorkflowInput(BaseModel):
+    """The one input of a care-flow workflow started by the temporal backend (the user's
+    workflow receives this as JSON). ``data_points`` maps baseline data point id → value;
+    ``patient_identifier`` is absent for an anonymous patient."""
+
+    request_id: str
+    care_flow_definition_id: str
+    patient_id: str
+    patient_identifier: Identifier | None = None
+    data_points: dict[str, Any] = Field(default_factory=dict)
+
+
+class RemotePatientInput(BaseModel):
+    """Input of ``PatientResolutionWorkflow`` and its activity: find-or-create one patient in a
+    remote backend. ``identifier`` None: an anonymous patient for ``request_id``."""
+
+    backend: str = "awell"
+    request_id: str
+    identifier: Identifier | None = None
+    profile: dict[str, Any] = Field(default_factory=dict)
+
+
+class RemotePatientResult(BaseModel):
+    patient_id: str
+    created: bool
+    attempt: int = 1

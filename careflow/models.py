@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -180,9 +180,44 @@ class DataPointDefinition(StoredModel):
         return value
 
 
+class BuiltinBackendConfig(StoredModel):
+    """Care flows start as rows in the service's own database (the default)."""
+
+    kind: Literal["builtin"] = "builtin"
+
+
+class TemporalBackendConfig(StoredModel):
+    """Care flows are workflows the user runs: ``workflow_type`` started on ``task_queue``."""
+
+    kind: Literal["temporal"]
+    workflow_type: str = Field(min_length=1, max_length=200, pattern=r"^\S+$")
+    task_queue: str = Field(min_length=1, max_length=200, pattern=r"^\S+$")
+
+
+class AwellBackendConfig(StoredModel):
+    """Care flows are pathways in Awell's Orchestration API (credentials from settings).
+
+    ``data_point_definition_ids`` maps a local data point id to Awell's data point definition id
+    when they differ (the import fills it: local ids are Awell's keys); ids not in it are sent
+    as they are.
+    """
+
+    kind: Literal["awell"]
+    pathway_definition_id: str = Field(min_length=1, max_length=200)
+    release_id: str | None = Field(default=None, min_length=1, max_length=200)
+    data_point_definition_ids: dict[str, str] = Field(default_factory=dict)
+
+
+BackendConfig = Annotated[
+    BuiltinBackendConfig | TemporalBackendConfig | AwellBackendConfig,
+    Field(discriminator="kind"),
+]
+
+
 class CareFlowDefinitionUpdate(StoredModel):
     title: str
     published: bool = False
+    backend: BackendConfig = Field(default_factory=BuiltinBackendConfig)
     data_point_definitions: list[DataPointDefinition] = Field(default_factory=list)
 
     @field_validator("data_point_definitions")
@@ -412,12 +447,19 @@ class Patient(BaseModel):
 
 
 class CareFlow(BaseModel):
+    """A started care flow. ``backend`` says where it runs; for the temporal backend ``status``
+    is the workflow execution's status (``RUNNING``, ``COMPLETED``, …) and ``ui_url`` links to it
+    in the Temporal UI."""
+
     id: str
     care_flow_definition_id: str
     patient_id: str
     data_points: dict[str, Any]
     request_id: str
     started_at: datetime
+    backend: str = "builtin"
+    status: str | None = None
+    ui_url: str | None = None
 
 
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -60,6 +60,13 @@ class Settings(BaseSettings):
             forwarded headers are ignored, so a client cannot choose its sign-in throttle key.
         careflow_test_payloads_max_bytes: kept test payloads per webhook, in bytes of JSON
             (besides the newest 20); the newest payload is always kept.
+        careflow_example_worker: ``make run`` also runs the example care-flow worker
+            (``ExampleCareFlow`` on ``example-care-flows``).
+        care_flow_pickup_seconds: how long ``start_care_flow`` (temporal backend) waits for a
+            worker to run the started care flow's first workflow task before it retries.
+        awell_api_url / awell_api_key / awell_timeout_seconds: Awell's Orchestration API
+            (GraphQL endpoint, API key sent as ``apikey``, per-call timeout in seconds). Without
+            both, definitions with ``backend: awell`` cannot be enabled.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -103,6 +110,24 @@ class Settings(BaseSettings):
     careflow_ui_sign_in_limit: str = "5/minute;20/hour"
     careflow_forwarded_allow_ips: str | None = None
     careflow_test_payloads_max_bytes: int = Field(default=5_242_880, gt=0)
+    careflow_example_worker: bool = True
+    care_flow_pickup_seconds: float = Field(default=5.0, gt=0)
+    awell_api_url: str | None = None
+    awell_api_key: SecretStr | None = None
+    awell_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @property
+    def patient_task_queue(self) -> str:
+        """The task queue of patient-resolution workflows (remote backends): its own worker,
+        so a ``resolve_patient`` activity waiting on one never holds the slot it needs."""
+        return self.careflow_task_queue + "-patients"
+
+    @property
+    def unconfigured_backends(self) -> frozenset[str]:
+        """Backend kinds whose settings are missing (their definitions cannot be enabled)."""
+        if self.awell_api_url and self.awell_api_key and self.awell_api_key.get_secret_value():
+            return frozenset()
+        return frozenset({"awell"})
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -146,12 +146,17 @@ def _rejected(error: RequestError, **fields: Any) -> ValidationResult:
     return ValidationResult(verdict=RequestStatus.REJECTED, errors=[error], **fields)
 
 
-def enable_problems(webhook: WebhookFields, snapshot: ConfigSnapshot) -> list[RequestError]:
+def enable_problems(
+    webhook: WebhookFields,
+    snapshot: ConfigSnapshot,
+    unconfigured_backends: frozenset[str] = frozenset(),
+) -> list[RequestError]:
     """Why a webhook cannot be enabled; empty when it can (contract §4).
 
     Checks that every path parses, every required data point has a mapping, every mapping names
     a data point of the definition, the identifier system (when given literally) is configured,
-    and the care flow definition exists and is published.
+    the care flow definition exists and is published, and its backend's kind is not in
+    ``unconfigured_backends`` (``care_flow_backend_not_configured``, naming the kind).
     """
     problems = list(mapping.check_paths(webhook))
     problems += check_conditions(webhook.conditions) + check_debounce(webhook.debounce)
@@ -169,6 +174,14 @@ def enable_problems(webhook: WebhookFields, snapshot: ConfigSnapshot) -> list[Re
                 RequestError(
                     code="care_flow_definition_unpublished",
                     message="the care flow definition is not published",
+                )
+            )
+        if definition.backend.kind in unconfigured_backends:
+            problems.append(
+                RequestError(
+                    code="care_flow_backend_not_configured",
+                    message=f"the care flow definition's backend {definition.backend.kind} is "
+                    "not configured (settings AWELL_API_URL and AWELL_API_KEY)",
                 )
             )
         mapped = {m.data_point_definition_id for m in webhook.data_point_mappings}

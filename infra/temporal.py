@@ -25,6 +25,8 @@ MEMO_DEBOUNCE_HOLDER = "request_id"
 STATUS_QUERY = "status"
 ALERT_WORKFLOW_TYPE = "AlertWorkflow"
 SEND_ALERT = "send_alert"
+PATIENT_RESOLUTION_WORKFLOW = "PatientResolutionWorkflow"
+RESOLVE_REMOTE_PATIENT = "resolve_remote_patient"
 
 SA_WEBHOOK_ID = SearchAttributeKey.for_keyword("WebhookId")
 SA_CARE_FLOW_DEFINITION_ID = SearchAttributeKey.for_keyword("CareFlowDefinitionId")

@@ -2,14 +2,15 @@
 
 ``store.configuration`` (identifier systems, care flow definitions, webhooks),
 ``store.patients`` (the built-in backend's patients and care flows) and
-``store.test_payloads``, ``store.ui_sessions`` (web-page sessions) and ``store.retry_claims``
-share one engine.
+``store.test_payloads``, ``store.ui_sessions`` (web-page sessions), ``store.retry_claims`` and
+``store.backend_care_flows`` (care flows started in Awell, by request) share one engine.
 """
 
 from __future__ import annotations
 
 from infra.keyring import KeyRing
 from persistence.database import Database
+from persistence.repositories.backend_care_flows import BackendCareFlowRepository
 from persistence.repositories.configuration import ConfigurationRepository, new_webhook_id
 from persistence.repositories.patients import PatientRepository
 from persistence.repositories.retry_claims import RetryClaimRepository
@@ -44,3 +45,4 @@ class Store(Database):
         self.test_payloads = TestPayloadRepository(self, test_payloads_max_bytes, key_ring)
         self.ui_sessions = UiSessionRepository(self)
         self.retry_claims = RetryClaimRepository(self)
+        self.backend_care_flows = BackendCareFlowRepository(self)

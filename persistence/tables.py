@@ -10,6 +10,9 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
+# A definition's backend (``careflow.models.BackendConfig``); rows from before 0003 are built-in.
+BUILTIN_BACKEND = sa.text('\'{"kind": "builtin"}\'')
+
 identifier_systems = sa.Table(
     "identifier_systems",
     metadata,
@@ -25,6 +28,7 @@ care_flow_definitions = sa.Table(
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("published", sa.Boolean, nullable=False),
     sa.Column("data_point_definitions", sa.JSON, nullable=False),
+    sa.Column("backend", sa.JSON, nullable=False, server_default=BUILTIN_BACKEND),
 )
 
 webhooks = sa.Table(
@@ -75,6 +79,21 @@ care_flows = sa.Table(
     sa.Column("data_points", sa.JSON, nullable=False),
     sa.Column("request_id", sa.String(128), nullable=False, unique=True),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Care flows started in a remote backend (Awell), keyed by request: a row is claimed before the
+# remote start (``attempted_at``) and completed with the remote id after it, so a retry or reset
+# finds the care flow its request already started instead of starting another one.
+backend_care_flows = sa.Table(
+    "backend_care_flows",
+    metadata,
+    sa.Column("request_id", sa.String(128), primary_key=True),
+    sa.Column("backend", sa.String(16), nullable=False),
+    sa.Column("care_flow_definition_id", sa.String(64), nullable=False),
+    sa.Column("patient_id", sa.String(200), nullable=False),
+    sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("care_flow_id", sa.String(200), nullable=True, unique=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 test_payloads = sa.Table(

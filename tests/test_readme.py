@@ -10,6 +10,9 @@ import re
 import shutil
 from pathlib import Path
 
+from temporalio.client import Client
+
+from examples.care_flow_worker import build_example_worker
 from tests.conftest import ADMIN_TOKEN, Api, RunningWorker
 from tests.factories import ROOT
 
@@ -23,7 +26,7 @@ def walkthrough_script() -> str:
 
 
 async def test_readme_walkthrough_runs_verbatim(
-    api: Api, worker: RunningWorker, tmp_path: Path
+    api: Api, worker: RunningWorker, tmp_path: Path, temporal_client: Client
 ) -> None:
     assert shutil.which("curl"), "the walkthrough uses curl"
     data_dir = tmp_path / "elsewhere"
@@ -33,23 +36,27 @@ async def test_readme_walkthrough_runs_verbatim(
     env |= {
         "CAREFLOW_DATA_DIR": str(data_dir),
         "CAREFLOW_API_PORT": str(api.settings.careflow_api_port),
+        "TEMPORAL_ADDRESS": api.settings.temporal_address,
         "TMPDIR": str(tmp_path),
     }
-    shell = await asyncio.create_subprocess_exec(
-        "bash",
-        "-c",
-        "set -eo pipefail\n" + walkthrough_script(),
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output_bytes, _ = await asyncio.wait_for(shell.communicate(), timeout=120)
+    # Part 2 of the walkthrough needs the example care-flow worker that `make run` starts.
+    async with build_example_worker(temporal_client):
+        shell = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            "set -eo pipefail\n" + walkthrough_script(),
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output_bytes, _ = await asyncio.wait_for(shell.communicate(), timeout=120)
     output = output_bytes.decode()
     assert shell.returncode == 0, output
     codes = re.findall(r"^HTTP (\d{3})$", output, re.M)
     assert codes == [
         *("201", "201", "201", "200", "202", "200", "200", "200", "200", "200"),  # walkthrough
+        *("201", "200", "202", "200"),  # part 2: the temporal backend
         *("201", "200", "200", "200", "200", "200", "200"),  # the test link
         "200",  # GET → edit → PUT
         *("201", "201", "201", "200", "202", "200"),  # conditions, Cal.com (the last IGNORED)
@@ -57,6 +64,7 @@ async def test_readme_walkthrough_runs_verbatim(
     ], output
     assert '"status":"IGNORED"' in output and "SCHEDULED {'met': True" in output
     assert '"duplicate":true' in output
+    assert "SUCCESS care-flow-req_" in output and re.search(r"^COMPLETED$", output, re.M), output
     assert re.search(r"^True$", output, re.M), output  # the second webhook enabled
     assert "du Exemplé" in output  # the care flow's data points
     # Scratch files went to this test's own temp dir, none to a fixed /tmp name.

@@ -199,6 +199,7 @@ class WebhookRequestWorkflow:
             PatientActivities.resolve_patient,
             ResolvePatientInput(
                 request_id=request.request_id,
+                care_flow_definition_id=validation.care_flow_definition_id,
                 patient_identifier=validation.patient_identifier,
                 profile=validation.profile,
             ),

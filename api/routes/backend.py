@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 from pydantic import ValidationError
 
-from api.deps import PagingDep, StoreDep, paged, require_admin
+from api.care_flows import find_care_flow
+from api.deps import PagingDep, ServicesDep, StoreDep, paged, require_admin
 from careflow.errors import DomainError, InvalidConfigError
 from careflow.models import CareFlow, Identifier, Page, Patient, RequestError
 
@@ -67,5 +68,7 @@ def list_care_flows(
 
 
 @router.get("/care-flows/{care_flow_id}", response_model=CareFlow)
-def get_care_flow(care_flow_id: str, store: StoreDep) -> CareFlow:
-    return store.patients.get_care_flow(care_flow_id)
+async def get_care_flow(care_flow_id: str, services: ServicesDep) -> CareFlow:
+    """A care flow of any backend: built-in rows, temporal-backend workflow executions (status
+    from ``describe()``, ``ui_url`` to the Temporal UI) and awell pathways started here."""
+    return await find_care_flow(services, care_flow_id)

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from api.deps import PagingDep, ServicesDep, StoreDep, paged, require_admin
+from api.errors import errors_response
+from api.services.awell_import import ImportAnswer
 from api.services.configuration import DisabledWebhook
+from backends.base import BackendRefusedError, BackendUnavailableError
 from careflow.errors import InvalidConfigError
 from careflow.models import (
     SLUG_PATTERN,
@@ -16,6 +20,7 @@ from careflow.models import (
     CareFlowDefinitionCreate,
     CareFlowDefinitionReplace,
     Page,
+    RequestError,
 )
 from careflow.read_only import read_only_problems
 
@@ -38,6 +43,32 @@ def create_care_flow_definition(
     return services.configuration.save_care_flow_definition(
         CareFlowDefinition(**body.model_dump()), replace=False
     )
+
+
+@router.post(
+    "/import",
+    response_model=ImportAnswer,
+    responses={409: {"description": "awell_not_configured"}, 502: {}, 503: {}},
+)
+def import_care_flow_definitions(
+    services: ServicesDep, force: Annotated[bool, Query()] = False
+) -> ImportAnswer | JSONResponse:
+    """Create or update definitions (backend awell) from Awell's published pathway definitions.
+
+    An update that would leave enabled webhooks incomplete is skipped
+    (``webhooks_left_incomplete``) unless ``force=true``, which disables those webhooks.
+
+    Awell refusing answers 502 ``backend_refused`` (with Awell's error codes), Awell unavailable
+    503 ``awell_unavailable`` / ``awell_rate_limited`` with ``Retry-After``.
+    """
+    try:
+        return services.awell_import.import_definitions(force=force)
+    except BackendRefusedError as exc:
+        return errors_response([RequestError(code=exc.code, message=exc.message)], 502)
+    except BackendUnavailableError as exc:
+        error = RequestError(code=exc.code, message=exc.public_message or "Awell is unavailable")
+        retry_after = str(int(exc.retry_after or 5))
+        return errors_response([error], 503, {"Retry-After": retry_after})
 
 
 @router.get("/{definition_id}", response_model=CareFlowDefinition)

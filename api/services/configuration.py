@@ -55,11 +55,19 @@ def _key(problem: RequestError) -> tuple[str, str | None, str | None]:
 
 
 class ConfigurationService:
-    """Args: store: the store; config: the process's configuration cache (refreshed on writes)."""
+    """Args: store: the store; config: the process's configuration cache (refreshed on writes);
+    unconfigured_backends: backend kinds without settings (a definition moved to one leaves its
+    enabled webhooks incomplete)."""
 
-    def __init__(self, store: Store, config: ConfigCache) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: ConfigCache,
+        unconfigured_backends: frozenset[str] = frozenset(),
+    ) -> None:
         self._repository = store.configuration
         self._config = config
+        self._unconfigured_backends = unconfigured_backends
 
     def create_identifier_system(self, item: IdentifierSystem) -> IdentifierSystem:
         """Raises: ConflictError (409) when the name or system URI is taken."""
@@ -110,7 +118,7 @@ class ConfigurationService:
             snapshot = self._repository.snapshot(conn)
             if item.id not in snapshot.definitions:
                 raise not_found("care flow definition", "care_flow_definition_not_found")
-            affected = left_incomplete(snapshot, item)
+            affected = left_incomplete(snapshot, item, self._unconfigured_backends)
             if affected and not force:
                 raise ConflictError(
                     [
@@ -139,7 +147,7 @@ class ConfigurationService:
     ) -> list[tuple[Webhook, list[RequestError]]]:
         """The enabled webhooks of ``item.id`` that ``item`` would leave incomplete, each with
         the enable-gate problems the change adds (problems they have already are left out)."""
-        return left_incomplete(self._config.refresh(), item)
+        return left_incomplete(self._config.refresh(), item, self._unconfigured_backends)
 
 
 def _type_changes(
@@ -164,7 +172,9 @@ def _type_changes(
 
 
 def left_incomplete(
-    snapshot: ConfigSnapshot, item: CareFlowDefinition
+    snapshot: ConfigSnapshot,
+    item: CareFlowDefinition,
+    unconfigured_backends: frozenset[str] = frozenset(),
 ) -> list[tuple[Webhook, list[RequestError]]]:
     """The enabled webhooks of ``item.id`` that replacing the definition by ``item`` would
     leave incomplete (new enable-gate problems) or whose mapped data points change
@@ -174,8 +184,10 @@ def left_incomplete(
     for hook in snapshot.webhooks.values():
         if not hook.enabled or hook.deleted or hook.care_flow_definition_id != item.id:
             continue
-        before = {_key(p) for p in enable_problems(hook, snapshot)}
-        added = [p for p in enable_problems(hook, trial) if _key(p) not in before]
+        before = {_key(p) for p in enable_problems(hook, snapshot, unconfigured_backends)}
+        added = [
+            p for p in enable_problems(hook, trial, unconfigured_backends) if _key(p) not in before
+        ]
         added += _type_changes(hook, snapshot.definitions.get(item.id), item)
         if added:
             affected.append((hook, added))

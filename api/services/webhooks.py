@@ -61,11 +61,19 @@ def to_public(hook: Webhook, base_url: str) -> WebhookPublic:
 
 
 class WebhookService:
-    """Args: store: the store; config: the process's configuration cache (refreshed on writes)."""
+    """Args: store: the store; config: the process's configuration cache (refreshed on writes);
+    unconfigured_backends: backend kinds without settings (their definitions cannot be enabled).
+    """
 
-    def __init__(self, store: Store, config: ConfigCache) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: ConfigCache,
+        unconfigured_backends: frozenset[str] = frozenset(),
+    ) -> None:
         self._store = store
         self._config = config
+        self._unconfigured_backends = unconfigured_backends
 
     def _check_definition(self, definition_id: str, snapshot: ConfigSnapshot | None = None) -> None:
         if definition_id not in (snapshot or self._config.refresh()).definitions:
@@ -166,7 +174,7 @@ class WebhookService:
             self._check_definition(fields.care_flow_definition_id, snapshot)
         _check_save(fields)
         if current.enabled:
-            problems = enable_problems(fields, snapshot)
+            problems = enable_problems(fields, snapshot, self._unconfigured_backends)
             if problems:
                 raise ConflictError(problems)
         updated = Webhook(
@@ -189,7 +197,9 @@ class WebhookService:
         repository = self._store.configuration
         with repository.locked() as conn:
             current = repository.get_webhook(webhook_id, conn=conn)
-            problems = enable_problems(current, repository.snapshot(conn))
+            problems = enable_problems(
+                current, repository.snapshot(conn), self._unconfigured_backends
+            )
             if problems:
                 raise ConflictError(problems)
             saved = repository.save_webhook(current.model_copy(update={"enabled": True}), conn)

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from api.care_flows import find_care_flow
 from api.request_models import RequestFilters
 from api.ui.common import (
     STATUSES,
@@ -165,8 +166,8 @@ def patient_page(
 
 
 @router.get("/care-flows/{care_flow_id}", response_class=HTMLResponse)
-def care_flow_page(
+async def care_flow_page(
     care_flow_id: str, request: Request, services: ServicesDep, sid: SessionDep
 ) -> HTMLResponse:
-    flow = services.store.patients.get_care_flow(care_flow_id)
+    flow = await find_care_flow(services, care_flow_id)
     return render(request, services, sid, "care_flow.html", flow=flow)

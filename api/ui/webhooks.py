@@ -128,7 +128,8 @@ def _webhook_page(
         definition=definition,
         paths=paths,
         systems=services.store.configuration.list_identifier_systems(),
-        problems=context.pop("problems", None) or enable_problems(hook, snapshot),
+        problems=context.pop("problems", None)
+        or enable_problems(hook, snapshot, services.settings.unconfigured_backends),
         **context,
     )
 

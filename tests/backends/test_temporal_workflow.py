@@ -1,0 +1,310 @@
+"""The temporal backend on the real dev server: the request starts the user's care-flow
+workflow (here ``ExampleCareFlow``) with the mapped data points, retries and resets never start
+a second execution, and a workflow type nobody serves ends the request FAILED
+``care_flow_not_picked_up`` once the request's retry bounds run out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.api.common.v1 import WorkflowExecution as ProtoWorkflowExecution
+from temporalio.api.enums.v1 import ResetReapplyType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from backends.loop import LoopRunner
+from backends.temporal_workflow import TemporalWorkflowBackend, care_flow_workflow_id
+from careflow.settings import Settings
+from examples.care_flow import COMPLETE_SIGNAL, ExampleCareFlowResult
+from examples.care_flow_worker import build_example_worker
+from persistence.store import Store
+from tests.conftest import Api, RunningWorker, serve_api
+from tests.factories import (
+    FHIR_POINTS,
+    JSON,
+    add_identifier_system,
+    add_webhook,
+    sample_payload,
+    ui_sign_in,
+)
+
+FHIR_MAPPINGS = [
+    {
+        "data_point_definition_id": "mrn",
+        "path": "$.identifier[?(@.system=='urn:oid:1.2.36.146.595.217.0.1')].value",
+    },
+    {"data_point_definition_id": "deceased", "path": "$.deceasedBoolean"},
+    {"data_point_definition_id": "contact_family", "path": "$.contact[0].name.family"},
+]
+
+
+@contextlib.asynccontextmanager
+async def example_worker(client: Client, task_queue: str) -> AsyncIterator[None]:
+    async with build_example_worker(client, task_queue):
+        yield
+
+
+async def temporal_webhook(
+    api: Api, task_queue: str, workflow_type: str = "ExampleCareFlow"
+) -> str:
+    """Identifier system, a temporal-backend definition and an enabled webhook for the FHIR
+    Patient sample; the webhook id."""
+    await add_identifier_system(api, "acme-mrn", "urn:oid:1.2.36.146.595.217.0.1")
+    answer = await api.admin(
+        "POST",
+        "/v1/care-flow-definitions",
+        json={
+            "id": "intake",
+            "title": "Patient intake",
+            "published": True,
+            "backend": {
+                "kind": "temporal",
+                "workflow_type": workflow_type,
+                "task_queue": task_queue,
+            },
+            "data_point_definitions": FHIR_POINTS,
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["backend"]["kind"] == "temporal"
+    hook = await add_webhook(
+        api,
+        name="FHIR patient feed",
+        care_flow_definition_id="intake",
+        data_point_mappings=FHIR_MAPPINGS,
+        patient_identifier={
+            "system_path": "$.identifier[?(@.type.coding[0].code=='MR')].system",
+            "value_path": "$.identifier[?(@.type.coding[0].code=='MR')].value",
+        },
+    )
+    return str(hook["id"])
+
+
+async def executions(client: Client, workflow_id: str) -> int:
+    """How many executions (runs, open or closed) have this workflow id."""
+    count = 0
+    async for _ in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+        count += 1
+    return count
+
+
+async def wait_executions(client: Client, workflow_id: str, expected: int) -> int:
+    """Visibility is eventually consistent: wait briefly for ``expected``, return the count."""
+    for _ in range(50):
+        count = await executions(client, workflow_id)
+        if count >= expected:
+            return count
+        await asyncio.sleep(0.1)
+    return await executions(client, workflow_id)
+
+
+async def reset_to_first_task(client: Client, request_id: str) -> None:
+    """What the Temporal UI's Reset does: a new run of the request from its first task."""
+    handle = client.get_workflow_handle(request_id)
+    first_task = None
+    async for event in handle.fetch_history_events():
+        if event.HasField("workflow_task_completed_event_attributes"):
+            first_task = event.event_id
+            break
+    assert first_task is not None
+    description = await handle.describe()
+    await client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=ProtoWorkflowExecution(
+                workflow_id=request_id, run_id=description.run_id
+            ),
+            reason="test",
+            workflow_task_finish_event_id=first_task,
+            request_id=uuid.uuid4().hex,
+            reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_NONE,
+        )
+    )
+
+
+async def test_care_flow_workflow_runs_with_the_data_points(
+    api: Api, worker: RunningWorker, temporal_client: Client
+) -> None:
+    queue = f"care-flows-{uuid.uuid4().hex[:8]}"
+    hook_id = await temporal_webhook(api, queue)
+    async with example_worker(temporal_client, queue):
+        answer = await api.http.post(f"/hooks/{hook_id}", content=sample_payload(), headers=JSON)
+        assert answer.status_code == 202, answer.text
+        request_id = answer.json()["request_id"]
+        detail = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=60)
+        assert detail["status"] == "SUCCESS", detail
+        care_flow_id = detail["care_flow_id"]
+        assert care_flow_id == care_flow_workflow_id(request_id)
+        assert detail["care_flow_ui_url"].endswith(f"/workflows/{care_flow_id}")
+        assert set(detail["data_points"]) == {"mrn", "deceased", "contact_family"}
+
+        handle = temporal_client.get_workflow_handle(care_flow_id)
+        ids = await handle.query("data_point_ids", result_type=list[str])
+        assert ids == sorted(detail["data_points"])
+
+        flow = (await api.admin("GET", f"/v1/care-flows/{care_flow_id}")).json()
+        assert flow["backend"] == "temporal" and flow["status"] == "RUNNING"
+        assert flow["request_id"] == request_id
+        assert flow["patient_id"] == detail["patient_id"]
+        assert flow["data_points"] == detail["data_points"]
+        assert flow["ui_url"] == detail["care_flow_ui_url"]
+        # The patient lives in the built-in store.
+        patient = await api.admin("GET", f"/v1/patients/{detail['patient_id']}")
+        assert patient.status_code == 200
+        # The web pages link the care flow in the Temporal UI too.
+        await ui_sign_in(api)
+        page = await api.http.get(f"/ui/requests/{request_id}")
+        assert 'id="care-flow-temporal-link"' in page.text
+        assert detail["care_flow_ui_url"] in page.text
+        page = await api.http.get(f"/ui/care-flows/{care_flow_id}")
+        assert page.status_code == 200 and "RUNNING" in page.text
+        assert detail["care_flow_ui_url"] in page.text
+
+        await handle.signal(COMPLETE_SIGNAL)
+        result = ExampleCareFlowResult.model_validate(await handle.result())
+        assert result.completed_by == "signal" and result.request_id == request_id
+        flow = (await api.admin("GET", f"/v1/care-flows/{care_flow_id}")).json()
+        assert flow["status"] == "COMPLETED"
+        # Any other workflow id is not a care flow.
+        missing = await api.admin("GET", f"/v1/care-flows/{request_id}")
+        assert missing.status_code == 404
+        missing = await api.admin("GET", "/v1/care-flows/care-flow-nope")
+        assert missing.json()["errors"][0]["code"] == "care_flow_not_found"
+
+
+async def test_resets_leave_exactly_one_care_flow_execution(
+    api: Api, worker: RunningWorker, temporal_client: Client
+) -> None:
+    queue = f"care-flows-{uuid.uuid4().hex[:8]}"
+    hook_id = await temporal_webhook(api, queue)
+    async with example_worker(temporal_client, queue):
+        answer = await api.http.post(f"/hooks/{hook_id}", content=sample_payload(), headers=JSON)
+        request_id = answer.json()["request_id"]
+        detail = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=60)
+        assert detail["status"] == "SUCCESS", detail
+        care_flow_id = detail["care_flow_id"]
+
+        # Reset while the care flow runs: USE_EXISTING attaches to it.
+        await reset_to_first_task(temporal_client, request_id)
+        detail = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=60)
+        assert detail["care_flow_id"] == care_flow_id
+        assert "care flow already started" in detail["timeline"][-1]["message"]
+
+        # Reset after it completed: REJECT_DUPLICATE refuses a second run.
+        handle = temporal_client.get_workflow_handle(care_flow_id)
+        await handle.signal(COMPLETE_SIGNAL)
+        await handle.result()
+        await reset_to_first_task(temporal_client, request_id)
+        detail = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=60)
+        assert detail["status"] == "SUCCESS" and detail["care_flow_id"] == care_flow_id
+        assert "care flow already started" in detail["timeline"][-1]["message"]
+        assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    assert await wait_executions(temporal_client, care_flow_id, 2) == 1
+    assert await wait_executions(temporal_client, request_id, 3) == 3  # three request runs
+
+
+@pytest.fixture
+def unserved_settings(settings: Settings) -> Settings:
+    """Short bounds: wait 1 s for a pickup, two attempts."""
+    return settings.model_copy(update={"care_flow_pickup_seconds": 1.0, "activity_max_attempts": 2})
+
+
+async def test_unserved_workflow_type_fails_the_request_and_a_retry_attaches(
+    unserved_settings: Settings,
+    store: Store,
+    temporal_client: Client,
+    tmp_path: Path,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from worker import build_worker
+
+    settings = unserved_settings
+    queue = f"care-flows-{uuid.uuid4().hex[:8]}"
+    executor = ThreadPoolExecutor(max_workers=4)
+    try:
+        async with (
+            serve_api(settings) as api,
+            build_worker(temporal_client, store, settings, executor),
+        ):
+            hook_id = await temporal_webhook(api, queue)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            answer = await api.http.post(
+                f"/hooks/{hook_id}", content=sample_payload(), headers=JSON
+            )
+            request_id = answer.json()["request_id"]
+            detail = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=60)
+            took = loop.time() - started
+            assert detail["status"] == "FAILED", detail
+            (error,) = detail["errors"]
+            assert error["code"] == "care_flow_not_picked_up"
+            assert queue in error["message"] and "ExampleCareFlow" in error["message"]
+            # Two attempts of 1 s each plus one 1 s backoff (measured ~3-4 s here).
+            assert took < 30
+            care_flow_id = care_flow_workflow_id(request_id)
+            handle = temporal_client.get_workflow_handle(care_flow_id)
+            assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+
+            # A worker arrives; the request's retry attaches to the same execution.
+            async with example_worker(temporal_client, queue):
+                retry = await api.admin("POST", f"/v1/requests/{request_id}/retry")
+                assert retry.status_code == 202, retry.text
+                detail = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=60)
+                assert detail["status"] == "SUCCESS", detail
+                assert detail["care_flow_id"] == care_flow_id
+                await handle.signal(COMPLETE_SIGNAL)
+                await handle.result()
+            assert await wait_executions(temporal_client, care_flow_id, 2) == 1
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def test_definition_backend_round_trips_and_refuses_unknown_kinds(api: Api) -> None:
+    body: dict[str, Any] = {"id": "x", "title": "X", "published": True}
+    answer = await api.admin("POST", "/v1/care-flow-definitions", json=body)
+    assert answer.json()["backend"] == {"kind": "builtin"}
+    bad = {**body, "id": "y", "backend": {"kind": "fhir"}}
+    answer = await api.admin("POST", "/v1/care-flow-definitions", json=bad)
+    assert answer.status_code == 422
+    bad = {**body, "id": "y", "backend": {"kind": "temporal", "workflow_type": "A"}}
+    answer = await api.admin("POST", "/v1/care-flow-definitions", json=bad)
+    assert answer.status_code == 422
+
+
+async def test_find_active_care_flow_sees_only_running_executions(
+    api: Api, worker: RunningWorker, temporal_client: Client, store: Store
+) -> None:
+    queue = f"care-flows-{uuid.uuid4().hex[:8]}"
+    hook_id = await temporal_webhook(api, queue)
+    backend = TemporalWorkflowBackend(
+        store, temporal_client, LoopRunner(asyncio.get_running_loop())
+    )
+
+    async def active(patient_id: str) -> str | None:
+        return await asyncio.to_thread(backend.find_active_care_flow, "intake", patient_id)
+
+    async with example_worker(temporal_client, queue):
+        answer = await api.http.post(f"/hooks/{hook_id}", content=sample_payload(), headers=JSON)
+        detail = await api.wait_status(answer.json()["request_id"], {"SUCCESS"}, timeout=60)
+        patient_id, care_flow_id = detail["patient_id"], detail["care_flow_id"]
+        for _ in range(50):  # visibility is eventually consistent
+            if await active(patient_id) == care_flow_id:
+                break
+            await asyncio.sleep(0.1)
+        assert await active(patient_id) == care_flow_id
+        assert await active("pat_other") is None
+        handle = temporal_client.get_workflow_handle(care_flow_id)
+        await handle.signal(COMPLETE_SIGNAL)
+        await handle.result()
+        for _ in range(50):
+            if await active(patient_id) is None:
+                break
+            await asyncio.sleep(0.1)
+        assert await active(patient_id) is None
