@@ -303,7 +303,9 @@ class WebhookRequestWorkflow:
         if timeline and timeline[-1].status == self._state.status and timeline[-1].message is None:
             timeline[-1] = timeline[-1].model_copy(update={"message": message})
             return
-        timeline.append(TimelineEntry(status=self._state.status, at=workflow.now(), message=message))
+        timeline.append(
+            TimelineEntry(status=self._state.status, at=workflow.now(), message=message)
+        )
 
     def _flush(self) -> None:
         """Write status, search attributes and the PHI-free memo: once per workflow task."""

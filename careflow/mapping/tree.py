@@ -26,7 +26,9 @@ MAX_FILTER_ITEMS = 50
 # Object/array nesting followed (deeper parts are cut off, as beyond the node budget).
 MAX_DEPTH = 64
 _TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-_URI = re.compile(r"^(https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/%+-]*)?|urn:[A-Za-z0-9.:-]+)$")
+_URI = re.compile(
+    r"^(https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/%+-]*)?|urn:[A-Za-z0-9.:-]+)$"
+)
 MAX_NODES = 2000
 
 
@@ -160,7 +162,12 @@ def build(payload: Any, max_nodes: int = MAX_NODES) -> Node:
                     child_filter = f"{path}[?(@.{key}=='{wanted}')]"
                 node.children.append(
                     visit(
-                        child, f"[{index}]", f"{path}[{index}]", f"{path}[*]", child_filter, depth + 1
+                        child,
+                        f"[{index}]",
+                        f"{path}[{index}]",
+                        f"{path}[*]",
+                        child_filter,
+                        depth + 1,
                     )
                 )
         else:

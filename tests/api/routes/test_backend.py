@@ -13,8 +13,8 @@ from persistence.store import Store
 from tests.conftest import Api, RunningWorker
 from tests.factories import (
     EHR_PATIENT,
-    add_identifier_system,
     MRN_SYSTEM,
+    add_identifier_system,
     configure_fhir_webhook,
     ehr_webhook,
     post_sample,

@@ -255,7 +255,9 @@ async def test_a_long_query_string_is_answered(api: Api) -> None:
     for size in (10_000, 17_000, 40_000):
         for split in (False, True):
             reader, writer = await asyncio.open_connection(host, int(port))
-            head = f"GET /ui/settings?x={'A' * size} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n"
+            head = (
+                f"GET /ui/settings?x={'A' * size} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n"
+            )
             data = head.encode()
             writer.write(data[:8000] if split else data)
             if split:

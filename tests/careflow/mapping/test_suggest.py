@@ -106,4 +106,3 @@ def test_work_is_bounded_whatever_the_definition_and_payload(monkeypatch: Any) -
     suggest(definition, payload, mapped=set())
     assert 0 < scored[0] <= 3000
     assert 0 < tried[0] <= 40
-
