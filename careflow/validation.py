@@ -7,6 +7,7 @@ configuration) and the ``validate_request`` activity run, so they cannot disagre
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from careflow import mapping
@@ -81,7 +82,7 @@ def validate(snapshot: ConfigSnapshot, webhook_id: str, body: Any) -> Validation
         errors.append(
             RequestError(
                 code="unknown_identifier_system",
-                message=f"identifier system {_named(identifier.system)} is not configured "
+                message=f"identifier system {_named(identifier.system, webhook)} is not configured "
                 "(add it under /v1/identifier-systems)",
                 path=webhook.patient_identifier.system_path if webhook.patient_identifier else None,
             )
@@ -109,13 +110,26 @@ def conditions_not_met(outcome: ConditionsOutcome) -> IgnoredReason:
     )
 
 
-def _named(system: str) -> str:
-    """A system URI for a message: quoted when it is one (a namespace, configuration, not PHI),
-    else left out — the field came from the payload and might hold anything."""
-    try:
-        _check_absolute_uri(system)
-    except ValueError:
-        return "(not an absolute URI)"
+# A payload-provided system is quoted only when it reads as a namespace: an http(s) URL or a
+# ``urn:`` (no ``@``, no spaces) — ``mailto:``, ``tel:``, ``ssn:123-45-6789`` or ``Doe:Jane`` are
+# absolute URIs too, and may be the very PHI the memo and error lists must not hold.
+_NAMESPACE = re.compile(r"^(https?://[^\s@]+|urn:[^\s@]+)$", re.IGNORECASE)
+_NOT_SHOWN = "(a system from the payload, not shown)"
+
+
+def _named(system: str, webhook: WebhookFields) -> str:
+    """A system URI for a message. The webhook's own configured system is configuration and is
+    always named; one read from the payload only when it is an http(s) or ``urn:`` URI without
+    ``@`` (else :data:`_NOT_SHOWN`)."""
+    ident = webhook.patient_identifier
+    configured = ident is not None and ident.system is not None and ident.system == system
+    if not configured:
+        try:
+            _check_absolute_uri(system)
+        except ValueError:
+            return _NOT_SHOWN
+        if not _NAMESPACE.match(system):
+            return _NOT_SHOWN
     return repr(system) if len(system) <= 200 else repr(system[:200] + "…")
 
 

@@ -307,7 +307,13 @@ class WebhookRequestWorkflow:
         )
 
     def _note(self, message: str) -> None:
-        self._state.timeline.append(
+        """A message on the current status: onto its entry when that has none (one PROCESSING
+        row per run, not a bare one and a noted one), else a new entry."""
+        timeline = self._state.timeline
+        if timeline and timeline[-1].status == self._state.status and timeline[-1].message is None:
+            timeline[-1] = timeline[-1].model_copy(update={"message": message})
+            return
+        timeline.append(
             TimelineEntry(status=self._state.status, at=workflow.now(), message=message)
         )
 

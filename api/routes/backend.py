@@ -18,41 +18,46 @@ def find_patients(
     store: StoreDep, identifier: str = Query(description="<system>|<value>")
 ) -> Page[Patient]:
     """Patients holding ``identifier`` (``<system>|<value>``, as FHIR token search); the system
-    is a configured identifier system's URI or its name, else 422 ``unknown_identifier_system``."""
-    system, sep, value = identifier.rpartition("|")
+    is a configured identifier system's URI or its name, else 422 ``unknown_identifier_system``.
+
+    The longest configured URI or name followed by ``|`` is the system, so a value may itself
+    hold ``|``; errors never echo the value."""
     invalid = DomainError(
         RequestError(code="invalid_identifier", message="use identifier=<system>|<value>")
     )
-    if not sep or not system or not value:
-        raise invalid
-    try:
-        wanted = Identifier(system=system, value=value)  # the model's text rules (no NUL)
+    given, sep, rest = identifier.partition("|")
+    try:  # the shape first: both parts present, the model's text rules (no NUL)
+        Identifier(system=given, value=rest)
     except ValidationError:
         raise invalid from None
-    wanted = _by_uri(store, wanted)
-    patient = store.patients.find_patient(wanted)
-    return Page(items=[patient] if patient else [])
-
-
-def _by_uri(store: StoreDep, wanted: Identifier) -> Identifier:
-    """The identifier with its system given by URI: a configured system's name is accepted too.
-
-    Raises:
-        InvalidConfigError: 422 ``unknown_identifier_system`` naming a system that is neither.
-    """
+    if not sep or not given or not rest:
+        raise invalid
     systems = store.configuration.list_identifier_systems()
-    if any(s.system == wanted.system for s in systems):
-        return wanted
-    named = next((s for s in systems if s.name == wanted.system), None)
-    if named is None:
+    known = sorted(
+        [(s.system, s.system) for s in systems] + [(s.name, s.system) for s in systems if s.name],
+        key=lambda pair: len(pair[0]),
+        reverse=True,
+    )
+    match = next(((k, uri) for k, uri in known if identifier.startswith(k + "|")), None)
+    if match is None:
+        shown = repr(given) if len(given) <= 200 else repr(given[:200] + "…")
         raise InvalidConfigError(
             RequestError(
                 code="unknown_identifier_system",
-                message=f"identifier system {wanted.system!r} is neither the URI nor the name "
+                message=f"identifier system {shown} is neither the URI nor the name "
                 "of a configured identifier system",
             )
         )
-    return wanted.model_copy(update={"system": named.system})
+    key, uri = match
+    value = identifier[len(key) + 1 :]
+    try:
+        wanted = Identifier(system=uri, value=value)  # the model's text rules (no NUL)
+    except ValidationError:
+        raise invalid from None
+    if not value:
+        raise invalid
+    patient = store.patients.find_patient(wanted)
+    return Page(items=[patient] if patient else [])
 
 
 @router.get("/patients/{patient_id}", response_model=Patient)

@@ -13,7 +13,8 @@ from api.request_models import (
     RequestSummary,
     RetryAnswer,
 )
-from careflow.models import Page, RequestStatus
+from careflow.errors import InvalidConfigError
+from careflow.models import Page, RequestError, RequestStatus
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"], dependencies=[Depends(require_admin)])
 
@@ -25,17 +26,27 @@ async def list_requests(
     status: RequestStatus | None = None,
     care_flow_definition_id: str | None = None,
     patient_id: str | None = None,
-    is_test: bool = False,
+    is_test: bool | None = None,
     limit: int = Query(default=50, ge=1, le=200),
     page_token: str | None = None,
 ) -> Page[RequestSummary]:
-    """One row per request (its latest run): running first, then most recently closed."""
+    """One row per request (its latest run): running first, then most recently closed.
+
+    ``status=TEST`` lists test requests; with ``is_test=false`` too it is contradictory: 422
+    ``contradictory_filters``."""
+    if status == RequestStatus.TEST and is_test is False:
+        raise InvalidConfigError(
+            RequestError(
+                code="contradictory_filters",
+                message="status=TEST lists test requests; is_test=false excludes them",
+            )
+        )
     filters = RequestFilters(
         webhook_id=webhook_id,
         status=status,
         care_flow_definition_id=care_flow_definition_id,
         patient_id=patient_id,
-        is_test=is_test,
+        is_test=bool(is_test),
     )
     items, token = await services.requests.list(filters, limit, page_token)
     return Page(items=items, next_page_token=token)

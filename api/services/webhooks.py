@@ -185,6 +185,8 @@ class WebhookService:
             created_at=current.created_at,
             updated_at=current.updated_at,
         )
+        if updated == current:  # a no-op patch (``{}``, or the same values): nothing to save
+            return current
         return self._store.configuration.save_webhook(updated, conn=conn)
 
     def enable(self, webhook_id: str) -> Webhook:

@@ -128,21 +128,33 @@ def suggest(
 
     Returns:
         data point id → suggestions, best first (data points without any are left out).
+
+    Work is bounded whatever the payload and definition: the tree has at most
+    :data:`~careflow.mapping.tree.MAX_NODES` nodes, at most :data:`MAX_SCORED` paths are scored
+    and :data:`MAX_TRIALS` mapped (data points past the budget get no suggestion).
     """
     nodes = leaves(build(payload))
     found: dict[str, list[Suggestion]] = {}
+    scores_left = MAX_SCORED
+    trials_left = MAX_TRIALS
     for point in definition.data_point_definitions:
         if point.id in mapped:
             continue
+        if scores_left <= 0 or trials_left <= 0:
+            break
         wanted = words(point.id) + words(point.title)
         scored = []
         for path, weight in _candidates(point, nodes).items():
+            scores_left -= 1
+            if scores_left < 0:
+                break
             score = _score(wanted, path) * weight
             if score > 0:
                 scored.append((score, -len(path), path))
         scored.sort(reverse=True)
         good: list[Suggestion] = []
-        for score, _, path in scored[:MAX_TRIED]:
+        for score, _, path in scored[: min(MAX_TRIED, trials_left)]:
+            trials_left -= 1
             value = _mapped_value(definition, point, path, payload)
             if value is not _NONE:
                 good.append(Suggestion(point.id, path, value, round(score, 3)))
@@ -157,6 +169,10 @@ _NONE: Any = object()
 # Paths tried per data point, best named first: each is compiled (and cached with the paths
 # requests use), so a large payload must not try thousands.
 MAX_TRIED = 30
+# Bounds on one whole call, whatever the number of data points: paths scored (each a few regex
+# splits) and paths tried (each maps the whole payload once).
+MAX_SCORED = 20_000
+MAX_TRIALS = 200
 
 
 def _mapped_value(

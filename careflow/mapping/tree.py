@@ -16,9 +16,19 @@ from typing import Any
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # jsonpath-ng's lexer reserves these words; as names they need brackets.
 _RESERVED = frozenset({"where", "wherenot", "when", "this", "parent", "and", "or", "not", "in"})
-# Keys that name a kind, a system or a field, never a person: the only ones a filter may use
-# (a filter's value is saved in the webhook's configuration, so it must not be PHI).
-DISCRIMINATORS = ("system", "ref", "type", "code", "key", "kind", "use", "category")
+# The only keys a filter may use (a filter's value is saved in the webhook's configuration, so it
+# must be a configuration constant, never PHI): FHIR ``system``/``use``/``url``, a kind (``type``)
+# and, one level down, a form field's own ``ref``/``id`` (Typeform ``answers[].field.ref``).
+# ``id``, ``key``, ``name`` and the like of anything else are never offered.
+DISCRIMINATORS = ("system", "url", "use", "type", "field.ref", "field.id")
+# A filter is offered only in lists this short (each candidate key scans every item).
+MAX_FILTER_ITEMS = 50
+# Object/array nesting followed (deeper parts are cut off, as beyond the node budget).
+MAX_DEPTH = 64
+_TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_URI = re.compile(
+    r"^(https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~/%+-]*)?|urn:[A-Za-z0-9.:-]+)$"
+)
 MAX_NODES = 2000
 
 
@@ -71,21 +81,38 @@ def _lookup(item: Any, dotted: str) -> Any:
     return item
 
 
+def constant_like(key: str, value: Any) -> bool:
+    """Whether ``value`` under ``key`` plainly reads as a configuration constant: an http(s) or
+    ``urn:`` URI for ``system``/``url``, else a short code token (a letter first, no spaces,
+    ``@``, ``:`` or dots, at most half digits) — never an email, a date, a name or a number."""
+    if not isinstance(value, str) or len(value) > 200:
+        return False
+    if key in ("system", "url"):
+        return bool(_URI.match(value)) and "@" not in value
+    if not _TOKEN.match(value):
+        return False
+    return sum(c.isdigit() for c in value) * 2 <= len(value)
+
+
 def discriminator(items: list[Any]) -> str | None:
-    """The key (``system`` or one level down, ``field.ref``) whose text tells the objects of a
-    list apart: present in each, distinct, from :data:`DISCRIMINATORS` (one level down also
-    ``id``, as in ``field.id``); None if there is none."""
-    if not items or not all(isinstance(i, dict) for i in items):
+    """The key of :data:`DISCRIMINATORS` whose text tells the objects of a list apart: present
+    in each, distinct, constant-like (:func:`constant_like`); None if there is none, if the list
+    holds anything but objects or more than :data:`MAX_FILTER_ITEMS` items.
+
+    Work: at most ``len(DISCRIMINATORS) * MAX_FILTER_ITEMS`` lookups, stopping at the first
+    item that rules a key out."""
+    if not items or len(items) > MAX_FILTER_ITEMS:
         return None
-    candidates = list(DISCRIMINATORS)
-    nested = {k for i in items for k, v in i.items() if isinstance(v, dict)}
-    # One level down, a field's own id is configuration too (Typeform ``answers[].field.id``).
-    candidates += [f"{n}.{d}" for d in (*DISCRIMINATORS, "id") for n in sorted(nested)]
-    for key in candidates:
-        values = [_lookup(i, key) for i in items]
-        if all(isinstance(v, str) and v and "'" not in v and "\\" not in v for v in values) and (
-            len(set(values)) == len(values)
-        ):
+    if not all(isinstance(i, dict) for i in items):
+        return None
+    for key in DISCRIMINATORS:
+        seen: set[str] = set()
+        for item in items:
+            value = _lookup(item, key)
+            if value in seen or not constant_like(key.rpartition(".")[2], value):
+                break
+            seen.add(value)
+        else:
             return key
     return None
 
@@ -102,9 +129,13 @@ def build(payload: Any, max_nodes: int = MAX_NODES) -> Node:
     """
     budget = [max_nodes]
 
-    def visit(value: Any, label: str, path: str, all_path: str | None, filt: str | None) -> Node:
+    def visit(
+        value: Any, label: str, path: str, all_path: str | None, filt: str | None, depth: int = 0
+    ) -> Node:
         budget[0] -= 1
         node = Node(label, path, _kind(value), None, all_path, filt)
+        if depth >= MAX_DEPTH:
+            return node
         if isinstance(value, dict):
             for key, child in value.items():
                 if budget[0] <= 0:
@@ -117,6 +148,7 @@ def build(payload: Any, max_nodes: int = MAX_NODES) -> Node:
                         path + step,
                         all_path + step if all_path else None,
                         filt + step if filt else None,
+                        depth + 1,
                     )
                 )
         elif isinstance(value, list):
@@ -129,7 +161,14 @@ def build(payload: Any, max_nodes: int = MAX_NODES) -> Node:
                     wanted = _lookup(child, key)
                     child_filter = f"{path}[?(@.{key}=='{wanted}')]"
                 node.children.append(
-                    visit(child, f"[{index}]", f"{path}[{index}]", f"{path}[*]", child_filter)
+                    visit(
+                        child,
+                        f"[{index}]",
+                        f"{path}[{index}]",
+                        f"{path}[*]",
+                        child_filter,
+                        depth + 1,
+                    )
                 )
         else:
             node.value = value

@@ -120,6 +120,7 @@ async def test_retry_keeps_earlier_run_and_first_receipt(api: Api, worker: Runni
     )
     assert messages[-1][0] == "SUCCESS"
     assert [m for m in messages if m[0] == "RECEIVED"] == [messages[0], messages[marker]]
+    assert [m[0] for m in messages[marker:]].count("PROCESSING") == 1
 
 
 async def test_ui_reset_is_told_from_a_retry(

@@ -258,14 +258,38 @@ def test_a_system_path_is_not_checked_against_configured_systems() -> None:
     assert enable_problems(fields(patient_identifier=identifier), no_systems) == []
 
 
-def test_unknown_identifier_system_is_named_only_when_it_is_a_uri() -> None:
-    """Issue 17: the message names the system looked for, but a system field that is not an
-    absolute URI (it came from the payload and may hold anything) is not quoted."""
-    from careflow.validation import _named
+def test_unknown_identifier_system_is_named_only_when_it_is_a_namespace() -> None:
+    """Issue 17: the message names the system looked for; a system read from the payload is
+    named only when it is an http(s) or urn: URI without '@' (break-it review: mailto:, tel:,
+    ssn:, Doe:Jane are absolute URIs too and were quoted into the memo)."""
+    from careflow.validation import _NOT_SHOWN, _named
 
-    assert _named("https://other.example/mrn") == "'https://other.example/mrn'"
-    assert _named("Jane Doe 1980-01-01") == "(not an absolute URI)"
-    assert len(_named("urn:" + "x" * 5000)) < 210
+    from_payload = webhook()  # system_path: the system comes from the payload
+    assert _named("https://other.example/mrn", from_payload) == "'https://other.example/mrn'"
+    assert _named("urn:oid:1.2.3", from_payload) == "'urn:oid:1.2.3'"
+    for phi in (
+        "Doe:Jane",
+        "mailto:jane.doe@example.com",
+        "ssn:123-45-6789",
+        "tel:+15551234567",
+        "urn:jane@doe.example",
+        "https://jane@doe.example/x",
+        "Jane Doe 1980-01-01",
+    ):
+        assert _named(phi, from_payload) == _NOT_SHOWN, phi
+    assert len(_named("urn:" + "x" * 5000, from_payload)) < 210
+    configured = webhook(
+        patient_identifier={"system": "tel:configured-namespace", "value_path": "$.mrn"}
+    )
+    assert _named("tel:configured-namespace", configured) == "'tel:configured-namespace'"
+
+
+def test_unknown_payload_system_value_is_not_in_the_message() -> None:
+    for phi in ("mailto:jane.doe@example.com", "ssn:123-45-6789", "Doe:Jane"):
+        result = validate(snapshot(), "wh_1", {**BODY, "sys": phi})
+        assert codes(result.errors) == ["unknown_identifier_system"]
+        assert phi not in result.errors[0].message
+        assert "not shown" in result.errors[0].message
 
 
 # --- conditions (contract §5b) ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from tests.conftest import Api, RunningWorker
 from tests.factories import (
     EHR_PATIENT,
     MRN_SYSTEM,
+    add_identifier_system,
     configure_fhir_webhook,
     ehr_webhook,
     post_sample,
@@ -122,3 +123,27 @@ async def test_anonymous_requests_get_distinct_patients(
         assert patient["anonymous"] is True
         assert patient["identifiers"] == []
     assert store.patients.count_patients() == 2
+
+
+async def test_patient_lookup_value_with_a_bar_and_no_value_in_errors(
+    api: Api, store: Store
+) -> None:
+    """Break-it review: the split was on the last '|', so a value holding '|' was never found;
+    the system is now the longest configured URI or name before a '|', and no error echoes the
+    value."""
+    from urllib.parse import quote
+
+    from careflow.models import Identifier
+
+    await add_identifier_system(api, "bar-mrn", MRN_SYSTEM)
+    patient, _ = store.patients.create_patient(
+        Identifier(system=MRN_SYSTEM, value="A|778812"), {}, "req_bar"
+    )
+    for system in (MRN_SYSTEM, "bar-mrn"):
+        found = await api.admin("GET", f"/v1/patients?identifier={quote(system + '|A|778812')}")
+        assert found.status_code == 200, found.text
+        assert [p["id"] for p in found.json()["items"]] == [patient.id]
+    unknown = await api.admin("GET", f"/v1/patients?identifier={quote('nope|SECRET-778812|x')}")
+    assert unknown.status_code == 422
+    assert "SECRET" not in unknown.text and "778812" not in unknown.text
+    assert "'nope'" in unknown.json()["errors"][0]["message"]

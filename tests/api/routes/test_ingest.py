@@ -46,6 +46,7 @@ async def test_fhir_sample_reaches_success(api: Api, worker: RunningWorker) -> N
     statuses = [entry["status"] for entry in detail["timeline"]]
     assert statuses[0] == "RECEIVED"
     assert statuses.index("SCHEDULED") < statuses.index("PROCESSING") < statuses.index("SUCCESS")
+    assert statuses.count("PROCESSING") == 1  # one row per successful run (break-it review)
     assert detail["payload"]["resourceType"] == "Patient"
     assert detail["temporal"]["workflow_id"] == body["request_id"]
     assert detail["temporal"]["ui_url"].endswith("/history")

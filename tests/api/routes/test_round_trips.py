@@ -172,6 +172,9 @@ async def test_status_test_lists_test_requests(api: Api, worker: RunningWorker) 
     await api.wait_status(request_id, {"TEST"})
     by_status = await api.admin("GET", f"/v1/requests?status=TEST&webhook_id={hook['id']}")
     by_flag = await api.admin("GET", f"/v1/requests?is_test=true&webhook_id={hook['id']}")
+    contradictory = await api.admin("GET", "/v1/requests?status=TEST&is_test=false")
+    assert contradictory.status_code == 422
+    assert contradictory.json()["errors"][0]["code"] == "contradictory_filters"
     assert [r["request_id"] for r in by_status.json()["items"]] == [request_id]
     assert [r["request_id"] for r in by_flag.json()["items"]] == [request_id]
     assert by_status.json()["items"][0]["status"] == "TEST"

@@ -155,3 +155,14 @@ async def test_preview_evaluates_a_proposed_mapping_saving_nothing(
         json={"data_point_mappings": [{"data_point_definition_id": "mrn", "path": "$.[[["}]},
     )
     assert broken.json()["errors"][0]["code"] == "invalid_path"
+
+
+async def test_a_no_op_patch_keeps_updated_at(api: Api) -> None:
+    hook = await configure_fhir_webhook(api)
+    before = (await api.admin("GET", f"/v1/webhooks/{hook['id']}")).json()
+    for patch in ({}, {"name": before["name"]}):
+        same = await api.admin("PATCH", f"/v1/webhooks/{hook['id']}", json=patch)
+        assert same.status_code == 200, same.text
+        assert same.json()["updated_at"] == before["updated_at"]
+    renamed = await api.admin("PATCH", f"/v1/webhooks/{hook['id']}", json={"name": "Renamed"})
+    assert renamed.json()["updated_at"] > before["updated_at"]

@@ -284,3 +284,14 @@ async def test_the_payload_panel_bounds_after_and_labels_cuts_on_one_rendering(a
     indented_kib = -(-len(json.dumps(body, indent=2).encode()) // 1024)
     assert indented_kib > 8
     assert f"Cut at 8 KiB of {indented_kib} KiB." in panel.text
+
+
+def test_tree_and_preview_routes_run_off_the_event_loop() -> None:
+    """Sync route functions run in the server's thread pool, so a slow build never blocks other
+    requests on the event loop."""
+    import inspect
+
+    from api.ui import webhooks
+
+    assert not inspect.iscoroutinefunction(webhooks.payload_tree)
+    assert not inspect.iscoroutinefunction(webhooks.preview)

@@ -75,3 +75,34 @@ def test_email_data_point_finds_typeform_email_answer() -> None:
     [first, *_] = suggest(definition, payload, mapped=set())["email"]
     assert first.value == "sample.respondent@example.com"
     assert "[?(@." in first.path  # the filter form, stable if answers are reordered
+
+
+def test_work_is_bounded_whatever_the_definition_and_payload(monkeypatch: Any) -> None:
+    """Break-it review: tree and suggestions on a large payload stalled a page for minutes; the
+    paths scored and tried per call are capped (counted here, not timed)."""
+    from careflow.mapping import suggest as module
+
+    tried = [0]
+    scored = [0]
+    real_try, real_score = module._mapped_value, module._score
+
+    def counting_try(*args: Any) -> Any:
+        tried[0] += 1
+        return real_try(*args)
+
+    def counting_score(*args: Any) -> float:
+        scored[0] += 1
+        return real_score(*args)
+
+    monkeypatch.setattr(module, "_mapped_value", counting_try)
+    monkeypatch.setattr(module, "_score", counting_score)
+    monkeypatch.setattr(module, "MAX_SCORED", 3000)
+    monkeypatch.setattr(module, "MAX_TRIALS", 40)
+    payload = {"a": [{f"value{i}": f"v{i}", "name": "x"} for i in range(4000)]}
+    points = [{"id": f"value_{i}", "value_type": "string"} for i in range(100)]
+    definition = CareFlowDefinition(
+        id="big", title="Big", published=True, data_point_definitions=points
+    )
+    suggest(definition, payload, mapped=set())
+    assert 0 < scored[0] <= 3000
+    assert 0 < tried[0] <= 40

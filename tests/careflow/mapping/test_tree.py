@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from careflow.mapping import tree
 from careflow.mapping.paths import compile_path
 from careflow.mapping.tree import build, discriminator, leaves, name_step
 from tests.factories import sample_payload
@@ -75,3 +77,90 @@ def test_people_are_never_discriminators() -> None:
 def test_tree_is_bounded() -> None:
     root = build({"a": list(range(10_000))}, max_nodes=100)
     assert len(leaves(root)) <= 101
+
+
+# The break-it review's payload: people's ids, names and emails in lists of objects.
+PEOPLE = {
+    "participants": [
+        {
+            "patient": {"id": "MRN-778812"},
+            "email": "jane.doe@example.com",
+            "family": "Doe",
+            "birthDate": "1980-02-03",
+        },
+        {
+            "patient": {"id": "MRN-991234"},
+            "email": "john.roe@example.com",
+            "family": "Roe",
+            "birthDate": "1975-01-01",
+        },
+    ],
+    "contacts": [{"key": "Jane Doe", "email": "jane@doe.example"}],
+}
+
+
+def _values(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [v for child in value.values() for v in _values(child)]
+    if isinstance(value, list):
+        return [v for child in value for v in _values(child)]
+    return [str(value)]
+
+
+def test_no_offered_path_holds_a_payload_value() -> None:
+    values = _values(PEOPLE)
+    for node in leaves(build(PEOPLE)):
+        for path in (node.path, node.all_path, node.filter_path):
+            assert path is None or not any(v in path for v in values), path
+    assert discriminator(PEOPLE["participants"]) is None
+    assert discriminator(PEOPLE["contacts"]) is None
+
+
+def test_only_constant_like_values_under_allowed_keys_discriminate() -> None:
+    assert discriminator([{"id": "a"}, {"id": "b"}]) is None  # id: not an allowed key
+    assert discriminator([{"key": "a"}, {"key": "b"}]) is None
+    assert discriminator([{"code": "a"}, {"code": "b"}]) is None
+    assert discriminator([{"patient": {"id": "p1x"}}, {"patient": {"id": "p2x"}}]) is None
+    for person_like in ("Jane Doe", "jane@doe.example", "1980-02-03", "MRN-778812", "12345"):
+        assert discriminator([{"type": person_like}, {"type": "visit"}]) is None, person_like
+    for uri in ("Doe:Jane", "mailto:jane@example.com", "tel:+15551234567", "urn:x@y"):
+        assert discriminator([{"system": uri}, {"system": "urn:oid:1.2.3"}]) is None, uri
+    assert discriminator([{"system": "http://a.example/mrn"}, {"system": "urn:oid:1.2"}]) == (
+        "system"
+    )
+    assert discriminator([{"field": {"ref": "email"}}, {"field": {"ref": "phone"}}]) == (
+        "field.ref"
+    )
+
+
+def test_discriminator_work_is_bounded(monkeypatch: Any) -> None:
+    """A list of many objects with distinct nested keys once took quadratic time (2 000 items:
+    31 s); lookups are now bounded by the allowed keys times the scanned items."""
+    calls = [0]
+    real = tree._lookup
+
+    def counting(item: Any, dotted: str) -> Any:
+        calls[0] += 1
+        return real(item, dotted)
+
+    monkeypatch.setattr(tree, "_lookup", counting)
+    for n in (500, 2000, 4000):
+        calls[0] = 0
+        build({"a": [{f"k{i}": {}} for i in range(n)]})
+        assert calls[0] == 0  # over MAX_FILTER_ITEMS: no filter is looked for
+    calls[0] = 0
+    items = [{"field": {"ref": f"r{i}x", f"n{i}": {}}} for i in range(tree.MAX_FILTER_ITEMS)]
+    assert discriminator(items) == "field.ref"
+    assert calls[0] <= len(tree.DISCRIMINATORS) * tree.MAX_FILTER_ITEMS
+
+
+def test_deep_nesting_is_cut_off() -> None:
+    deep: Any = "leaf"
+    for _ in range(5000):
+        deep = {"a": deep}
+    root = build(deep)
+    depth = 0
+    node = root
+    while node.children:
+        node, depth = node.children[0], depth + 1
+    assert depth == tree.MAX_DEPTH
