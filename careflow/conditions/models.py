@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag
 
 OPERATORS: tuple[str, ...] = (
     "equals",
@@ -52,6 +52,8 @@ class ConditionRule(BaseModel):
     op: str
     value: Any = None
     value_type: str = "string"
+    # The value coerced for evaluation, kept once computed (careflow.conditions.evaluate).
+    _expected: Any = PrivateAttr(default=None)
 
 
 def _entry_kind(value: Any) -> str:
@@ -85,7 +87,9 @@ class Debounce(BaseModel):
     seconds: int = Field(ge=1, le=86_400)
 
 
-RuleNote = Literal["missing", "not_coercible", "path_evaluation_failed"]
+RuleNote = Literal[
+    "missing", "not_coercible", "path_evaluation_failed", "not_evaluated", "work_limit"
+]
 
 
 class RuleOutcome(BaseModel):
