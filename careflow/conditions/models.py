@@ -1,6 +1,6 @@
 """Models of webhook conditions, debounce and the IGNORED reasons (contract §2, §5b).
 
-Imports nothing from ``careflow`` (``careflow.models`` imports this module). Operators and value
+Imports nothing from ``careflow`` but ``careflow.text`` (``careflow.models`` imports this module). Operators and value
 types are plain strings here and checked at save by :mod:`careflow.conditions.checks`, so a
 wrong one is answered ``invalid_condition`` naming the rule, like every other condition problem.
 """
@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    model_validator,
+)
+
+from careflow.text import check_text
 
 OPERATORS: tuple[str, ...] = (
     "equals",
@@ -55,6 +65,12 @@ class ConditionRule(BaseModel):
     # The value coerced for evaluation, kept once computed (careflow.conditions.evaluate).
     _expected: Any = PrivateAttr(default=None)
 
+    @model_validator(mode="after")
+    def _valid_text(self) -> ConditionRule:
+        # Preview and test proposals too, not only stored webhooks: answers are UTF-8 JSON.
+        check_text([self.path, self.value])
+        return self
+
 
 def _entry_kind(value: Any) -> str:
     """A group has ``rules`` (or ``match``); anything else is read as a rule, so a malformed
@@ -85,6 +101,11 @@ class Debounce(BaseModel):
 
     key_path: str = Field(min_length=1, max_length=2048)
     seconds: int = Field(ge=1, le=86_400)
+
+    @model_validator(mode="after")
+    def _valid_text(self) -> Debounce:
+        check_text(self.key_path)
+        return self
 
 
 RuleNote = Literal[
