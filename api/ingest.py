@@ -34,6 +34,7 @@ from api.request_log import RequestLog
 from careflow import mapping, request_ids, signatures
 from careflow.conditions.models import DEBOUNCED, IgnoredReason
 from careflow.debounce import key_text, window_id
+from careflow.keyed_ids import id_hash_key
 from careflow.messages import ValidationResult, WebhookRequestInput
 from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
 from careflow.payload import PayloadError, media_type_of, parse_body
@@ -256,7 +257,7 @@ class IngestService:
         key = key_text(hook.debounce, parsed)
         if key is None:
             return result, None
-        window = window_id(hook.id, key)
+        window = window_id(hook.id, key, id_hash_key(self._settings))
         try:
             holder = await debounce.claim(
                 self._client,

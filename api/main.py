@@ -30,6 +30,7 @@ from api.services.webhooks import WebhookService
 from api.ui import common as ui_common
 from api.ui import routes as ui
 from careflow.errors import TransientStoreError
+from careflow.keyed_ids import id_hash_key
 from careflow.settings import Settings, get_settings
 from infra import temporal
 from persistence.config_cache import ConfigCache
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await asyncio.to_thread(config.refresh)
         client = await temporal.connect(cfg, lazy=True)
         admin_token = cfg.admin_token()
+        id_hash_key(cfg)  # created now, not on the first debounced request
         page_tokens = PageTokens(admin_token)
         request_log = RequestLog(client, cfg.ui_base_url, page_tokens, store.retry_claims)
         app.state.services = Services(

@@ -10,6 +10,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from careflow.debounce import window_id
+from careflow.keyed_ids import id_hash_key
 from careflow.models import CareFlowDefinition
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker
@@ -32,8 +33,10 @@ async def debounced_webhook(api: Api, seconds: int = 60) -> str:
     return str(hook["id"])
 
 
-async def window_closed(client: Client, hook_id: str, key: str, timeout: float = 20) -> None:
-    handle = client.get_workflow_handle(window_id(hook_id, key))
+async def window_closed(
+    api: Api, client: Client, hook_id: str, key: str, timeout: float = 20
+) -> None:
+    handle = client.get_workflow_handle(window_id(hook_id, key, id_hash_key(api.settings)))
     deadline = asyncio.get_running_loop().time() + timeout
     while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
         assert asyncio.get_running_loop().time() < deadline, "debounce window still open"
@@ -77,7 +80,7 @@ async def test_twenty_concurrent_requests_with_one_key_start_one_care_flow(
     # Another key has its own window; the key value is stored nowhere in clear.
     other = await api.http.post(f"/hooks/{hook_id}", json={"appointment": {"id": "apt-78"}})
     assert other.status_code == 202
-    assert "apt-77" not in window_id(hook_id, "apt-77")
+    assert "apt-77" not in window_id(hook_id, "apt-77", id_hash_key(api.settings))
 
 
 async def test_absent_key_does_not_debounce(api: Api, worker: RunningWorker) -> None:
@@ -119,7 +122,7 @@ async def test_a_failed_first_request_releases_the_window(
 
     failed = await api.wait_status(first_id, {"FAILED", "SUCCESS"})
     assert failed["status"] == "FAILED"
-    await window_closed(temporal_client, hook_id, "apt-1")
+    await window_closed(api, temporal_client, hook_id, "apt-1")
     detail = await api.wait_status(first_id, {"FAILED"})
     assert "debounce window released" in [t["message"] for t in detail["timeline"]]
 
@@ -138,7 +141,7 @@ async def test_the_window_closes_after_its_seconds(
     hook_id = await debounced_webhook(api, seconds=1)
     body = {"appointment": {"id": "apt-2"}}
     assert (await api.http.post(f"/hooks/{hook_id}", json=body)).status_code == 202
-    await window_closed(temporal_client, hook_id, "apt-2")
+    await window_closed(api, temporal_client, hook_id, "apt-2")
     assert (await api.http.post(f"/hooks/{hook_id}", json=body)).status_code == 202
 
 
