@@ -286,7 +286,7 @@ class WebhookFields(StoredModel):
     signature: SignatureConfig | None = None
     # Trigger conditions, enrollment rule, debounce (careflow.conditions; contract §5b).
     conditions: ConditionGroup | None = None
-    skip_if_enrolled: bool = False
+    skip_if_enrolled: bool = Field(default=False, strict=True)  # "yes" / 1 are refused
     debounce: Debounce | None = None
 
 
