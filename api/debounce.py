@@ -82,6 +82,25 @@ async def claim(
     return None
 
 
+async def holder(client: Client, window_id: str) -> str | None:
+    """The request holding ``window_id`` now, or None when it is not open (reads only: the
+    test link reports the window without claiming it).
+
+    Raises:
+        RPCError: Temporal did not answer (other than not found).
+    """
+    try:
+        description = await client.get_workflow_handle(window_id).describe(rpc_timeout=RPC_TIMEOUT)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    held_by = await description.memo_value(temporal.MEMO_DEBOUNCE_HOLDER, default=None)
+    return None if held_by is None else str(held_by)
+
+
 async def release(client: Client, window_id: str, request_id: str) -> None:
     """Best effort: close ``window_id`` early if ``request_id`` holds it (its start failed)."""
     try:

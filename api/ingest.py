@@ -228,7 +228,10 @@ class IngestService:
             )
         if test:
             await self._keep_test_payload(hook, request_id, status, parsed)
-            return Outcome(200, self._test_answer(request_id, result, hook, signature_valid))
+            answer = self._test_answer(request_id, result, hook, signature_valid)
+            if hook.debounce is not None:
+                answer["debounce"] = await self._debounce_state(hook, parsed)
+            return Outcome(200, answer)
         if status == RequestStatus.SCHEDULED:
             return Outcome(
                 202,
@@ -286,6 +289,21 @@ class IngestService:
             }
         )
         return ignored, None
+
+    async def _debounce_state(self, hook: Webhook, parsed: Any) -> dict[str, Any]:
+        """The test link's view of the debounce, claiming nothing: ``no_key``, ``free``,
+        ``held`` (with the holder's ``request_id``: a real request now would be IGNORED
+        ``debounced``) or ``unknown`` (Temporal did not answer)."""
+        assert hook.debounce is not None
+        key = key_text(hook.debounce, parsed)
+        if key is None:
+            return {"state": "no_key"}
+        window = window_id(hook.id, key, id_hash_key(self._settings))
+        try:
+            held_by = await debounce.holder(self._client, window)
+        except (RPCError, RuntimeError):
+            return {"state": "unknown"}
+        return {"state": "free"} if held_by is None else {"state": "held", "request_id": held_by}
 
     @staticmethod
     def _single_headers(hook: Webhook) -> set[str]:

@@ -152,3 +152,21 @@ async def test_debounce_holds_without_a_worker(api: Api) -> None:
     first = await api.http.post(f"/hooks/{hook_id}", json=body)
     second = await api.http.post(f"/hooks/{hook_id}", json=body)
     assert (first.status_code, second.status_code) == (202, 200)
+
+
+async def test_the_test_link_reports_the_window_without_claiming_it(
+    api: Api, worker: RunningWorker
+) -> None:
+    hook_id = await debounced_webhook(api)
+    body = {"appointment": {"id": "apt-t"}}
+    free = await api.http.post(f"/hooks/{hook_id}/test", json=body)
+    assert free.status_code == 200
+    assert free.json()["debounce"] == {"state": "free"}
+    no_key = await api.http.post(f"/hooks/{hook_id}/test", json={"appointment": {"id": {}}})
+    assert no_key.json()["debounce"] == {"state": "no_key"}
+    # The test request claimed nothing: a real request takes the window.
+    first = await api.http.post(f"/hooks/{hook_id}", json=body)
+    assert first.status_code == 202
+    held = await api.http.post(f"/hooks/{hook_id}/test", json=body)
+    assert held.json()["debounce"] == {"state": "held", "request_id": first.json()["request_id"]}
+    assert held.json()["verdict"] == "SCHEDULED"  # the conditions' verdict, debounce apart
