@@ -11,11 +11,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.care_flows import CareFlowActivities
+from activities.debounce import DebounceActivities
 from activities.patients import PatientActivities
 from activities.validation import ValidationActivities
 from backends.base import CareFlowBackend
 from backends.builtin import BuiltinBackend
 from careflow import logs
+from careflow.keyed_ids import id_hash_key
 from careflow.settings import Settings, get_settings
 from infra import temporal
 from persistence.config_cache import ConfigCache
@@ -39,7 +41,8 @@ def build_worker(
     logs.silence_payload_debug_logs()
     config = ConfigCache(store, settings.config_refresh_seconds)
     backend = backend or BuiltinBackend(store)
-    validation = ValidationActivities(config)
+    validation = ValidationActivities(config, id_hash_key(settings))
+    debounce = DebounceActivities()
     patients = PatientActivities(backend)
     care_flows = CareFlowActivities(backend)
     return Worker(
@@ -51,6 +54,7 @@ def build_worker(
             patients.resolve_patient,
             care_flows.start_care_flow,
             care_flows.find_active_care_flow,
+            debounce.claim_debounce_window,
         ],
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from careflow.debounce import key_text, window_id
 from careflow.errors import TransientStoreError
 from careflow.messages import ValidateRequestInput, ValidationResult
 from careflow.models import RequestStatus
@@ -15,10 +16,13 @@ from persistence.config_cache import ConfigCache
 
 
 class ValidationActivities:
-    """Args: config: the worker's configuration cache (refreshed when the revision changes)."""
+    """Args: config: the worker's configuration cache (refreshed when the revision changes);
+    id_hash_key: the id hash key (``careflow.keyed_ids``), to name a SCHEDULED request's debounce
+    window; None names none (a retried request then is not debounced)."""
 
-    def __init__(self, config: ConfigCache) -> None:
+    def __init__(self, config: ConfigCache, id_hash_key: bytes | None = None) -> None:
         self._config = config
+        self._id_hash_key = id_hash_key
 
     @activity.defn(name=temporal.VALIDATE_REQUEST)
     def validate_request(self, request: ValidateRequestInput) -> ValidationResult:
@@ -51,4 +55,12 @@ class ValidationActivities:
             ) from None
         if request.is_test or request.ignore_enabled:
             result = without_enabled_check(result)
-        return result.model_copy(update={"attempt": activity.info().attempt})
+        update: dict[str, object] = {"attempt": activity.info().attempt}
+        hook = snapshot.webhooks.get(request.webhook_id)
+        debounce = hook.debounce if hook is not None else None
+        if result.verdict == RequestStatus.SCHEDULED and debounce and self._id_hash_key:
+            key = key_text(debounce, body)
+            if key is not None:
+                update["debounce_window_id"] = window_id(request.webhook_id, key, self._id_hash_key)
+                update["debounce_seconds"] = debounce.seconds
+        return result.model_copy(update=update)

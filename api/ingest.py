@@ -29,7 +29,6 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api import debounce
 from api.request_log import RequestLog
 from careflow import mapping, request_ids, signatures
 from careflow.conditions.models import DEBOUNCED, IgnoredReason
@@ -40,6 +39,7 @@ from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
 from careflow.payload import PayloadError, media_type_of, parse_body
 from careflow.settings import Settings
 from careflow.validation import validate, without_enabled_check
+from infra import debounce_windows as debounce
 from infra import temporal
 from persistence.config_cache import ConfigCache
 from persistence.store import Store

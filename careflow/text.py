@@ -40,9 +40,7 @@ def check_text(value: Any) -> Any:
             if "\x00" in item:
                 raise ValueError("text must not contain NUL (U+0000)")
             if _has_surrogate(item):
-                raise ValueError(
-                    "text must be valid Unicode: no lone surrogate (U+D800..U+DFFF)"
-                )
+                raise ValueError("text must be valid Unicode: no lone surrogate (U+D800..U+DFFF)")
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())

@@ -110,7 +110,7 @@ class _Expected:
                 self.usable = False
                 return
             if rule.value_type == "date":
-                keys = [_date_key(item) for item in items]
+                keys = [_date_key(str(item)) for item in items]
                 self.members = frozenset(keys)
                 # A date-time listed matches an element that is its date (contract §5b).
                 self.date_members = frozenset(

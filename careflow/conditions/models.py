@@ -1,8 +1,9 @@
 """Models of webhook conditions, debounce and the IGNORED reasons (contract §2, §5b).
 
-Imports nothing from ``careflow`` but ``careflow.text`` (``careflow.models`` imports this module). Operators and value
-types are plain strings here and checked at save by :mod:`careflow.conditions.checks`, so a
-wrong one is answered ``invalid_condition`` naming the rule, like every other condition problem.
+Imports nothing from ``careflow`` but ``careflow.text`` (``careflow.models`` imports this
+module). Operators and value types are plain strings here and checked at save by
+:mod:`careflow.conditions.checks`, so a wrong one is answered ``invalid_condition`` naming
+the rule, like every other condition problem.
 """
 
 from __future__ import annotations

@@ -170,3 +170,55 @@ async def test_the_test_link_reports_the_window_without_claiming_it(
     held = await api.http.post(f"/hooks/{hook_id}/test", json=body)
     assert held.json()["debounce"] == {"state": "held", "request_id": first.json()["request_id"]}
     assert held.json()["verdict"] == "SCHEDULED"  # the conditions' verdict, debounce apart
+
+
+async def test_a_bulk_retry_claims_the_window_like_new_requests(
+    api: Api, worker: RunningWorker, store: Store
+) -> None:
+    hook_id = await debounced_webhook(api)
+    go = {"rules": [{"path": "$.go", "op": "equals", "value": "yes"}]}
+    patched = await api.admin("PATCH", f"/v1/webhooks/{hook_id}", json={"conditions": go})
+    assert patched.status_code == 200, patched.text
+    body = {"appointment": {"id": "apt-r"}, "go": "no"}
+    ids = []
+    for _ in range(5):
+        answer = await api.http.post(f"/hooks/{hook_id}", json=body)
+        assert answer.json()["status"] == "IGNORED"
+        ids.append(answer.json()["request_id"])
+    first_runs = {}
+    for request_id in ids:
+        detail = await api.wait_status(request_id, {"IGNORED"})
+        first_runs[request_id] = detail["temporal"]["run_id"]
+
+    # Now every one of them meets the conditions: retried together, one care flow starts.
+    cleared = await api.admin("PATCH", f"/v1/webhooks/{hook_id}", json={"conditions": None})
+    assert cleared.status_code == 200, cleared.text
+    bulk = await api.admin(
+        "POST", "/v1/requests/retry", json={"webhook_id": hook_id, "status": "IGNORED"}
+    )
+    assert bulk.json()["reset"] == 5, bulk.text
+    finals = {}
+    deadline = asyncio.get_running_loop().time() + 30
+    while len(finals) < 5:
+        assert asyncio.get_running_loop().time() < deadline, finals
+        for request_id in ids:
+            detail = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
+            if detail["temporal"]["run_id"] != first_runs[request_id] and detail["status"] in (
+                "SUCCESS",
+                "IGNORED",
+                "FAILED",
+            ):
+                finals[request_id] = detail
+        await asyncio.sleep(0.3)
+    statuses = sorted(d["status"] for d in finals.values())
+    assert statuses == ["IGNORED"] * 4 + ["SUCCESS"], statuses
+    [winner] = [i for i, d in finals.items() if d["status"] == "SUCCESS"]
+    for detail in finals.values():
+        if detail["status"] == "IGNORED":
+            assert detail["reasons"][0]["code"] == "debounced"
+            assert detail["reasons"][0]["request_id"] == winner
+    assert store.patients.count_care_flows() == 1
+    # A new request with the key is debounced by the retried one.
+    later = await api.http.post(f"/hooks/{hook_id}", json={"appointment": {"id": "apt-r"}})
+    assert later.json()["status"] == "IGNORED"
+    assert later.json()["reasons"][0]["request_id"] == winner

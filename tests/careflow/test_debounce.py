@@ -27,6 +27,7 @@ def test_absent_null_or_empty_key_means_no_debounce() -> None:
     assert key_text(DEBOUNCE, {"payload": {"uid": 12345}}) == "12345"
     assert key_text(DEBOUNCE, {"payload": {"uid": "12345"}}) == "12345"
 
+
 KEY = b"test id hash key"
 
 
