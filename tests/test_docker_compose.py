@@ -23,6 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DUMMY_TOKEN = "dummy-admin-token-for-compose-config"
+DUMMY_ID_HASH_KEY = "dummy-id-hash-key-for-compose-config"
 
 # Contract §7: search attributes, Keyword unless noted.
 SEARCH_ATTRIBUTES = {
@@ -56,7 +57,11 @@ def _docker_compose() -> str:
 
 
 def _run_compose(
-    args: list[str], tmp_path: Path, *, token: str | None = DUMMY_TOKEN
+    args: list[str],
+    tmp_path: Path,
+    *,
+    token: str | None = DUMMY_TOKEN,
+    id_hash_key: str | None = DUMMY_ID_HASH_KEY,
 ) -> subprocess.CompletedProcess[str]:
     """Run docker-compose on our file with a clean environment.
 
@@ -68,6 +73,8 @@ def _run_compose(
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
     if token is not None:
         env["CAREFLOW_ADMIN_TOKEN"] = token
+    if id_hash_key is not None:
+        env["CAREFLOW_ID_HASH_KEY"] = id_hash_key
     return subprocess.run(
         [
             _docker_compose(),
@@ -189,6 +196,13 @@ def test_admin_token_is_mandatory(tmp_path: Path) -> None:
     result = _run_compose(["config", "-q"], tmp_path, token=None)
     assert result.returncode != 0
     assert "CAREFLOW_ADMIN_TOKEN" in result.stderr + result.stdout
+
+
+def test_id_hash_key_is_mandatory(tmp_path: Path) -> None:
+    # Every API and worker replica must derive the same ids (careflow.keyed_ids).
+    result = _run_compose(["config", "-q"], tmp_path, id_hash_key=None)
+    assert result.returncode != 0
+    assert "CAREFLOW_ID_HASH_KEY" in result.stderr + result.stdout
 
 
 def test_header_says_the_stack_was_not_run_here() -> None:
@@ -348,6 +362,7 @@ def test_api_and_worker_environment(config: dict[str, Any]) -> None:
         assert env["TEMPORAL_NAMESPACE"] == "default"
         assert env["CAREFLOW_TASK_QUEUE"] == "careflow-webhooks"
         assert env["CAREFLOW_ADMIN_TOKEN"] == DUMMY_TOKEN
+        assert env["CAREFLOW_ID_HASH_KEY"] == DUMMY_ID_HASH_KEY
     assert "uvicorn" in services["api"]["command"]
     assert "api.main:app" in services["api"]["command"]
     assert services["worker"]["command"] == ["python", "worker.py"]
