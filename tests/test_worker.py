@@ -38,6 +38,7 @@ async def test_build_worker_serves_the_workflows_and_the_activities(
         temporal.RESOLVE_PATIENT,
         temporal.START_CARE_FLOW,
         temporal.FIND_ACTIVE_CARE_FLOW,
+        temporal.CLAIM_DEBOUNCE_WINDOW,
     }
     assert config["activity_executor"] is executor
     assert config["max_concurrent_activities"] == 3  # one activity per executor thread
