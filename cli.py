@@ -14,7 +14,6 @@ import asyncio
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 from careflow import logs
 from careflow.settings import Settings, get_settings
 from infra import temporal
-from infra.supervisor import Supervisor
+from infra.supervisor import Supervisor, handle_stop_signals
 
 log = logging.getLogger("cli")
 
@@ -87,11 +86,27 @@ async def prepare_namespace(settings: Settings, timeout: float = 60.0) -> None:
 def api_command(settings: Settings) -> list[str]:
     """The command line of the API process: uvicorn on the configured host and port.
 
-    No access log: query strings (e.g. ``?identifier=system|value``) may hold PHI.
+    No access log: query strings (e.g. ``?identifier=system|value``) may hold PHI. Forwarded
+    headers are believed only from ``CAREFLOW_FORWARDED_ALLOW_IPS`` (uvicorn's own default
+    trusts 127.0.0.1, where every local client comes from).
     """
     host, port = settings.careflow_api_host, str(settings.careflow_api_port)
     uvicorn = [sys.executable, "-m", "uvicorn", "api.main:app", "--no-access-log"]
-    return [*uvicorn, "--host", host, "--port", port]
+    trusted = settings.careflow_forwarded_allow_ips
+    proxy = ["--forwarded-allow-ips", trusted] if trusted else ["--no-proxy-headers"]
+    return [*uvicorn, "--host", host, "--port", port, *proxy]
+
+
+def metrics_urls(settings: Settings) -> str:
+    """Where ``make run``'s Prometheus endpoints are: the API's and the worker's."""
+    api = (
+        f"http://{settings.careflow_api_host}:{settings.careflow_metrics_port}/metrics"
+        if settings.careflow_metrics_port
+        else f"{settings.public_base_url}/metrics"
+    )
+    port = settings.careflow_worker_metrics_port
+    worker = f"http://{settings.careflow_worker_metrics_host}:{port}/metrics" if port else "off"
+    return f"{api} (API), {worker} (worker)"
 
 
 def run(settings: Settings) -> int:
@@ -105,9 +120,8 @@ def run(settings: Settings) -> int:
     settings.admin_token()
     supervisor = Supervisor(os.environ)
 
-    # Ctrl-C and SIGTERM both stop the stack, even when started from a shell that ignores SIGINT.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C, SIGTERM and SIGHUP all stop the stack (even from a shell that ignores SIGINT).
+    handle_stop_signals()
     from persistence.store import Store
 
     Store(settings.sqlalchemy_url).migrate()  # once, before the worker and the API start
@@ -125,10 +139,12 @@ def run(settings: Settings) -> int:
         )
         log.info(
             "careflow-webhooks is up\n  API:         %s (OpenAPI at /docs)\n"
-            "  Temporal UI: %s\n  Admin token: %s\n  Ctrl-C stops everything.",
+            "  Temporal UI: %s\n  Admin token: %s\n  Metrics:     %s\n"
+            "  Ctrl-C stops everything.",
             settings.public_base_url,
             settings.ui_base_url,
             token_where,
+            metrics_urls(settings),
         )
         supervisor.run_forever()
         return 1  # not reached: run_forever ends by KeyboardInterrupt

@@ -12,10 +12,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from api.ingest import IngestService
+from api.metrics import ApiMetrics
 from api.paging import MAX_LIMIT, PageTokens
 from api.request_log import RequestLog
 from api.services.configuration import ConfigurationService
 from api.services.webhooks import WebhookService
+from api.telemetry import IngestTelemetry
 from careflow.errors import UnauthorizedError
 from careflow.models import Page, RequestError
 from careflow.settings import Settings
@@ -37,6 +39,8 @@ class Services:
     ingest: IngestService
     webhooks: WebhookService
     configuration: ConfigurationService
+    metrics: ApiMetrics
+    telemetry: IngestTelemetry
 
 
 async def get_services(request: Request) -> Services:

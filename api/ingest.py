@@ -29,8 +29,9 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from api.metrics import ApiMetrics
 from api.request_log import RequestLog
-from careflow import mapping, request_ids, signatures
+from careflow import logs, mapping, request_ids, signatures
 from careflow.conditions.models import DEBOUNCED, IgnoredReason
 from careflow.debounce import key_text, window_id
 from careflow.keyed_ids import id_hash_key
@@ -74,7 +75,8 @@ def _errors_body(*errors: RequestError) -> dict[str, Any]:
 
 class IngestService:
     """Args: client: Temporal client; config: the configuration cache; settings: settings;
-    requests: the request log (for duplicate answers)."""
+    requests: the request log (for duplicate answers); metrics: the API's metrics (start
+    latency, failures and backpressure are counted here)."""
 
     def __init__(
         self,
@@ -83,7 +85,9 @@ class IngestService:
         settings: Settings,
         requests: RequestLog,
         store: Store,
+        metrics: ApiMetrics | None = None,
     ) -> None:
+        self._metrics = metrics or ApiMetrics()
         self._client = client
         self._config = config
         self._settings = settings
@@ -195,6 +199,7 @@ class IngestService:
             request_id = request_ids.request_id_for_delivery(hook.id, delivery_id, test=test)
         else:
             request_id = request_ids.new_request_id(test=test)
+        logs.bind_request_id(request_id)  # the route's context: every later line carries it
 
         result = validate(self._config.snapshot, hook.id, parsed)
         if test:
@@ -209,13 +214,11 @@ class IngestService:
             )
         except WorkflowAlreadyStartedError:
             current = await self._requests.current_status(request_id)
-            log.info("duplicate delivery webhook=%s request=%s", hook.id, request_id)
             return Outcome(200, {"request_id": request_id, "status": current, "duplicate": True})
         except TemporalUnavailableError:
             if window is not None:
                 await debounce.release(self._client, window, request_id)
             raise
-        log.info("request webhook=%s request=%s status=%s", hook.id, request_id, status.value)
         if status == RequestStatus.IGNORED and not test:
             _log_ignored(hook.id, request_id, result.reasons)
             return Outcome(
@@ -358,6 +361,7 @@ class IngestService:
     ) -> Outcome:
         """Log a request refused before dedupe: a fresh random id, never retryable."""
         request_id = request_ids.new_request_id(test=test)
+        logs.bind_request_id(request_id)
         result = ValidationResult(verdict=RequestStatus.REJECTED, errors=[error])
         await self._start(
             hook,
@@ -369,7 +373,6 @@ class IngestService:
             test=test,
             door_rejected=True,
         )
-        log.info("request webhook=%s request=%s rejected=%s", hook.id, request_id, error.code)
         if test:
             text = body.decode("utf-8", errors="replace") if body is not None else None
             await self._keep_test_payload(hook, request_id, RequestStatus.REJECTED, text)
@@ -426,12 +429,19 @@ class IngestService:
             initial = status
         else:
             initial = RequestStatus.RECEIVED
+        metrics = self._metrics
+        if self._start_slots.locked():
+            metrics.slot_waits.inc()
         try:
             async with asyncio.timeout(self._settings.careflow_start_wait_seconds):
                 await self._start_slots.acquire()
         except TimeoutError:
             log.warning("overloaded: no workflow start slot free; answering 503")
+            metrics.overloaded.inc()
+            metrics.start_failures.labels("overloaded").inc()
             raise StartOverloadedError from None
+        metrics.slots_in_use.inc()
+        started = time.perf_counter()
         try:
             await self._client.start_workflow(
                 WebhookRequestWorkflow.run,
@@ -453,15 +463,20 @@ class IngestService:
                 static_summary=f"{hook.name} → {hook.care_flow_definition_id}",
                 rpc_timeout=START_TIMEOUT,
             )
+            metrics.start_seconds.observe(time.perf_counter() - started)
         except WorkflowAlreadyStartedError:
             raise
         except RPCError as exc:
-            log.warning("temporal unavailable: %s", exc.status.name if exc.status else "unknown")
+            reason = exc.status.name if exc.status else "unknown"
+            log.warning("temporal unavailable: %s", reason)
+            metrics.start_failures.labels(reason).inc()
             raise TemporalUnavailableError from exc
         except RuntimeError as exc:  # the lazy client could not connect at all
             log.warning("temporal unavailable: cannot connect")
+            metrics.start_failures.labels("connect").inc()
             raise TemporalUnavailableError from exc
         finally:
+            metrics.slots_in_use.dec()
             self._start_slots.release()
 
 

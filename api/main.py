@@ -7,13 +7,18 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import start_http_server
 
 from api import errors
 from api.deps import Services
 from api.ingest import IngestService
+from api.metrics import ApiMetrics
 from api.paging import PageTokens
 from api.request_log import RequestLog
 from api.routes import (
@@ -22,17 +27,21 @@ from api.routes import (
     health,
     identifier_systems,
     ingest,
+    metrics,
     requests,
     webhooks,
 )
 from api.services.configuration import ConfigurationService
 from api.services.webhooks import WebhookService
+from api.telemetry import IngestTelemetry, RejectionRateAlerts
 from api.ui import common as ui_common
 from api.ui import routes as ui
+from api.ui.session import token_fingerprint
+from careflow import logs
 from careflow.errors import TransientStoreError
 from careflow.keyed_ids import id_hash_key
 from careflow.settings import Settings, get_settings
-from infra import temporal
+from infra import temporal, tracing
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
 
@@ -48,19 +57,55 @@ async def _refresh_config(config: ConfigCache, every: float) -> None:
         await asyncio.sleep(every)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app. ``settings`` defaults to the environment's (tests pass their own)."""
+def _serve_metrics_apart(port: int, host: str, api_metrics: ApiMetrics) -> Any:
+    """``CAREFLOW_METRICS_PORT``: the metrics on a port of their own (prometheus-client's server).
+
+    Returns:
+        The HTTP server, to ``shutdown()`` and ``server_close()`` when the app stops.
+    """
+    server, _thread = start_http_server(port, host, registry=api_metrics.registry)
+    return server
+
+
+def create_app(
+    settings: Settings | None = None, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """Build the app. ``settings`` defaults to the environment's (tests pass their own).
+
+    ``tracer_provider``: traces of the ingest routes and the workflow starts go there; by
+    default one configured from the ``OTEL_*`` environment (None, no tracing, when unset).
+    """
+    provider = tracer_provider
+    owns_provider = False
+    if provider is None:
+        provider = tracing.tracer_provider_from_environment("careflow-api")
+        owns_provider = provider is not None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or get_settings()
+        logs.configure(log_format=cfg.careflow_log_format)
         store = Store(cfg.sqlalchemy_url, cfg.careflow_test_payloads_max_bytes)
         await asyncio.to_thread(store.migrate)
         config = ConfigCache(store, cfg.config_refresh_seconds)
         await asyncio.to_thread(config.refresh)
-        client = await temporal.connect(cfg, lazy=True)
+        client = await temporal.connect(
+            cfg, lazy=True, interceptors=tracing.temporal_interceptors(provider)
+        )
+        api_metrics = ApiMetrics(cache_age=config.age_seconds)
+        metrics_server = None
+        if cfg.careflow_metrics_port:
+            metrics_server = _serve_metrics_apart(
+                cfg.careflow_metrics_port, cfg.careflow_api_host, api_metrics
+            )
+        rejection_alerts = (
+            RejectionRateAlerts(client, cfg) if cfg.careflow_alert_rejection_rate else None
+        )
         admin_token = cfg.admin_token()
         id_hash_key(cfg)  # created now, not on the first debounced request
+        # Sessions of an earlier admin token end for good (they must not return with it).
+        fingerprint = token_fingerprint(admin_token)
+        await asyncio.to_thread(store.ui_sessions.delete_other_tokens, fingerprint)
         page_tokens = PageTokens(admin_token)
         request_log = RequestLog(client, cfg.ui_base_url, page_tokens, store.retry_claims)
         app.state.services = Services(
@@ -71,9 +116,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             config=config,
             client=client,
             requests=request_log,
-            ingest=IngestService(client, config, cfg, request_log, store),
+            ingest=IngestService(client, config, cfg, request_log, store, api_metrics),
             webhooks=WebhookService(store, config),
             configuration=ConfigurationService(store, config),
+            metrics=api_metrics,
+            telemetry=IngestTelemetry(api_metrics, rejection_alerts),
         )
         refresher = asyncio.create_task(_refresh_config(config, cfg.config_refresh_seconds))
         try:
@@ -83,6 +130,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             store.dispose()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
+            if owns_provider and provider is not None:
+                provider.shutdown()
 
     app = FastAPI(
         title="careflow-webhooks",
@@ -98,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         requests.router,
         backend.router,
         health.router,
+        metrics.router,
         ui.router,
         ui.favicon_router,
     ):
@@ -105,6 +158,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/ui/static", StaticFiles(directory=ui_common.STATIC_DIR), name="ui-static")
 
     errors.install(app)
+    if provider is not None:
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=provider,
+            excluded_urls=tracing.UNTRACED_URLS,
+            exclude_spans=["receive", "send"],
+            server_request_hook=tracing.drop_query_attributes,
+        )
     return app
 
 

@@ -6,6 +6,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,9 +32,23 @@ class Settings(BaseSettings):
             ingest route: at most this many workflow starts in flight per API process; a request
             that finds no free slot within the wait is answered 503 ``temporal_unavailable`` with
             ``Retry-After`` (nothing started, so a resend is safe).
+        careflow_log_format: ``text`` or ``json`` (one JSON object per line).
+        careflow_metrics_port: serve the API's Prometheus ``/metrics`` on this port instead of
+            the API port (unset: on the API port).
+        careflow_worker_metrics_port: the worker's Prometheus endpoint (Temporal SDK metrics and
+            ours, ``/metrics``); unset or 0: no endpoint. Bound on ``careflow_worker_metrics_host``.
+        careflow_alert_webhook_url / careflow_alert_webhook_secret: where the worker sends
+            alerts (a request ended FAILED; a webhook's rejection rate crossed the threshold),
+            signed per Standard Webhooks with the secret (``whsec_...``); unset URL: no alerts.
+        careflow_alert_rejection_rate / _window_seconds / _min_requests: alert when, within the
+            window, at least ``min_requests`` real requests reached a webhook and at least this
+            fraction of them were REJECTED (unset rate: no rejection-rate alerts).
         careflow_ui_session_idle_seconds: a ``/ui`` session unused for this long is over.
         careflow_ui_sign_in_limit: failed ``/ui`` sign-ins allowed per client address and API
             process (``limits`` notation); more are answered 429 with ``Retry-After``.
+        careflow_forwarded_allow_ips: the reverse proxies (IPs / CIDRs, comma-separated, or
+            ``*``) whose ``X-Forwarded-For`` / ``-Proto`` uvicorn believes (``make run``); unset,
+            forwarded headers are ignored, so a client cannot choose its sign-in throttle key.
         careflow_test_payloads_max_bytes: kept test payloads per webhook, in bytes of JSON
             (besides the newest 20); the newest payload is always kept.
     """
@@ -62,8 +77,18 @@ class Settings(BaseSettings):
     activity_max_seconds: float = Field(default=600.0, gt=0)
     careflow_max_concurrent_starts: int = Field(default=64, ge=1)
     careflow_start_wait_seconds: float = Field(default=2.0, gt=0)
+    careflow_log_format: Literal["text", "json"] = "text"
+    careflow_metrics_port: int | None = None
+    careflow_worker_metrics_host: str = "127.0.0.1"
+    careflow_worker_metrics_port: int | None = 8001
+    careflow_alert_webhook_url: str | None = None
+    careflow_alert_webhook_secret: str | None = None
+    careflow_alert_rejection_rate: float | None = Field(default=None, gt=0, le=1)
+    careflow_alert_rejection_window_seconds: float = Field(default=300.0, gt=0)
+    careflow_alert_rejection_min_requests: int = Field(default=20, ge=1)
     careflow_ui_session_idle_seconds: float = Field(default=1800.0, gt=0)
     careflow_ui_sign_in_limit: str = "5/minute;20/hour"
+    careflow_forwarded_allow_ips: str | None = None
     careflow_test_payloads_max_bytes: int = Field(default=5_242_880, gt=0)
 
     @property

@@ -7,15 +7,26 @@ exponential backoff — ``first_backoff`` seconds, doubled for each exit that fo
 at most ``max_backoff``; a child that ran ``stable_after`` seconds starts over at
 ``first_backoff``. Each exit is one log line naming the component, its exit code (or signal)
 and when the next attempt is.
+
+Stopping is not interruptible: ``handle_stop_signals`` turns SIGINT, SIGTERM and SIGHUP (a
+closed terminal) into ``KeyboardInterrupt``, and ``stop_all`` ignores all three while it stops
+the children (a second Ctrl-C no longer abandons them), killing what does not stop in time.
+Should the supervisor itself die without stopping them (SIGKILL, a crash), each child gets
+SIGTERM from the kernel (Linux ``PR_SET_PDEATHSIG``, set between fork and exec): no orphans.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import os
 import signal
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 log = logging.getLogger("cli")
@@ -54,6 +65,33 @@ def exit_description(returncode: int) -> str:
     return f"exit code {returncode}"
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def handle_stop_signals() -> None:
+    """Make SIGINT, SIGTERM and SIGHUP raise ``KeyboardInterrupt`` in the main thread (also
+    when started from a shell that ignores SIGINT)."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.default_int_handler)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking the kernel to SIGTERM the child when its parent dies (Linux);
+    None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
 class Supervisor:
     """Starts children and keeps them running until ``stop_all``.
 
@@ -86,7 +124,9 @@ class Supervisor:
         return child
 
     def _spawn(self, child: Child) -> None:
-        child.process = subprocess.Popen(child.command, env=self._env, start_new_session=True)
+        child.process = subprocess.Popen(
+            child.command, env=self._env, start_new_session=True, preexec_fn=_die_with_parent()
+        )
         child.started_at = time.monotonic()
         child.restart_at = None
 
@@ -129,16 +169,27 @@ class Supervisor:
             time.sleep(poll_seconds)
 
     def stop_all(self, timeout: float = 10.0) -> None:
-        """Stop every child, newest first: SIGINT, then SIGKILL after ``timeout`` seconds."""
-        for child in reversed(self.children):
-            child.restart_at = None
-            process = child.process
-            if process is None:
-                continue
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """Stop every child, newest first: SIGINT, then SIGKILL after ``timeout`` seconds.
+
+        SIGINT, SIGTERM and SIGHUP are ignored meanwhile (when called from the main thread),
+        so a second Ctrl-C or a closed terminal cannot interrupt it and leave children behind.
+        """
+        main = threading.current_thread() is threading.main_thread()
+        previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS} if main else {}
+        try:
+            for child in reversed(self.children):
+                child.restart_at = None
+                process = child.process
+                if process is None:
+                    continue
+                if process.poll() is None:
+                    process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop in %.3g s; killing it", child.name, timeout)
+                    process.kill()
+                    process.wait()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

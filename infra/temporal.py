@@ -3,9 +3,12 @@ and the client connection. Request ids (workflow ids) are made in ``careflow.req
 
 from __future__ import annotations
 
-from temporalio.client import Client, TLSConfig
+from collections.abc import Sequence
+
+from temporalio.client import Client, Interceptor, TLSConfig
 from temporalio.common import SearchAttributeKey
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from careflow.settings import Settings
 
@@ -19,6 +22,8 @@ DEBOUNCE_WORKFLOW_TYPE = "DebounceWindowWorkflow"
 DEBOUNCE_RELEASE_SIGNAL = "release"
 MEMO_DEBOUNCE_HOLDER = "request_id"
 STATUS_QUERY = "status"
+ALERT_WORKFLOW_TYPE = "AlertWorkflow"
+SEND_ALERT = "send_alert"
 
 SA_WEBHOOK_ID = SearchAttributeKey.for_keyword("WebhookId")
 SA_CARE_FLOW_DEFINITION_ID = SearchAttributeKey.for_keyword("CareFlowDefinitionId")
@@ -39,12 +44,21 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey, ...] = (
 MEMO_STATE = "state"
 
 
-async def connect(settings: Settings, *, lazy: bool = False) -> Client:
+async def connect(
+    settings: Settings,
+    *,
+    lazy: bool = False,
+    interceptors: Sequence[Interceptor] = (),
+    runtime: Runtime | None = None,
+) -> Client:
     """Connect to Temporal with the pydantic data converter (API, worker and tests alike).
 
     Args:
         settings: address, namespace and credentials.
         lazy: connect on first use (the API starts even while Temporal is down and answers 503).
+        interceptors: client interceptors (the tracing interceptor when tracing is on).
+        runtime: the SDK runtime (the worker's, with its Prometheus endpoint); default runtime
+            when None.
 
     Raises:
         RuntimeError: when the server cannot be reached (not lazy).
@@ -64,6 +78,8 @@ async def connect(settings: Settings, *, lazy: bool = False) -> Client:
         tls=tls,
         data_converter=pydantic_data_converter,
         lazy=lazy,
+        interceptors=interceptors,
+        runtime=runtime,
     )
 
 

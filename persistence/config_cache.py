@@ -35,6 +35,10 @@ class ConfigCache:
         """The current snapshot, without any I/O."""
         return self._snapshot
 
+    def age_seconds(self) -> float:
+        """Seconds since the revision was last checked (``inf`` before the first check)."""
+        return time.monotonic() - self._checked_at
+
     def get(self) -> ConfigSnapshot:
         """The current snapshot, checking the store's revision when it is stale."""
         if time.monotonic() - self._checked_at >= self._refresh_seconds:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from opentelemetry.sdk.trace import TracerProvider
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -149,9 +150,12 @@ class Api:
 
 
 @contextlib.asynccontextmanager
-async def serve_api(settings: Settings) -> AsyncIterator[Api]:
-    """Run the real app under uvicorn on ``settings.careflow_api_port``."""
-    app = create_app(settings)
+async def serve_api(
+    settings: Settings, tracer_provider: TracerProvider | None = None
+) -> AsyncIterator[Api]:
+    """Run the real app under uvicorn on ``settings.careflow_api_port`` (traced to
+    ``tracer_provider`` when given)."""
+    app = create_app(settings, tracer_provider)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

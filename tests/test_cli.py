@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -70,6 +71,63 @@ def test_api_runs_without_access_log(tmp_path: Path) -> None:
     command = cli.api_command(settings)
     assert "--no-access-log" in command
     assert command[command.index("--port") + 1] == "8123"
+
+
+def test_forwarded_headers_are_believed_only_from_configured_proxies(tmp_path: Path) -> None:
+    import cli
+
+    plain = cli.api_command(Settings(careflow_data_dir=tmp_path))
+    assert "--no-proxy-headers" in plain and "--forwarded-allow-ips" not in plain
+    proxied = cli.api_command(
+        Settings(careflow_data_dir=tmp_path, careflow_forwarded_allow_ips="10.0.0.5")
+    )
+    assert proxied[proxied.index("--forwarded-allow-ips") + 1] == "10.0.0.5"
+    assert "--no-proxy-headers" not in proxied
+
+
+async def test_x_forwarded_for_does_not_pick_the_sign_in_throttle_key(
+    tmp_path: Path, temporal_env: Any
+) -> None:
+    """Issue 15c: the API as ``make run`` starts it (``cli.api_command``), sign-ins from
+    127.0.0.1 each claiming another address in X-Forwarded-For: the sixth is 429 all the same
+    (uvicorn's default trusts X-Forwarded-For from 127.0.0.1)."""
+    import cli
+
+    port = free_port()
+    settings = Settings(careflow_data_dir=tmp_path / "data", careflow_api_port=port)
+    env = {
+        **os.environ,
+        "CAREFLOW_DATA_DIR": str(tmp_path / "data"),
+        "CAREFLOW_API_PORT": str(port),
+        "CAREFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+    }
+    env.pop("FORWARDED_ALLOW_IPS", None)
+    env.pop("CAREFLOW_FORWARDED_ALLOW_IPS", None)
+    process = subprocess.Popen(cli.api_command(settings), cwd=ROOT, env=env)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            deadline = time.monotonic() + 120
+            while True:
+                assert process.poll() is None and time.monotonic() < deadline
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.2)
+            codes = [
+                (
+                    await http.post(
+                        "/ui/login",
+                        data={"token": "guess"},
+                        headers={"x-forwarded-for": f"203.0.113.{n}"},
+                    )
+                ).status_code
+                for n in range(7)
+            ]
+        assert codes == [401] * 5 + [429] * 2
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def test_dev_server_starts_and_stops_without_warn_lines(tmp_path: Path) -> None:

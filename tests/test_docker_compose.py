@@ -41,6 +41,8 @@ REQUIRED_SERVICES = {
     "temporal-ui",
     "api",
     "worker",
+    "prometheus",
+    "grafana",
 }
 
 
@@ -237,7 +239,8 @@ def test_every_image_tag_is_pinned(config: dict[str, Any]) -> None:
         assert ":" in last_segment, f"{name}: image {image!r} has no tag"
         tag = last_segment.rsplit(":", 1)[1]
         assert tag != "latest", f"{name}: image {image!r} uses `latest`"
-        assert re.match(r"\d+\.\d+", tag), f"{name}: tag of {image!r} is not a version"
+        # prom/prometheus tags its releases v3.5.0: a leading "v" is still a pinned version.
+        assert re.match(r"v?\d+\.\d+", tag), f"{name}: tag of {image!r} is not a version"
 
 
 def test_admin_tools_match_the_server_version(config: dict[str, Any]) -> None:
@@ -417,3 +420,56 @@ def test_dockerfile_runs_as_non_root() -> None:
     assert re.search(r"^FROM python:3\.11[.\d]*-slim", text, re.MULTILINE)
     assert re.search(r"^USER (?!root\b|0\b)\S+", text, re.MULTILINE)
     assert "pip install ." in text
+
+
+# --- metrics and dashboards ---------------------------------------------------------------------
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path → host path of a service's bind mounts."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, dict):
+            mounts[volume["target"]] = str(volume.get("source"))
+        else:
+            source, target = volume.split(":")[:2]
+            mounts[target] = source
+    return mounts
+
+
+def test_prometheus_loads_the_deploy_config_and_rules(config: dict[str, Any]) -> None:
+    prometheus = _services(config)["prometheus"]
+    mounts = _mounts(prometheus)
+    assert mounts["/etc/prometheus/prometheus.yml"] == str(
+        REPO / "deploy/prometheus/prometheus.yml"
+    )
+    assert mounts["/etc/prometheus/rules.yml"] == str(REPO / "deploy/prometheus/rules.yml")
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    scrape = _yaml_to_data((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: (job["dns_sd_configs"][0]["names"], job["dns_sd_configs"][0]["port"])
+        for job in scrape["scrape_configs"]
+    }
+    worker_env = _environment(_services(config)["worker"])
+    assert targets["careflow-worker"] == (
+        ["worker"],
+        int(worker_env["CAREFLOW_WORKER_METRICS_PORT"]),
+    )
+    assert worker_env["CAREFLOW_WORKER_METRICS_HOST"] == "0.0.0.0"
+    assert targets["careflow-api"] == (["api"], 8000)
+
+
+def test_grafana_provisions_the_datasource_and_dashboards(config: dict[str, Any]) -> None:
+    grafana = _services(config)["grafana"]
+    mounts = _mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == str(REPO / "deploy/grafana/provisioning")
+    assert mounts["/var/lib/grafana/dashboards"] == str(REPO / "deploy/grafana/dashboards")
+    datasource = _yaml_to_data(
+        (REPO / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090"
+    provider = _yaml_to_data(
+        (REPO / "deploy/grafana/provisioning/dashboards/careflow.yml").read_text()
+    )["providers"][0]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert (grafana.get("depends_on") or {})["prometheus"]["condition"] == "service_healthy"

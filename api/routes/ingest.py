@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
 from api.ingest import Outcome, TemporalUnavailableError
+from careflow import logs
 from careflow.models import RequestError
 
 router = APIRouter(prefix="/hooks", tags=["ingest"])
@@ -63,6 +65,19 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+async def _observed(
+    webhook_id: str, request: Request, services: ServicesDep, *, test: bool
+) -> JSONResponse:
+    """``_handle`` with its metrics and outcome log line; the request id it binds is unbound
+    when the answer is ready."""
+    started = time.perf_counter()
+    with logs.request_context(None):
+        response = await _handle(webhook_id, request, services, test=test)
+        hook = services.ingest.webhook(webhook_id)
+        services.telemetry.observe(hook, response, time.perf_counter() - started)
+    return response
+
+
 async def _handle(
     webhook_id: str, request: Request, services: ServicesDep, *, test: bool
 ) -> JSONResponse:
@@ -105,10 +120,10 @@ async def _handle(
 @router.post("/{webhook_id}", status_code=202, responses=_ANSWERS, openapi_extra=_BODY)
 async def receive(webhook_id: str, request: Request, services: ServicesDep) -> JSONResponse:
     """Receive a webhook request: 202 SCHEDULED, 200 IGNORED, or a REJECTED answer (§4)."""
-    return await _handle(webhook_id, request, services, test=False)
+    return await _observed(webhook_id, request, services, test=False)
 
 
 @router.post("/{webhook_id}/test", status_code=200, responses=_ANSWERS, openapi_extra=_BODY)
 async def receive_test(webhook_id: str, request: Request, services: ServicesDep) -> JSONResponse:
     """A test request: validated and logged with status TEST, never processed."""
-    return await _handle(webhook_id, request, services, test=True)
+    return await _observed(webhook_id, request, services, test=True)

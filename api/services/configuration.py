@@ -6,8 +6,11 @@ within ``config_refresh_seconds``). Routes and web pages call these, never the r
 
 Replacing a care flow definition runs the enable gate of every enabled webhook that uses it
 (contract §2): a change that would leave one incomplete (a new required data point it does not
-map, a mapped data point removed, unpublishing) is refused with 409 naming each webhook and
-data point, unless ``force`` — then those webhooks are disabled in the same transaction.
+map, a mapped data point removed, a mapped data point's ``value_type`` changed, unpublishing) is
+refused with 409 naming each webhook and data point, unless ``force`` — then those webhooks are
+disabled in the same transaction. The gate reads the configuration inside that transaction under
+the configuration lock (``ConfigurationRepository.locked``), like webhook enable / edit / disable,
+so the two cannot interleave across threads or API replicas.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import dataclasses
 
 from pydantic import BaseModel
 
-from careflow.errors import ConflictError
+from careflow.errors import ConflictError, not_found
 from careflow.models import CareFlowDefinition, IdentifierSystem, RequestError, Webhook
+from careflow.snapshot import ConfigSnapshot
 from careflow.validation import enable_problems
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
@@ -99,24 +103,30 @@ class ConfigurationService:
             saved = self._repository.create_care_flow_definition(item)
             self._config.refresh()
             return DefinitionSaved(definition=saved, disabled_webhooks=[])
-        self._repository.get_care_flow_definition(item.id)  # 404 before any gate
-        affected = self.webhooks_left_incomplete(item)
-        if affected and not force:
-            raise ConflictError(
-                [
-                    WebhookProblem(
-                        **problem.model_dump(exclude={"message"}),
-                        message=f"webhook {hook.name!r} ({hook.id}): {problem.message}",
-                        webhook_id=hook.id,
-                        webhook_name=hook.name,
-                    )
-                    for hook, problems in affected
-                    for problem in problems
-                ]
+        # The gate reads and the write happen in one transaction under the configuration
+        # lock, so a concurrent enable / webhook edit either ran before (and is seen here) or
+        # waits and then sees this definition.
+        with self._repository.locked() as conn:
+            snapshot = self._repository.snapshot(conn)
+            if item.id not in snapshot.definitions:
+                raise not_found("care flow definition", "care_flow_definition_not_found")
+            affected = left_incomplete(snapshot, item)
+            if affected and not force:
+                raise ConflictError(
+                    [
+                        WebhookProblem(
+                            **problem.model_dump(exclude={"message"}),
+                            message=f"webhook {hook.name!r} ({hook.id}): {problem.message}",
+                            webhook_id=hook.id,
+                            webhook_name=hook.name,
+                        )
+                        for hook, problems in affected
+                        for problem in problems
+                    ]
+                )
+            saved = self._repository.update_care_flow_definition(
+                item, disable_webhook_ids=[hook.id for hook, _ in affected], conn=conn
             )
-        saved = self._repository.update_care_flow_definition(
-            item, disable_webhook_ids=[hook.id for hook, _ in affected]
-        )
         self._config.refresh()
         disabled = [
             DisabledWebhook(webhook_id=hook.id, name=hook.name, errors=problems)
@@ -129,14 +139,44 @@ class ConfigurationService:
     ) -> list[tuple[Webhook, list[RequestError]]]:
         """The enabled webhooks of ``item.id`` that ``item`` would leave incomplete, each with
         the enable-gate problems the change adds (problems they have already are left out)."""
-        snapshot = self._config.refresh()
-        trial = dataclasses.replace(snapshot, definitions={**snapshot.definitions, item.id: item})
-        affected = []
-        for hook in snapshot.webhooks.values():
-            if not hook.enabled or hook.deleted or hook.care_flow_definition_id != item.id:
-                continue
-            before = {_key(p) for p in enable_problems(hook, snapshot)}
-            added = [p for p in enable_problems(hook, trial) if _key(p) not in before]
-            if added:
-                affected.append((hook, added))
-        return affected
+        return left_incomplete(self._config.refresh(), item)
+
+
+def _type_changes(
+    hook: Webhook, before: CareFlowDefinition | None, after: CareFlowDefinition
+) -> list[RequestError]:
+    """A mapped data point whose ``value_type`` changes: the webhook's payloads were shaped for
+    the old type, so every delivery may now be REJECTED — treated as breaking."""
+    if before is None:
+        return []
+    old = {p.id: p.value_type for p in before.data_point_definitions}
+    new = {p.id: p.value_type for p in after.data_point_definitions}
+    return [
+        RequestError(
+            code="data_point_value_type_changed",
+            message=f"the mapped data point's value_type changes from {old[m].value} "
+            f"to {new[m].value}",
+            data_point_definition_id=m,
+        )
+        for m in dict.fromkeys(x.data_point_definition_id for x in hook.data_point_mappings)
+        if m in old and m in new and old[m] != new[m]
+    ]
+
+
+def left_incomplete(
+    snapshot: ConfigSnapshot, item: CareFlowDefinition
+) -> list[tuple[Webhook, list[RequestError]]]:
+    """The enabled webhooks of ``item.id`` that replacing the definition by ``item`` would
+    leave incomplete (new enable-gate problems) or whose mapped data points change
+    ``value_type``, each with those problems; problems they have already are left out."""
+    trial = dataclasses.replace(snapshot, definitions={**snapshot.definitions, item.id: item})
+    affected = []
+    for hook in snapshot.webhooks.values():
+        if not hook.enabled or hook.deleted or hook.care_flow_definition_id != item.id:
+            continue
+        before = {_key(p) for p in enable_problems(hook, snapshot)}
+        added = [p for p in enable_problems(hook, trial) if _key(p) not in before]
+        added += _type_changes(hook, snapshot.definitions.get(item.id), item)
+        if added:
+            affected.append((hook, added))
+    return affected

@@ -12,6 +12,7 @@ from typing import Any
 
 import json_merge_patch
 from pydantic import ValidationError
+from sqlalchemy.engine import Connection
 
 from careflow import mapping, signatures
 from careflow.conditions.checks import check_conditions, check_debounce
@@ -66,8 +67,8 @@ class WebhookService:
         self._store = store
         self._config = config
 
-    def _check_definition(self, definition_id: str) -> None:
-        if definition_id not in self._config.refresh().definitions:
+    def _check_definition(self, definition_id: str, snapshot: ConfigSnapshot | None = None) -> None:
+        if definition_id not in (snapshot or self._config.refresh()).definitions:
             raise InvalidConfigError(
                 RequestError(
                     code="care_flow_definition_not_found",
@@ -141,8 +142,15 @@ class WebhookService:
             InvalidConfigError: the result does not validate or a path does not parse (422).
             ConflictError: the webhook is enabled and the result would be incomplete (409).
         """
-        current = self._store.configuration.get_webhook(webhook_id)
-        patch = self._without_read_only(current, patch)
+        # Read, gate and write under the configuration lock: ``enabled`` is rewritten as read
+        # here, so a concurrent definition edit that disables the webhook waits or is seen.
+        with self._store.configuration.locked() as conn:
+            current = self._store.configuration.get_webhook(webhook_id, conn=conn)
+            saved = self._patched(current, self._without_read_only(current, patch), conn)
+        self._config.refresh()
+        return saved
+
+    def _patched(self, current: Webhook, patch: dict[str, Any], conn: Connection) -> Webhook:
         document = current.model_dump(
             mode="json", exclude={"id", "enabled", "deleted", "created_at", "updated_at"}
         )
@@ -154,11 +162,12 @@ class WebhookService:
         except ValidationError as exc:
             # The code POST answers with (api.errors' validation handler): one code per route kind.
             raise InvalidConfigError(from_validation(exc.errors())) from exc
+        snapshot = self._store.configuration.snapshot(conn)
         if fields.care_flow_definition_id != current.care_flow_definition_id:
-            self._check_definition(fields.care_flow_definition_id)
+            self._check_definition(fields.care_flow_definition_id, snapshot)
         _check_save(fields)
         if current.enabled:
-            problems = enable_problems(fields, self._config.refresh())
+            problems = enable_problems(fields, snapshot)
             if problems:
                 raise ConflictError(problems)
         updated = Webhook(
@@ -169,28 +178,31 @@ class WebhookService:
             created_at=current.created_at,
             updated_at=current.updated_at,
         )
-        saved = self._store.configuration.save_webhook(updated)
+        return self._store.configuration.save_webhook(updated, conn=conn)
+
+    def enable(self, webhook_id: str) -> Webhook:
+        """Enable a webhook: the gate runs on the state the write changes (configuration lock).
+
+        Raises:
+            NotFoundError: unknown webhook (404).
+            ConflictError: one error per enable-gate problem (409).
+        """
+        repository = self._store.configuration
+        with repository.locked() as conn:
+            current = repository.get_webhook(webhook_id, conn=conn)
+            problems = enable_problems(current, repository.snapshot(conn))
+            if problems:
+                raise ConflictError(problems)
+            saved = repository.save_webhook(current.model_copy(update={"enabled": True}), conn)
         self._config.refresh()
         return saved
 
-    def enable(self, webhook_id: str) -> Webhook:
-        """Enable a webhook. Raises ConflictError (409) with one error per problem."""
-        current = self._store.configuration.get_webhook(webhook_id)
-        problems = enable_problems(current, self._config.refresh())
-        if problems:
-            raise ConflictError(problems)
-        return self._set_enabled(current, True)
-
     def disable(self, webhook_id: str) -> Webhook:
-        return self._set_enabled(self._store.configuration.get_webhook(webhook_id), False)
+        return self._update(webhook_id, enabled=False)
 
     def delete(self, webhook_id: str) -> None:
         """Soft delete: disabled and hidden; requests in flight finish."""
-        current = self._store.configuration.get_webhook(webhook_id)
-        self._store.configuration.save_webhook(
-            current.model_copy(update={"enabled": False, "deleted": True})
-        )
-        self._config.refresh()
+        self._update(webhook_id, enabled=False, deleted=True)
 
     def preview(self, webhook_id: str, proposal: PreviewRequest) -> PreviewAnswer:
         """Evaluate a proposed mapping and conditions on a kept test payload (newest when
@@ -242,7 +254,11 @@ class WebhookService:
             reasons=result.reasons,
         )
 
-    def _set_enabled(self, hook: Webhook, enabled: bool) -> Webhook:
-        saved = self._store.configuration.save_webhook(hook.model_copy(update={"enabled": enabled}))
+    def _update(self, webhook_id: str, **update: bool) -> Webhook:
+        """Read and rewrite one webhook under the configuration lock (no lost updates)."""
+        repository = self._store.configuration
+        with repository.locked() as conn:
+            current = repository.get_webhook(webhook_id, conn=conn)
+            saved = repository.save_webhook(current.model_copy(update=update), conn)
         self._config.refresh()
         return saved

@@ -60,8 +60,11 @@ async def login(request: Request, services: ServicesDep) -> Response:
     throttle = session.sign_in_throttle(
         request.app.state, services.settings.careflow_ui_sign_in_limit
     )
+    # The peer address: uvicorn rewrites it from X-Forwarded-For only for the proxies named in
+    # CAREFLOW_FORWARDED_ALLOW_IPS (cli.api_command), so a client cannot pick its own key.
     client = request.client.host if request.client else "unknown"
-    wait = throttle.retry_after(client)
+    # Counted before the body is read: N slow parallel sign-ins cannot all pass one check.
+    wait = throttle.attempt(client)
     if wait is not None:
         page = render(
             request,
@@ -76,10 +79,10 @@ async def login(request: Request, services: ServicesDep) -> Response:
     form = await request.form()
     token = str(form.get("token") or "")
     if not hmac.compare_digest(token.encode(), services.admin_token.encode()):
-        throttle.failed(client)
         return render(
             request, services, None, "login.html", 401, error="That is not the admin token."
         )
+    throttle.succeeded(client)
     cookie = await asyncio.to_thread(ui_sessions(services).start)
     response = RedirectResponse("/ui/webhooks", status_code=303)
     response.set_cookie(

@@ -6,9 +6,11 @@ The cookie holds a random session id signed with a key derived from the admin to
 database (``store.ui_sessions``), so every API replica sees a sign-out at once. A session ends
 when it is signed out, when it has been idle for ``careflow_ui_session_idle_seconds``, after
 ``MAX_AGE_SECONDS`` in any case, and when the admin token changes (the row keeps the token's
-fingerprint and the cookie's signature no longer matches). Failed sign-ins are throttled per
-client address (``careflow_ui_sign_in_limit``, ``limits`` notation). POST forms carry a CSRF
-token derived from the session id; ``/v1`` stays bearer-only and never reads this cookie.
+fingerprint and the cookie's signature no longer matches; the API deletes other tokens' rows at
+startup and at each sign-in, so restoring an old token does not bring its sessions back). Sign-in
+attempts are throttled per client address (``careflow_ui_sign_in_limit``, ``limits`` notation).
+POST forms carry a CSRF token derived from the session id; ``/v1`` stays bearer-only and never
+reads this cookie.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def token_fingerprint(admin_token: str) -> str:
+    """What a session row keeps of the admin token it was signed in with (SHA-256 hex)."""
+    return _sha256(f"careflow-ui-token:{admin_token}")
+
+
 class UiSessions:
     """The sessions of the admin pages.
 
@@ -55,7 +62,7 @@ class UiSessions:
     ) -> None:
         self._repository = repository
         self._admin_token = admin_token
-        self._fingerprint = _sha256(f"careflow-ui-token:{admin_token}")
+        self._fingerprint = token_fingerprint(admin_token)
         self._idle = timedelta(seconds=idle_seconds)
 
     def start(self) -> str:
@@ -94,7 +101,11 @@ class UiSessions:
 
 
 class SignInThrottle:
-    """Failed sign-ins per client address, in one API process (``limits``, moving window).
+    """Sign-in attempts per client address, in one API process (``limits``, moving window).
+
+    An attempt is counted before its token is read (``attempt``), so parallel attempts cannot
+    all pass one check; a successful sign-in clears the client's count, so the limit is in
+    effect one on failed sign-ins.
 
     Args:
         limit: e.g. ``"5/minute;20/hour"``; a client over any of them is refused until the
@@ -114,10 +125,21 @@ class SignInThrottle:
         ]
         return max(1, math.ceil(max(waits))) if waits else None
 
-    def failed(self, client: str) -> None:
-        """Count one failed sign-in of the client."""
+    def attempt(self, client: str) -> int | None:
+        """Count one sign-in attempt now; None when allowed, else the seconds to wait.
+
+        Each limit is consumed atomically (``hit`` is false once it is used up), so of N
+        concurrent attempts only as many as the limit allows get through.
+        """
+        allowed = [self._limiter.hit(limit, client) for limit in self._limits]
+        if all(allowed):
+            return None
+        return self.retry_after(client) or 1
+
+    def succeeded(self, client: str) -> None:
+        """Forget the client's attempts: it signed in with the admin token."""
         for limit in self._limits:
-            self._limiter.hit(limit, client)
+            self._limiter.clear(limit, client)
 
 
 def sign_in_throttle(state: Any, limit: str) -> SignInThrottle:

@@ -260,12 +260,14 @@ def _shown(kept: KeptTestPayload) -> ShownPayload:
     if len(encoded) <= SHOWN_PAYLOAD_BYTES:
         return ShownPayload(kept.item, text, False, 0, 0)
     cut = encoded[:SHOWN_PAYLOAD_BYTES].decode(errors="ignore")
+    # Both sizes measure the same rendering (indented UTF-8 JSON), shown rounded down, whole
+    # rounded up: "Cut at 8 KiB of 12 KiB", never a whole smaller than the part.
     return ShownPayload(
         kept.item,
         cut + "\n…",
         True,
-        SHOWN_PAYLOAD_BYTES // 1024,
-        max(1, -(-kept.payload_bytes // 1024)),
+        len(cut.encode()) // 1024,
+        -(-len(encoded) // 1024),
     )
 
 
@@ -275,7 +277,7 @@ def test_payloads(
     request: Request,
     services: ServicesDep,
     sid: SessionDep,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
 ) -> Response:
     """The test payload panel; with ``after`` (the last row id shown) only newer payloads, as
     out-of-band additions, or 204 when there are none (the htmx poll, every second)."""

@@ -7,10 +7,12 @@ config cache sees the change at its next revision check.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from careflow.errors import ConflictError, not_found
@@ -20,10 +22,12 @@ from careflow.models import (
     RequestError,
     Webhook,
 )
+from careflow.snapshot import ConfigSnapshot
 from careflow.text import scrub
 from persistence.database import Database, aware, now
 from persistence.tables import (
     care_flow_definitions,
+    config_revision,
     identifier_systems,
     patient_identifiers,
     webhooks,
@@ -45,10 +49,44 @@ class ConfigurationRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    def _tx(self, conn: Connection | None) -> Any:
+        """``conn`` when the caller holds a transaction, else a new one."""
+        return nullcontext(conn) if conn is not None else self._db.transaction()
+
+    @contextmanager
+    def locked(self) -> Iterator[Connection]:
+        """A configuration write transaction serialised with every other one.
+
+        Its first statement bumps the configuration revision, so it takes the one write lock
+        first: on PostgreSQL the row lock on ``config_revision`` (every other ``locked``
+        transaction, in any API replica, waits for the commit and then reads what it wrote); on
+        SQLite the database write lock (waiting on the busy timeout), taken before any read so
+        the transaction's snapshot is current. Reads done through ``conn`` afterwards
+        (``snapshot``, ``get_webhook``) therefore see the state the write will change:
+        check-then-write races (enable gate vs a definition edit) cannot interleave. An
+        exception rolls back everything, the bump included.
+
+        Raises:
+            TransientStoreError: the database is unavailable or the lock wait timed out.
+        """
+        with self._db.transaction() as conn:
+            self._db.bump_revision(conn)
+            yield conn
+
+    def snapshot(self, conn: Connection) -> ConfigSnapshot:
+        """All configuration as ``conn`` sees it (deleted webhooks included)."""
+        revision = conn.execute(sa.select(config_revision.c.revision)).scalar()
+        return ConfigSnapshot(
+            revision=int(revision or 0),
+            webhooks={w.id: w for w in self.list_webhooks(include_deleted=True, conn=conn)},
+            definitions={d.id: d for d in self.list_care_flow_definitions(conn=conn)},
+            identifier_systems={s.name: s for s in self.list_identifier_systems(conn=conn)},
+        )
+
     # --- identifier systems -----------------------------------------------------------------
 
-    def list_identifier_systems(self) -> list[IdentifierSystem]:
-        with self._db.transaction() as conn:
+    def list_identifier_systems(self, conn: Connection | None = None) -> list[IdentifierSystem]:
+        with self._tx(conn) as conn:
             rows = conn.execute(sa.select(identifier_systems).order_by(identifier_systems.c.name))
             return [IdentifierSystem.model_validate(scrub(r._asdict())) for r in rows]
 
@@ -125,8 +163,10 @@ class ConfigurationRepository:
 
     # --- care flow definitions --------------------------------------------------------------
 
-    def list_care_flow_definitions(self) -> list[CareFlowDefinition]:
-        with self._db.transaction() as conn:
+    def list_care_flow_definitions(
+        self, conn: Connection | None = None
+    ) -> list[CareFlowDefinition]:
+        with self._tx(conn) as conn:
             rows = conn.execute(
                 sa.select(care_flow_definitions).order_by(care_flow_definitions.c.id)
             )
@@ -156,11 +196,14 @@ class ConfigurationRepository:
         return item
 
     def update_care_flow_definition(
-        self, item: CareFlowDefinition, disable_webhook_ids: Sequence[str] = ()
+        self,
+        item: CareFlowDefinition,
+        disable_webhook_ids: Sequence[str] = (),
+        conn: Connection | None = None,
     ) -> CareFlowDefinition:
         """Replace a definition; ``disable_webhook_ids`` are disabled in the same transaction."""
         values = item.model_dump(mode="json")
-        with self._db.transaction() as conn:
+        with self._tx(conn) as conn:
             updated = conn.execute(
                 care_flow_definitions.update()
                 .where(care_flow_definitions.c.id == item.id)
@@ -207,15 +250,19 @@ class ConfigurationRepository:
             },
         )
 
-    def list_webhooks(self, include_deleted: bool = False) -> list[Webhook]:
+    def list_webhooks(
+        self, include_deleted: bool = False, conn: Connection | None = None
+    ) -> list[Webhook]:
         query = sa.select(webhooks).order_by(webhooks.c.created_at, webhooks.c.id)
         if not include_deleted:
             query = query.where(webhooks.c.deleted.is_(False))
-        with self._db.transaction() as conn:
+        with self._tx(conn) as conn:
             return [self._webhook(r) for r in conn.execute(query)]
 
-    def get_webhook(self, webhook_id: str, include_deleted: bool = False) -> Webhook:
-        with self._db.transaction() as conn:
+    def get_webhook(
+        self, webhook_id: str, include_deleted: bool = False, conn: Connection | None = None
+    ) -> Webhook:
+        with self._tx(conn) as conn:
             row = conn.execute(sa.select(webhooks).where(webhooks.c.id == webhook_id)).first()
         if row is None or (row.deleted and not include_deleted):
             raise not_found("webhook", "webhook_not_found")
@@ -237,9 +284,10 @@ class ConfigurationRepository:
             self._db.bump_revision(conn)
         return hook
 
-    def save_webhook(self, hook: Webhook) -> Webhook:
+    def save_webhook(self, hook: Webhook, conn: Connection | None = None) -> Webhook:
+        """Rewrite a webhook's row; pass ``conn`` from ``locked`` when ``hook`` was read there."""
         hook = hook.model_copy(update={"updated_at": now()})
-        with self._db.transaction() as conn:
+        with self._tx(conn) as conn:
             conn.execute(
                 webhooks.update()
                 .where(webhooks.c.id == hook.id)

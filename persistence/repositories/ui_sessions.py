@@ -13,8 +13,14 @@ import sqlalchemy as sa
 from persistence.database import Database, aware, now
 from persistence.tables import ui_sessions
 
-# A session's ``last_seen_at`` is written at most this often (one write per page view saved).
+# A session's ``last_seen_at`` is written at most this often (one write per page view saved),
+# and at most every third of the idle expiry, so a short expiry cannot end an active session.
 TOUCH_EVERY = timedelta(seconds=30)
+
+
+def touch_every(idle: timedelta) -> timedelta:
+    """How stale ``last_seen_at`` may get: ``min(TOUCH_EVERY, idle / 3)``."""
+    return min(TOUCH_EVERY, idle / 3)
 
 
 class UiSessionRepository:
@@ -28,7 +34,8 @@ class UiSessionRepository:
         self._db = db
 
     def create(self, id_hash: str, token_fingerprint: str, idle: timedelta) -> None:
-        """Record a new session and drop every session idle for longer than ``idle``.
+        """Record a new session; drop every session idle for longer than ``idle`` or signed in
+        with another admin token.
 
         Args:
             id_hash: SHA-256 hex of the session id (64 chars).
@@ -37,7 +44,12 @@ class UiSessionRepository:
         """
         at = now()
         with self._db.transaction() as conn:
-            conn.execute(ui_sessions.delete().where(ui_sessions.c.last_seen_at < at - idle))
+            conn.execute(
+                ui_sessions.delete().where(
+                    (ui_sessions.c.last_seen_at < at - idle)
+                    | (ui_sessions.c.token_fingerprint != token_fingerprint)
+                )
+            )
             conn.execute(
                 ui_sessions.insert().values(
                     id_hash=id_hash,
@@ -66,13 +78,25 @@ class UiSessionRepository:
             if row.token_fingerprint != token_fingerprint or at - last_seen > idle:
                 conn.execute(ui_sessions.delete().where(ui_sessions.c.id_hash == id_hash))
                 return False
-            if at - last_seen >= TOUCH_EVERY:
+            if at - last_seen >= touch_every(idle):
                 conn.execute(
                     ui_sessions.update()
                     .where(ui_sessions.c.id_hash == id_hash)
                     .values(last_seen_at=at)
                 )
             return True
+
+    def delete_other_tokens(self, token_fingerprint: str) -> int:
+        """Delete every session signed in with another admin token; how many.
+
+        Run at startup, so a session ended by a token change stays ended even when the old
+        token comes back later.
+        """
+        with self._db.transaction() as conn:
+            result = conn.execute(
+                ui_sessions.delete().where(ui_sessions.c.token_fingerprint != token_fingerprint)
+            )
+        return int(result.rowcount or 0)
 
     def delete(self, id_hash: str) -> None:
         """End one session for good (sign-out)."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import json
 import logging
 from collections.abc import Iterator
 
@@ -70,3 +73,66 @@ def test_a_warning_root_is_not_made_more_verbose() -> None:
     logging.getLogger().setLevel(logging.DEBUG)  # a later DEBUG root still gets no payloads
     for name in PAYLOAD_LOGGERS:
         assert not logging.getLogger(name).isEnabledFor(logging.DEBUG)
+
+
+def _capture(log_format: str) -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.formatter(log_format))
+    handler.addFilter(logs.RequestIdFilter())
+    logger = logging.getLogger(f"tests.logs.{log_format}")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, stream
+
+
+def test_json_lines_carry_the_bound_request_id_and_fields() -> None:
+    logger, stream = _capture("json")
+    with logs.request_context("req_abc"):
+        logger.info("request outcome", extra={"status": "FAILED", "codes": ["x_y"]})
+    logger.info("between requests")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["request_id"] == "req_abc"
+    assert first["status"] == "FAILED" and first["codes"] == ["x_y"]
+    assert first["level"] == "INFO" and first["logger"] == "tests.logs.json"
+    assert first["message"] == "request outcome"
+    assert "request_id" not in second and "request_suffix" not in second
+
+
+def test_text_lines_end_with_the_request_id() -> None:
+    logger, stream = _capture("text")
+    token = logs.bind_request_id("req_def")
+    try:
+        logger.info("hello")
+    finally:
+        logs.unbind_request_id(token)
+    logger.info("bye")
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith("hello request_id=req_def")
+    assert second.endswith("bye")
+    assert logs.current_request_id() is None
+
+
+def test_the_request_id_follows_tasks_not_neighbours() -> None:
+    async def handle(request_id: str) -> str | None:
+        with logs.request_context(request_id):
+            await asyncio.sleep(0.01)
+            return logs.current_request_id()
+
+    async def both() -> list[str | None]:
+        return list(await asyncio.gather(handle("req_1"), handle("req_2")))
+
+    assert asyncio.run(both()) == ["req_1", "req_2"]
+
+
+def test_configure_installs_json_lines_on_a_bare_root() -> None:
+    root = logging.getLogger()
+    root.handlers[:] = []
+    logs.configure(log_format="json")
+    assert len(root.handlers) == 1
+    handler = root.handlers[0]
+    assert isinstance(handler.formatter, logs.JsonFormatter)
+    assert any(isinstance(f, logs.RequestIdFilter) for f in handler.filters)
+    logs.configure(log_format="json")  # idempotent
+    assert len(root.handlers) == 1 and len(handler.filters) == 1

@@ -3,10 +3,15 @@ with one log line naming it, its exit code and the wait; ``stop_all`` stops ever
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +52,86 @@ def test_a_child_that_exits_is_restarted_with_backoff_and_a_log_line(
     finally:
         supervisor.stop_all(timeout=5)
     assert steady.process.poll() is not None
+
+
+# A supervisor process as ``make run`` runs it: stop signals handled, one child that ignores
+# SIGINT (so stopping it takes the whole ``timeout``), its pid printed for the test.
+_SUPERVISOR = """
+import sys, time
+from infra.supervisor import Supervisor, handle_stop_signals
+handle_stop_signals()
+supervisor = Supervisor({"PATH": "/usr/bin:/bin"})
+child = supervisor.start("stubborn", [sys.executable, "-c",
+    "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)"])
+print(child.process.pid, flush=True)
+try:
+    supervisor.run_forever(poll_seconds=0.05)
+except KeyboardInterrupt:
+    print("stopping", flush=True)
+finally:
+    supervisor.stop_all(timeout=2)
+print("stopped", flush=True)
+"""
+
+
+def _gone(pid: int, within: float) -> bool:
+    """True once ``pid`` no longer runs (exited or a zombie) within ``within`` seconds."""
+    import psutil
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def supervised() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """A running supervisor process and its child's pid; both killed if still alive after."""
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SUPERVISOR],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    child = int(process.stdout.readline())
+    time.sleep(0.3)  # the supervisor is in run_forever
+    yield process, child
+    for pid in (process.pid, child):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+
+
+@pytest.mark.parametrize("signals", [["SIGINT", "SIGINT", "SIGINT"], ["SIGHUP"], ["SIGTERM"]])
+def test_stop_signals_stop_every_child_even_when_repeated(
+    supervised: tuple[subprocess.Popen[str], int], signals: list[str]
+) -> None:
+    """A second Ctrl-C while stopping, or a closed terminal (SIGHUP), leaves no orphan: the
+    child is killed after the stop timeout and the supervisor says it stopped."""
+    process, child = supervised
+    for name in signals:
+        process.send_signal(getattr(signal, name))
+        time.sleep(0.3)
+    out, _ = process.communicate(timeout=30)
+    assert out.splitlines() == ["stopping", "stopped"]
+    assert _gone(child, within=5), "the child outlived the supervisor"
+
+
+def test_children_die_with_a_killed_supervisor(
+    supervised: tuple[subprocess.Popen[str], int],
+) -> None:
+    """SIGKILL gives the supervisor no chance to stop anything: the kernel SIGTERMs the child
+    (``PR_SET_PDEATHSIG``)."""
+    process, child = supervised
+    process.kill()
+    process.wait()
+    assert _gone(child, within=10), "the child outlived the killed supervisor"

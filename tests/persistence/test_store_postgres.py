@@ -127,3 +127,29 @@ def test_concurrent_first_configuration_writes_all_succeed(postgres_url: str) ->
     assert sorted(names) == sorted(f"system-{i}" for i in range(8))
     assert store.revision() == 8
     store.dispose()
+
+
+def _fresh_database(postgres_url: str, name: str) -> str:
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + "/" + name
+    store = Store(url)
+    store.migrate()
+    store.dispose()
+    return url
+
+
+def test_definition_gate_serialises_with_webhook_writes(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15c on PostgreSQL, two replicas (stores): the forced unpublish vs a webhook edit,
+    and a new required data point vs an enable (see tests/api/services/)."""
+    from tests.api.services.test_configuration_races import (
+        check_required_point_races_enable,
+        check_unpublish_races_patch,
+    )
+
+    check_unpublish_races_patch(_fresh_database(postgres_url, "gate_patch"), monkeypatch)
+    check_required_point_races_enable(_fresh_database(postgres_url, "gate_enable"), monkeypatch)

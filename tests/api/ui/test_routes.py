@@ -4,6 +4,9 @@ browser in ``test_browser.py``."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import httpx
 
 from careflow.settings import Settings
@@ -64,6 +67,53 @@ async def test_a_new_admin_token_ends_every_session(settings: Settings, api: Api
     ):
         page = await browser.get("/ui/settings", follow_redirects=False)
         assert page.headers["location"] == "/ui/login"
+
+
+async def test_restoring_the_old_admin_token_does_not_bring_its_sessions_back(
+    settings: Settings, api: Api
+) -> None:
+    """Issue 15c: token A → an API start with token B (no page opened) → A again: the cookie
+    signed in with A opens nothing."""
+    await ui_sign_in(api)
+    saved = api.http.cookies["careflow_ui"]
+    rotated = settings.model_copy(
+        update={"careflow_admin_token": "rotated-token", "careflow_api_port": free_port()}
+    )
+    async with serve_api(rotated):
+        pass
+    restored = settings.model_copy(update={"careflow_api_port": free_port()})
+    async with (
+        serve_api(restored) as replica,
+        httpx.AsyncClient(base_url=replica.base_url, cookies={"careflow_ui": saved}) as browser,
+    ):
+        page = await browser.get("/ui/settings", follow_redirects=False)
+        assert page.headers["location"] == "/ui/login"
+
+
+async def test_slow_parallel_sign_ins_get_only_the_limit_through(api: Api) -> None:
+    """Issue 15c: 12 sign-ins whose bodies all arrive after every one has been received (a
+    slow body each): at most 5 are judged, the rest are 429 before the body is read."""
+    release = asyncio.Event()
+
+    async def slow_body(token: str) -> AsyncIterator[bytes]:
+        body = f"token={token}".encode()
+        yield body[:-1]
+        await release.wait()
+        yield body[-1:]
+
+    async def sign_in(n: int) -> int:
+        answer = await api.http.post(
+            "/ui/login",
+            content=slow_body(f"guess{n}"),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        return answer.status_code
+
+    attempts = [asyncio.create_task(sign_in(n)) for n in range(12)]
+    await asyncio.sleep(2)  # every request's headers are in; no body is complete
+    release.set()
+    codes = sorted(await asyncio.gather(*attempts))
+    assert codes == [401] * 5 + [429] * 7
 
 
 async def test_settings_forms_answer_bad_input_with_a_422_page(api: Api) -> None:

@@ -90,11 +90,19 @@ def test_a_session_ends_after_twelve_hours(store: Store, monkeypatch: pytest.Mon
 def test_failed_sign_ins_are_throttled_per_client() -> None:
     throttle = session.SignInThrottle("3/minute")
     for _ in range(3):
-        assert throttle.retry_after("10.0.0.1") is None
-        throttle.failed("10.0.0.1")
-    wait = throttle.retry_after("10.0.0.1")
+        assert throttle.attempt("10.0.0.1") is None
+    wait = throttle.attempt("10.0.0.1")
     assert wait is not None and 1 <= wait <= 60
-    assert throttle.retry_after("10.0.0.2") is None
+    assert throttle.attempt("10.0.0.2") is None
+    throttle.succeeded("10.0.0.1")
+    assert throttle.attempt("10.0.0.1") is None
+
+
+def test_concurrent_attempts_are_counted_before_the_token_is_read() -> None:
+    """Issue 15c: N attempts that all start before any finishes get only the limit through."""
+    throttle = session.SignInThrottle("3/minute")
+    verdicts = [throttle.attempt("10.0.0.1") for _ in range(10)]  # none has read its body yet
+    assert verdicts.count(None) == 3
 
 
 def test_csrf_tokens_belong_to_one_session() -> None:
@@ -105,3 +113,35 @@ def test_csrf_tokens_belong_to_one_session() -> None:
     assert not session.csrf_ok("rotated-token", "sid-1", token)
     for given in (None, "", token[:-1], token.upper()):
         assert not session.csrf_ok(TOKEN, "sid-1", given), given
+
+
+def test_a_short_idle_expiry_does_not_end_an_active_session(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15c: with idle 9 s, a page every 4 s keeps the session (``last_seen_at`` is
+    written at most every min(30 s, idle / 3) = 3 s, not every 30 s)."""
+    sessions = session.UiSessions(store.ui_sessions, TOKEN, idle_seconds=9)
+    cookie = sessions.start()
+    start = ui_sessions_module.now()
+    for seconds in (4, 8, 12, 16, 20):
+        monkeypatch.setattr(
+            ui_sessions_module, "now", lambda s=seconds: start + timedelta(seconds=s)
+        )
+        assert sessions.current(_request(cookie)) is not None, f"logged out at {seconds} s"
+    monkeypatch.setattr(ui_sessions_module, "now", lambda: start + timedelta(seconds=30))
+    assert sessions.current(_request(cookie)) is None  # 10 s unused > 9 s
+
+
+def test_sessions_of_an_old_token_stay_ended_when_it_comes_back(store: Store) -> None:
+    """Issue 15c: token A → B (a sign-in with B, or an API start with B, deletes A's rows) → A
+    again: A's old cookie still opens nothing."""
+    old = session.UiSessions(store.ui_sessions, TOKEN, idle_seconds=600)
+    cookie = old.start()
+    assert old.current(_request(cookie)) is not None
+    session.UiSessions(store.ui_sessions, "rotated-token", idle_seconds=600).start()
+    assert old.current(_request(cookie)) is None
+    assert store.ui_sessions.count() == 1
+
+    cookie = old.start()  # A again; only started with B, no sign-in
+    assert store.ui_sessions.delete_other_tokens(session.token_fingerprint("rotated-token")) == 1
+    assert old.current(_request(cookie)) is None

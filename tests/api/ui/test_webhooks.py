@@ -264,3 +264,23 @@ async def test_the_payload_panel_poll_sends_only_new_payloads_cut_short(
             f" poll with one new payload {len(news.content)} B"
         )
         assert len(first.content) < 20 * 16 * 1024 and len(news.content) < 16 * 1024
+
+
+async def test_the_payload_panel_bounds_after_and_labels_cuts_on_one_rendering(api: Api) -> None:
+    """Issue 15c: ``?after=`` beyond a 64-bit row id is a 422, not a 500; a cut payload's label
+    compares sizes of the same (indented) rendering, so the whole is never the smaller."""
+    hook = await configure_fhir_webhook(api, enable=False)
+    # ~6 KiB compact, ~13 KiB indented: cut at 8 KiB of the indented text.
+    body = {"items": [{"n": n, "v": "x"} for n in range(400)]}
+    sent = await api.http.post(f"/hooks/{hook['id']}/test", json=body)
+    assert sent.status_code == 200, sent.text
+    await ui_sign_in(api)
+    panel_url = f"/ui/webhooks/{hook['id']}/test-payloads"
+    too_far = await api.http.get(f"{panel_url}?after=9223372036854775808")
+    assert too_far.status_code == 422
+    last = await api.http.get(f"{panel_url}?after=9223372036854775807")
+    assert last.status_code == 204
+    panel = await api.http.get(panel_url)
+    indented_kib = -(-len(json.dumps(body, indent=2).encode()) // 1024)
+    assert indented_kib > 8
+    assert f"Cut at 8 KiB of {indented_kib} KiB." in panel.text
