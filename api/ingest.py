@@ -11,6 +11,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,10 @@ from workflows.request import WebhookRequestWorkflow
 log = logging.getLogger("api.ingest")
 
 START_TIMEOUT = timedelta(seconds=5)
+# Overload answers: the Retry-After is the time the recent start rate needs for the senders told to
+# wait in the last OVERLOAD_WINDOW seconds, between 1 and OVERLOAD_RETRY_MAX seconds.
+OVERLOAD_WINDOW = 2.0
+OVERLOAD_RETRY_MAX = 10
 
 
 @dataclass
@@ -66,7 +71,15 @@ class TemporalUnavailableError(Exception):
 
 class StartOverloadedError(TemporalUnavailableError):
     """No workflow-start slot freed up within ``careflow_start_wait_seconds``: nothing was
-    started. Answered like Temporal being unreachable (503 + Retry-After); a resend is safe."""
+    started. Answered like Temporal being unreachable (503 + Retry-After); a resend is safe.
+
+    Attributes:
+        retry_after: seconds the sender should wait (``IngestService.overload_retry_after``).
+    """
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("no workflow start slot free")
+        self.retry_after = retry_after
 
 
 def _errors_body(*errors: RequestError) -> dict[str, Any]:
@@ -99,6 +112,40 @@ class IngestService:
         # a burst of ~1,000 concurrent starts queues inside the SQLite dev server past the 5 s RPC
         # timeout, and most starts are cancelled after costing the server their work.
         self._start_slots = asyncio.Semaphore(settings.careflow_max_concurrent_starts)
+        # Requests waiting for a slot; once as many wait as there are slots, more are answered
+        # 503 at once (``start_queue_full``), before their body is read or validated.
+        self._start_waiting = 0
+        self._overloaded_at: deque[float] = deque()  # monotonic times of recent overload 503s
+        self._started_at: deque[float] = deque()  # monotonic times of recent finished starts
+
+    def start_queue_full(self) -> int | None:
+        """Whether a new request would only queue for a start slot (every slot taken and as
+        many requests already waiting): then it is answered 503 at once, unread.
+
+        Returns:
+            None when a request may go ahead, else the Retry-After seconds to answer with.
+        """
+        if not self._start_slots.locked():
+            return None
+        if self._start_waiting < self._settings.careflow_max_concurrent_starts:
+            return None
+        metrics = self._metrics  # counted like an overload after a wait
+        metrics.slot_waits.inc()
+        metrics.overloaded.inc()
+        metrics.start_failures.labels("overloaded").inc()
+        return self.overload_retry_after()
+
+    def overload_retry_after(self) -> int:
+        """Seconds a sender told 503 (overload) should wait: the senders told so in the last
+        ``OVERLOAD_WINDOW`` seconds ÷ the starts per second finished meanwhile, so resends come
+        back spread at about the rate the server takes them (1 to ``OVERLOAD_RETRY_MAX`` s)."""
+        now = time.monotonic()
+        for times in (self._overloaded_at, self._started_at):
+            while times and times[0] < now - OVERLOAD_WINDOW:
+                times.popleft()
+        self._overloaded_at.append(now)
+        rate = max(1.0, len(self._started_at) / OVERLOAD_WINDOW)
+        return max(1, min(OVERLOAD_RETRY_MAX, math.ceil(len(self._overloaded_at) / rate)))
 
     def retry_after(self, webhook_id: str) -> int | None:
         """Count one request against the webhook's rate limit (per API process).
@@ -432,14 +479,16 @@ class IngestService:
         metrics = self._metrics
         if self._start_slots.locked():
             metrics.slot_waits.inc()
+        self._start_waiting += 1
         try:
             async with asyncio.timeout(self._settings.careflow_start_wait_seconds):
                 await self._start_slots.acquire()
         except TimeoutError:
-            log.warning("overloaded: no workflow start slot free; answering 503")
             metrics.overloaded.inc()
             metrics.start_failures.labels("overloaded").inc()
-            raise StartOverloadedError from None
+            raise StartOverloadedError(self.overload_retry_after()) from None
+        finally:
+            self._start_waiting -= 1
         metrics.slots_in_use.inc()
         started = time.perf_counter()
         try:
@@ -463,6 +512,7 @@ class IngestService:
                 static_summary=f"{hook.name} → {hook.care_flow_definition_id}",
                 rpc_timeout=START_TIMEOUT,
             )
+            self._started_at.append(time.monotonic())
             metrics.start_seconds.observe(time.perf_counter() - started)
         except WorkflowAlreadyStartedError:
             raise

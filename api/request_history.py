@@ -5,10 +5,12 @@ Read-only: nothing here validates or decides; the request log assembles these in
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowHandle
 
 from api.request_models import PendingActivity
@@ -17,11 +19,14 @@ from careflow.models import RequestStatus
 from careflow.payload import PayloadError, parse_body
 from infra import temporal
 
+LOCAL_ACTIVITY_MARKER = "core_local_activity"  # the marker the SDK records a local activity as
+
 
 async def read(
     client: Client, handle: WorkflowHandle[Any, Any]
 ) -> tuple[WebhookRequestInput | None, ValidationResult | None]:
-    """One pass over a run's history: the workflow input and the last ``validate_request`` result.
+    """One pass over a run's history: the workflow input and the last ``validate_request`` result
+    (from its activity completion, or its local-activity marker since issue 19).
 
     Returns:
         (input, result); either is None when the history does not hold it (yet).
@@ -43,7 +48,31 @@ async def read(
             completed = event.activity_task_completed_event_attributes
             if completed.scheduled_event_id in validate_scheduled and completed.result.payloads:
                 [validation] = await converter.decode(completed.result.payloads, [ValidationResult])
+        elif local_activity_type(event) == temporal.VALIDATE_REQUEST:  # a local activity
+            details = event.marker_recorded_event_attributes.details
+            if "result" in details and details["result"].payloads:
+                [validation] = await converter.decode(
+                    details["result"].payloads, [ValidationResult]
+                )
     return request, validation
+
+
+def local_activity_type(event: HistoryEvent) -> str | None:
+    """The activity type of a local activity's marker event, else None."""
+    if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+        return None
+    marker = event.marker_recorded_event_attributes
+    if marker.marker_name != LOCAL_ACTIVITY_MARKER or "data" not in marker.details:
+        return None
+    payloads = marker.details["data"].payloads
+    if not payloads:
+        return None
+    try:
+        data = json.loads(payloads[0].data)
+    except ValueError:
+        return None
+    kind = data.get("activity_type") if isinstance(data, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 async def first_workflow_task(handle: WorkflowHandle[Any, Any]) -> int | None:

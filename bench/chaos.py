@@ -8,7 +8,7 @@ generator then sends 1,000 webhook requests like a real sender: every delivery h
 ``webhook-id``, and a failed (5xx, 429, connection error) or timed-out attempt is retried with the
 same ``webhook-id``, with exponential backoff and jitter (``Retry-After`` honoured). Meanwhile the
 run SIGKILLs and restarts the worker, the API and the Temporal dev server, once each. After a
-drain of at most 5 minutes it reads every acknowledged request back (``GET /v1/requests/{id}``)
+drain of at most 10 minutes it reads every acknowledged request back (``GET /v1/requests/{id}``)
 and the app database (sqlite3, read only) and prints one JSON line (the last line of the output):
 
 - ``acknowledged``: deliveries answered 2xx (202, or 200 for a resend the API had recorded);
@@ -24,6 +24,11 @@ and the app database (sqlite3, read only) and prints one JSON line (the last lin
 ``python bench/chaos.py burst`` (or ``CHAOS_BURST=1``) instead sends 2,000 requests at once
 (2,000 concurrent connections, the same retrying sender) to a stack with the default settings
 apart from the rate limit, and checks the same things.
+
+Topology: ``BENCH_TOPOLOGY=scaled`` runs ``BENCH_APIS`` API processes (default 2, each on its own
+port; the sender sends each attempt to the next one, round-robin) and ``BENCH_WORKERS`` workers
+(default 2) on a PostgreSQL app database (Debian's, started in a temp dir: ``bench/postgres.py``);
+the chaos run kills one API process, one worker and the Temporal server.
 
 Scale: ``CHAOS_QUICK=1`` sends 300 (burst: 1,000); ``CHAOS_SMOKE=1`` a few dozen and stays
 within 45 s (the test ``tests/bench/test_chaos_smoke.py``). ``CHAOS_KEEP=1`` keeps the temp dir
@@ -78,11 +83,12 @@ from bench.chaos_scenarios import (  # noqa: E402
     send_burst,
     send_with_chaos,
 )
+from bench.postgres import Postgres, topology, topology_name  # noqa: E402
 from bench.stack import Stack  # noqa: E402
 from careflow import request_ids  # noqa: E402
 
 RATE_LIMIT = "100000/second"  # raised: the bench measures loss, not the limiter
-DRAIN_SECONDS = 300.0
+DRAIN_SECONDS = 600.0  # a cap: on a machine shared with other work a drain of 2,000 can take 5 min
 
 
 async def configure(http: httpx.AsyncClient) -> str:
@@ -147,9 +153,29 @@ async def run(burst: bool) -> dict[str, Any]:
     """One chaos (or ``burst``) run on a stack of its own; the result (module docstring)."""
     scale = SCALES[scale_name()]
     root = Path(tempfile.mkdtemp(prefix="careflow-chaos-"))
-    stack = Stack(root, task_queue="chaos", rate_limit=RATE_LIMIT, temporal_metrics=True)
+    apis, workers = topology()
+    postgres = Postgres() if topology_name() == "scaled" else None
+    stack = Stack(
+        root,
+        task_queue="chaos",
+        rate_limit=RATE_LIMIT,
+        temporal_metrics=True,
+        apis=apis,
+        workers=workers,
+        database_url=postgres.start() if postgres else None,
+    )
+    app_db: Path | str = postgres.url if postgres else stack.data_dir / "careflow.db"
     clock = time.monotonic()
-    result: dict[str, Any] = {"mode": "burst" if burst else "chaos", "scale": scale_name()}
+    result: dict[str, Any] = {
+        "mode": "burst" if burst else "chaos",
+        "scale": scale_name(),
+        "topology": {
+            "name": topology_name(),
+            "apis": apis,
+            "workers": workers,
+            "app_database": "postgresql" if postgres else "sqlite",
+        },
+    }
     try:
         await stack.start_all()
         result["stack_start_s"] = round(time.monotonic() - clock, 2)
@@ -176,7 +202,8 @@ async def run(burst: bool) -> dict[str, Any]:
                 await clients.enter_async_context(httpx.AsyncClient(limits=limits, timeout=timeout))
                 for _ in range(shards)
             ]
-            sender = Sender(http, f"{stack.api_url}/hooks/{hook_id}", load_started)
+            urls = [f"{url}/hooks/{hook_id}" for url in stack.api_urls]
+            sender = Sender(http, urls[0], load_started, mirrors=urls[1:], lean=True)
             if burst:
                 await send_burst(sender, deliveries)
             else:
@@ -191,11 +218,11 @@ async def run(burst: bool) -> dict[str, Any]:
                 admin,
                 [d.request_id for d in acked if d.request_id],
                 DRAIN_SECONDS,
-                stack.data_dir / "careflow.db",
+                app_db,
             )
         statuses = collections.Counter(str(v.get("status")) for v in details.values())
         terminal = sum(n for s, n in statuses.items() if s in TERMINAL)
-        db = database_checks(stack.data_dir / "careflow.db", details)
+        db = database_checks(app_db, details)
         outcomes = collections.Counter(d.outcome for d in deliveries)
         api_log = stack.log_text("api")
         first = [d.first_answer_s for d in deliveries if d.first_answer_s is not None]
@@ -246,6 +273,8 @@ async def run(burst: bool) -> dict[str, Any]:
         raise
     finally:
         stack.stop_all()
+        if postgres is not None:
+            postgres.stop()
         if os.environ.get("CHAOS_KEEP") == "1":
             print(f"kept {root}", file=sys.stderr)
         else:

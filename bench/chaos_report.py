@@ -1,7 +1,8 @@
 """The chaos bench's verdict: what became of every acknowledged request (``bench/chaos.py``).
 
 ``drain`` reads every acknowledged request back through the API until it is terminal; then
-``database_checks`` reads the app database (sqlite3, read only) for duplicate or missing care
+``database_checks`` reads the app database (SQLite read only, or PostgreSQL) for duplicate or
+missing care
 flows and patients and misattributed care flows, ``log_summary`` picks the commonest warnings and
 errors out of each component's log, and ``passed`` says whether the run lost, duplicated or
 misattributed anything.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import re
 import sqlite3
 import time
@@ -18,25 +20,39 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 TERMINAL = {"SUCCESS", "REJECTED", "FAILED"}
 COMPONENTS = ("temporal", "worker", "api")
 
 
-def count_care_flows(db: Path) -> int:
-    """Rows in the app database's ``care_flows`` table (opened read only)."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+def _engine(db: Path | str) -> sa.Engine:
+    """An engine on the app database: a SQLite file (opened read only) or a SQLAlchemy URL
+    (PostgreSQL in the scaled topology)."""
+    if isinstance(db, Path):
+        return sa.create_engine(
+            "sqlite://",
+            creator=lambda: sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30),
+            poolclass=sa.NullPool,
+        )
+    return sa.create_engine(db, poolclass=sa.NullPool)
+
+
+def count_care_flows(db: Path | str) -> int:
+    """Rows in the app database's ``care_flows`` table (``db`` as for ``_engine``)."""
+    engine = _engine(db)
     try:
-        return int(conn.execute("SELECT count(*) FROM care_flows").fetchone()[0])
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM care_flows")).scalar_one())
     finally:
-        conn.close()
+        engine.dispose()
 
 
 async def drain(
     http: httpx.AsyncClient,
     request_ids: list[str],
     seconds: float,
-    care_flows_db: Path | None = None,
+    care_flows_db: Path | str | None = None,
 ) -> tuple[dict[str, dict[str, Any]], float]:
     """Poll ``GET /v1/requests/{id}`` until every request is terminal or ``seconds`` pass.
 
@@ -92,11 +108,11 @@ async def drain(
     return latest, time.monotonic() - started
 
 
-def database_checks(db: Path, details: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def database_checks(db: Path | str, details: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Duplicates and attribution, from the app database (read only).
 
     Args:
-        db: the app's SQLite file.
+        db: the app's SQLite file, or the app database's SQLAlchemy URL.
         details: request id → its last ``GET /v1/requests/{id}`` answer (``drain``).
 
     Returns:
@@ -106,18 +122,24 @@ def database_checks(db: Path, details: dict[str, dict[str, Any]]) -> dict[str, A
         none), ``missing_care_flows`` (SUCCESS without its care flow, or with another id),
         ``misattributed_care_flows`` (the patient does not hold the payload's MRN).
     """
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    engine = _engine(db)
     try:
-        care_flows = conn.execute(
-            "SELECT id, request_id, patient_id, json_extract(data_points, '$.seq'),"
-            " json_extract(data_points, '$.mrn') FROM care_flows"
-        ).fetchall()
-        patients = conn.execute("SELECT id, anonymous FROM patients").fetchall()
-        identifiers = conn.execute(
-            "SELECT patient_id, system, value FROM patient_identifiers"
-        ).fetchall()
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT id, request_id, patient_id, data_points FROM care_flows")
+            ).fetchall()
+            patients = conn.execute(sa.text("SELECT id, anonymous FROM patients")).fetchall()
+            identifiers = conn.execute(
+                sa.text("SELECT patient_id, system, value FROM patient_identifiers")
+            ).fetchall()
     finally:
-        conn.close()
+        engine.dispose()
+    care_flows = []
+    for care_flow_id, request_id, patient_id, data_points in rows:
+        points = json.loads(data_points) if isinstance(data_points, str) else data_points
+        care_flows.append(
+            (care_flow_id, request_id, patient_id, points.get("seq"), points.get("mrn"))
+        )
     per_request = collections.Counter(r[1] for r in care_flows)
     per_seq = collections.Counter(r[3] for r in care_flows)
     duplicate_care_flows = sum(n - 1 for n in per_request.values() if n > 1) + sum(

@@ -239,7 +239,9 @@ class Poster:
 
 
 async def closed(args: argparse.Namespace) -> dict[str, Any]:
-    poster = Poster(args.url, Path(args.body).read_bytes(), args.client, args.concurrency)
+    body = Path(args.body).read_bytes()
+    # Several --url (API processes of the scaled topology): sender i posts to url i mod n.
+    posters = [Poster(url, body, args.client, args.concurrency) for url in args.url]
     try:
         if args.count:
             # A fixed number of requests (used to enqueue work); every answer counts.
@@ -247,7 +249,7 @@ async def closed(args: argparse.Namespace) -> dict[str, Any]:
             statuses: Counter[str] = Counter()
             started = time.perf_counter()
 
-            async def send_some() -> None:
+            async def send_some(poster: Poster) -> None:
                 nonlocal remaining
                 while remaining > 0:
                     remaining -= 1
@@ -256,14 +258,16 @@ async def closed(args: argparse.Namespace) -> dict[str, Any]:
                     except Exception as exc:
                         statuses[type(exc).__name__] += 1
 
-            await asyncio.gather(*(send_some() for _ in range(args.concurrency)))
+            await asyncio.gather(
+                *(send_some(posters[i % len(posters)]) for i in range(args.concurrency))
+            )
             seconds = time.perf_counter() - started
             ok = statuses.pop("202", 0)
             return {"ok": ok, "errors": dict(statuses), "seconds": seconds, "rate": ok / seconds}
 
         window = Window(args.warmup, args.duration)
 
-        async def loop() -> None:
+        async def loop(poster: Poster) -> None:
             while time.perf_counter() < window.closes:
                 try:
                     status = await poster.post()
@@ -272,15 +276,16 @@ async def closed(args: argparse.Namespace) -> dict[str, Any]:
                     window.count(type(exc).__name__)
 
         marker = asyncio.create_task(window.marks())
-        await asyncio.gather(*(loop() for _ in range(args.concurrency)))
+        await asyncio.gather(*(loop(posters[i % len(posters)]) for i in range(args.concurrency)))
         await marker
         return window.result()
     finally:
-        await poster.aclose()
+        for poster in posters:
+            await poster.aclose()
 
 
 async def open_loop(args: argparse.Namespace) -> dict[str, Any]:
-    poster = Poster(args.url, Path(args.body).read_bytes(), args.client, MAX_IN_FLIGHT_OPEN)
+    poster = Poster(args.url[0], Path(args.body).read_bytes(), args.client, MAX_IN_FLIGHT_OPEN)
     window = Window(args.warmup, args.duration)
     latencies: list[float] = []
     in_flight = 0
@@ -345,7 +350,7 @@ def main() -> None:
     parser.add_argument("--workflow", default="BenchMinimalWorkflow")
     parser.add_argument("--shape", choices=["minimal", "ingest"], default="minimal")
     parser.add_argument("--webhook-id", default="wh_bench_raw")
-    parser.add_argument("--url")
+    parser.add_argument("--url", action="append", default=[], help="repeat: round-robin")
     parser.add_argument("--body")
     parser.add_argument("--client", choices=["lean", "httpx"], default="lean")
     parser.add_argument("--concurrency", type=int, default=50)

@@ -3,15 +3,18 @@
 - ``run_load``: one ``bench/load.py`` process (raw starts, closed-loop or open-loop POSTs), with
   the CPU time of the watched processes sampled over exactly its measured window.
 - ``configure``: the README walkthrough's FHIR configuration and the bench's webhooks.
-- ``drain``: a backlog of N requests (POSTed through the API, or reference workflows started
-  directly) drained by a worker started afterwards; the rate, CPU per request, RSS, statuses and
-  the history shape of a sample of the drained workflows.
+- ``drain``: a backlog of N requests (POSTed through the API, or reference / v1 workflows
+  started directly) drained by a worker started afterwards; the rate, CPU per request, RSS,
+  statuses, the history shape and billable actions of a sample of the drained workflows, and the
+  growth of the Temporal database (file and WAL) over enqueue and drain.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -29,6 +32,9 @@ from infra import temporal
 FHIR_BODY = ROOT / "tests" / "fixtures" / "samples" / "payloads" / "fhir-r4-patient-example.json"
 CONCURRENCY = 50
 REFERENCE_QUEUE = "bench-reference"
+V1_QUEUE = "bench-v1"
+V1_WORKFLOW_TYPE = "BenchWebhookRequestV1"  # bench/workflow_v1.py (not imported: sandboxed)
+LOCAL_ACTIVITY_MARKER = "core_local_activity"  # the SDK core's marker name
 HISTORY_SAMPLE = 10  # workflows per drain whose history is read
 
 
@@ -120,8 +126,15 @@ async def configure(stack: Stack, webhooks: int) -> list[str]:
     return ids
 
 
-async def enqueue_reference(client: Client, webhook_id: str, count: int) -> int:
-    """Start ``count`` reference workflows with what the ingest handler would start.
+async def enqueue_reference(
+    client: Client,
+    webhook_id: str,
+    count: int,
+    workflow: str = REFERENCE_WORKFLOW_TYPE,
+    task_queue: str = REFERENCE_QUEUE,
+) -> int:
+    """Start ``count`` ``workflow`` runs (the reference's, or v1's) with what the ingest handler
+    would start, on ``task_queue``.
 
     Returns:
         How many were started (``CONCURRENCY`` starts at a time).
@@ -136,11 +149,11 @@ async def enqueue_reference(client: Client, webhook_id: str, count: int) -> int:
             remaining -= 1
             await start_like_ingest(
                 client,
-                REFERENCE_WORKFLOW_TYPE,
+                workflow,
                 request_id=request_ids.new_request_id(),
                 webhook_id=webhook_id,
                 body=body,
-                task_queue=REFERENCE_QUEUE,
+                task_queue=task_queue,
             )
             started += 1
 
@@ -158,19 +171,28 @@ async def drain(
     rnd: int,
     requests: int,
     timeout: float,
+    v1: bool = False,
 ) -> Drain:
     """Enqueue ``requests`` with no worker running, then start one and time the drain.
 
     Ours are POSTed to ``webhook_id`` through the API; the reference's are started directly
-    (``enqueue_reference``) for the reference worker. The worker starts once the server has
-    recorded every start; the drain ends when all are closed or after ``timeout`` seconds.
+    (``enqueue_reference``) for the reference worker, and with ``v1`` the frozen v1 workflow's
+    (``bench/workflow_v1.py``, real activities, ``webhook_id`` a real webhook) for its worker.
+    The worker starts once the server has recorded every start; the drain ends when all are
+    closed or after ``timeout`` seconds.
 
     Returns:
         The drain: seconds from the worker polling to the last close, CPU seconds of the server
-        and the worker meanwhile, the worker's RSS at the end, statuses, history shape.
+        (``server`` over the drain, ``server_enqueue`` over the enqueue) and the worker, the
+        worker's RSS at the end, statuses, history shape, billable actions per workflow and the
+        Temporal database's growth over enqueue and drain.
     """
-    kind = "reference" if reference else "ours"
-    if reference:
+    kind = "v1" if v1 else "reference" if reference else "ours"
+    db_before = temporal_db_bytes(stack)
+    enqueue_cpu = cpu_seconds(temporal_pid)
+    if v1:
+        enqueued = await enqueue_reference(client, webhook_id, requests, V1_WORKFLOW_TYPE, V1_QUEUE)
+    elif reference:
         enqueued = await enqueue_reference(client, webhook_id, requests)
     else:
         phase = await run_load(
@@ -194,11 +216,20 @@ async def drain(
     settle = time.monotonic() + 30
     while (await client.count_workflows(query)).count < enqueued and time.monotonic() < settle:
         await asyncio.sleep(0.1)
-    if reference:
-        worker, ready_at = await stack.start_worker("reference-worker", REFERENCE_QUEUE)
-    else:
-        worker, ready_at = await stack.start_worker()
-    at_start = {"server": cpu_seconds(temporal_pid), "worker": cpu_seconds(worker.pid)}
+    enqueue_cpu = cpu_seconds(temporal_pid) - enqueue_cpu
+    name, queue = "worker", None
+    if v1:
+        name, queue = "v1-worker", V1_QUEUE
+    elif reference:
+        name, queue = "reference-worker", REFERENCE_QUEUE
+    # The scaled topology drains with ``stack.workers`` workers, started together.
+    started = await asyncio.gather(*(stack.start_worker(name, queue) for _ in range(stack.workers)))
+    worker, ready_at = started[0][0], max(at for _, at in started)
+    others = [proc for proc, _ in started[1:]]
+    at_start = {
+        "server": cpu_seconds(temporal_pid),
+        "worker": sum(cpu_seconds(p.pid) for p in [worker, *others]),
+    }
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -213,11 +244,13 @@ async def drain(
             await asyncio.sleep(0.5)
         cpu = {
             "server": cpu_seconds(temporal_pid) - at_start["server"],
-            "worker": cpu_seconds(worker.pid) - at_start["worker"],
+            "worker": sum(cpu_seconds(p.pid) for p in [worker, *others]) - at_start["worker"],
+            "server_enqueue": enqueue_cpu,
         }
         worker_rss = rss_mb(worker.pid)
     finally:
-        stack.stop(worker)
+        for proc in [worker, *others]:
+            stack.stop(proc)
     last_close = 0.0
     statuses: Counter[str] = Counter()
     ids: list[str] = []
@@ -228,9 +261,71 @@ async def drain(
         statuses[status or "?"] += 1
         ids.append(execution.id)
     succeeded = statuses.pop("SUCCESS", 0)
-    events = await history_shape(client, ids[:: max(1, len(ids) // HISTORY_SAMPLE)])
+    db_growth = temporal_db_bytes(stack) - db_before
+    sample = ids[:: max(1, len(ids) // HISTORY_SAMPLE)]
+    events = await history_shape(client, sample)
+    actions = await billable_actions(client, sample)
     seconds = max(0.0, last_close - ready_at)
-    return Drain(kind, rnd, enqueued, succeeded, seconds, cpu, worker_rss, dict(statuses), events)
+    return Drain(
+        kind,
+        rnd,
+        enqueued,
+        succeeded,
+        seconds,
+        cpu,
+        worker_rss,
+        dict(statuses),
+        events,
+        actions=actions,
+        db_bytes=db_growth,
+    )
+
+
+def temporal_db_bytes(stack: Stack) -> int:
+    """Bytes the dev server's SQLite database holds: its pages in use (page count less free
+    pages, times the page size) as a reader sees them, so what is still in the WAL counts and
+    the WAL file's own size (reused after each checkpoint) does not."""
+    path = stack.data_dir / "temporal.db"
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+        pages, free, size = (
+            db.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("page_count", "freelist_count", "page_size")
+        )
+    return int((pages - free) * size)
+
+
+async def billable_actions(client: Client, workflow_ids: list[str]) -> float:
+    """Mean Temporal Cloud billable actions per workflow, counted from the history.
+
+    Counted as Temporal Cloud documents them: the start (1), each activity attempt, the local
+    activities of one workflow task together (1), each search-attribute upsert, timer, signal
+    and child workflow start. Memo changes and workflow tasks are not actions. Queries are,
+    but leave no event (none here).
+    """
+    total = 0
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        local_tasks: set[int] = set()
+        for event in history.events:
+            kind = event.event_type
+            if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+                total += max(1, event.activity_task_started_event_attributes.attempt)
+            elif kind == EventType.EVENT_TYPE_MARKER_RECORDED:
+                marker = event.marker_recorded_event_attributes
+                if marker.marker_name == LOCAL_ACTIVITY_MARKER:
+                    local_tasks.add(marker.workflow_task_completed_event_id)
+            elif kind in (
+                EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED,
+                EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES,
+                EventType.EVENT_TYPE_TIMER_STARTED,
+                EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+                EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+            ):
+                total += 1
+        total += len(local_tasks)
+    return total / (len(workflow_ids) or 1)
 
 
 async def history_shape(client: Client, workflow_ids: list[str]) -> dict[str, float]:

@@ -90,8 +90,11 @@ class ReferenceWorkflow(WebhookRequestWorkflow):
 # --- the worker --------------------------------------------------------------------------------
 
 
-def worker_arguments(client: Any, settings: Any, executor: Any) -> dict[str, Any]:
-    """The keyword arguments ``worker.build_worker`` gives ``Worker`` (nothing is built)."""
+def worker_arguments(
+    client: Any, settings: Any, executor: Any, store: Any = None
+) -> dict[str, Any]:
+    """The keyword arguments ``worker.build_worker`` gives ``Worker`` (nothing is built); the
+    activities use ``store`` (default: an in-memory one, never touched by no-op activities)."""
     import worker as worker_module
     from persistence.store import Store
 
@@ -104,7 +107,7 @@ def worker_arguments(client: Any, settings: Any, executor: Any) -> dict[str, Any
     worker_module.Worker = capture  # type: ignore[assignment,misc]
     try:
         # The in-memory store is never touched: build_worker only wraps it.
-        worker_module.build_worker(client, Store("sqlite://"), settings, executor)
+        worker_module.build_worker(client, store or Store("sqlite://"), settings, executor)
     finally:
         worker_module.Worker = real  # type: ignore[misc]
     return captured

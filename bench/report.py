@@ -7,6 +7,7 @@ figures, the JSON object the bench prints last (keys ``KEYS``, in that order).
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 from collections import defaultdict
@@ -26,11 +27,20 @@ KEYS = (
     "mapping_overhead_ratio",
     "api_rss_mb",
     "worker_rss_mb",
+    "ack_p99_draining_ms",
+    "e2e_vs_v1_ratio",
+    "history_events_per_request",
+    "actions_per_request",
+    "server_cpu_ms_per_request",
+    "temporal_bytes_per_request",
 )
+# Measured only where the run's size affords it (``bench/run.py``): present after ``KEYS``.
+OPTIONAL_KEYS = ("burst_first_answer_p50_s",)
 ACCEPTANCE_LABELS = {
     "raw": "raw starts, minimal workflow",
     "raw-shaped": "raw starts, ingest's exact start",
     "ingest": "ingest: HTTP POST → 202",
+    "ingest-h11": "ingest, asyncio loop + h11",
 }
 
 
@@ -67,6 +77,8 @@ class Drain:
     worker_rss_mb: float
     other: dict[str, int]
     events: dict[str, float]
+    actions: float = 0.0  # mean Temporal Cloud billable actions per workflow (sampled)
+    db_bytes: int = 0  # growth of temporal.db + WAL over enqueue and drain
 
     @property
     def rate(self) -> float:
@@ -95,17 +107,28 @@ def _acceptance_lines(by_kind: dict[str, list[Phase]]) -> list[str]:
     rates = {kind: [p.rate for p in items] for kind, items in by_kind.items()}
     lines = ["", f"{'phase (no worker, concurrency 50)':<36} {'mean/s':>9}  spread"]
     for kind, label in ACCEPTANCE_LABELS.items():
-        lines.append(f"  {label:<34} {mean(rates.get(kind, [])):9.1f}  {spread(rates[kind])}")
+        if kind in rates:
+            lines.append(f"  {label:<34} {mean(rates[kind]):9.1f}  {spread(rates[kind])}")
     raw_by_round = {p.round: p.rate for p in by_kind["raw"]}
     pairs = [p.rate / raw_by_round[p.round] for p in by_kind["ingest"] if raw_by_round[p.round]]
     lines.append(f"  ingest / raw, round by round: {', '.join(f'{x:.2f}' for x in pairs)}")
+    h11_by_round = {p.round: p.rate for p in by_kind.get("ingest-h11", [])}
+    if h11_by_round:
+        h11 = [p.rate / h11_by_round[p.round] for p in by_kind["ingest"] if h11_by_round[p.round]]
+        lines.append(
+            f"  ingest (uvloop + httptools) / ingest (asyncio + h11), round by round: "
+            f"{', '.join(f'{x:.2f}' for x in h11)}"
+        )
     lines.append("  CPU per accepted start (ms; server / api / load generator):")
     for kind, label in ACCEPTANCE_LABELS.items():
         items = by_kind[kind]
+        if not items:
+            continue
         ok = sum(p.result["ok"] for p in items) or 1
+        api = "api-h11" if kind == "ingest-h11" else "api"
         cells = " / ".join(
             f"{1000 * sum(p.cpu.get(n, 0.0) for p in items) / ok:5.2f}"
-            for n in ("server", "api", "load")
+            for n in ("server", api, "load")
         )
         lines.append(f"    {label:<34} {cells}")
     return lines
@@ -126,17 +149,33 @@ def _drain_lines(drains: list[Drain]) -> list[str]:
             f"{d.rate:9.1f}  {1000 * d.cpu['worker'] / n:13.2f}  {1000 * d.cpu['server'] / n:13.2f}"
             f"{note}"
         )
+    v1s = [d for d in drains if d.kind == "v1"]
     pairs = [o.rate / r.rate for o, r in zip(ours, refs, strict=False) if r.rate]
     lines.append(
         f"  e2e {mean([d.rate for d in ours]):.1f}/s {spread([d.rate for d in ours])}; reference "
         f"{mean([d.rate for d in refs]):.1f}/s {spread([d.rate for d in refs])}; "
         f"round by round ratio {', '.join(f'{x:.2f}' for x in pairs)}"
     )
+    if v1s:
+        v1_pairs = [o.rate / v.rate for o, v in zip(ours, v1s, strict=False) if v.rate]
+        lines.append(
+            f"  v1 (frozen workflow, real activities) {mean([d.rate for d in v1s]):.1f}/s "
+            f"{spread([d.rate for d in v1s])}; ours ÷ v1 round by round "
+            f"{', '.join(f'{x:.2f}' for x in v1_pairs)}"
+        )
+    lines.append("  per request: events / billable actions / server CPU ms / temporal.db bytes")
+    for label, kinds in (("ours", ours), ("v1", v1s), ("reference", refs)):
+        if kinds:
+            c = per_request(kinds)
+            lines.append(
+                f"    {label:<10} {c['events']:5.1f} / {c['actions']:4.1f} / "
+                f"{c['server_cpu_ms']:6.1f} / {c['bytes']:8.0f}"
+            )
     if ours and refs and ours[-1].events != refs[-1].events:
         lines.append(
             "  WARNING: the reference's history differs from ours: update bench/reference.py"
         )
-    for kinds in (ours, refs):
+    for kinds in (ours, refs, v1s):
         if kinds:
             events = kinds[-1].events
             shape = ", ".join(f"{name.lower()} {n:g}" for name, n in events.items())
@@ -145,14 +184,18 @@ def _drain_lines(drains: list[Drain]) -> list[str]:
     return lines
 
 
-def _ack_lines(ack: Phase, ack_busy: Phase | None) -> list[str]:
+def _ack_lines(ack: Phase, ack_busy: Phase | None, ack_busy_h11: Phase | None = None) -> list[str]:
     result = ack.result
     lines = [
         "",
         f"ack, open loop at {result['target_rate']:.1f}/s (half the ingest rate) for "
         f"{result['seconds']:.0f}s:",
     ]
-    for label, measured in (("no worker", ack), ("worker draining", ack_busy)):
+    for label, measured, api in (
+        ("no worker", ack, "api"),
+        ("worker draining", ack_busy, "api"),
+        ("same, h11 API", ack_busy_h11, "api-h11"),
+    ):
         if measured is None:
             continue
         r = measured.result
@@ -160,9 +203,23 @@ def _ack_lines(ack: Phase, ack_busy: Phase | None) -> list[str]:
             f"  {label:<15} p50 {r['p50_ms']:6.1f} ms  p90 {r['p90_ms']:6.1f} ms  "
             f"p99 {r['p99_ms']:6.1f} ms  max {r['max_ms']:6.1f} ms; {r['ok']} accepted, "
             f"errors {r['errors'] or 0}, dropped {r['dropped']}; "
-            f"{cpu_cell(measured.cpu, r['seconds'], ('server', 'api', 'worker', 'load'))}"
+            f"{cpu_cell(measured.cpu, r['seconds'], ('server', api, 'worker', 'load'))}"
         )
     return lines
+
+
+def per_request(drains: list[Drain]) -> dict[str, float]:
+    """Cost of one request over ``drains`` (all of one kind): history events and billable
+    actions (means over the sampled histories), Temporal server CPU ms (enqueue + drain) and
+    Temporal database bytes (growth of file + WAL), each ÷ requests enqueued."""
+    requests = sum(d.requests for d in drains) or 1
+    server = sum(d.cpu.get("server", 0.0) + d.cpu.get("server_enqueue", 0.0) for d in drains)
+    return {
+        "events": mean([sum(d.events.values()) for d in drains]),
+        "actions": mean([d.actions for d in drains]),
+        "server_cpu_ms": 1000 * server / requests,
+        "bytes": sum(d.db_bytes for d in drains) / requests,
+    }
 
 
 def figures(
@@ -171,9 +228,13 @@ def figures(
     ack: Phase,
     mapping: dict[str, float],
     api_rss: float,
+    ack_busy: Phase | None = None,
+    burst: dict[str, float] | None = None,
 ) -> dict[str, float]:
-    """The figures (keys ``KEYS``): mean rates per second over the rounds, their ratios, ack
-    latencies in ms, the mapping figures as ``bench/mapping.py`` printed them, RSS in MiB."""
+    """The figures (keys ``KEYS``, then those of ``OPTIONAL_KEYS`` measured): mean rates per
+    second over the rounds, their ratios, ack latencies in ms (``ack_busy``: while a worker
+    drains), the mapping figures as ``bench/mapping.py`` printed them, RSS in MiB, the cost of
+    one of our requests (``per_request``) and the burst's first-answer median in seconds."""
     by_kind: dict[str, list[float]] = defaultdict(list)
     for phase in phases:
         by_kind[phase.kind].append(phase.rate)
@@ -182,6 +243,8 @@ def figures(
     ours = [d for d in drains if d.kind == "ours"]
     e2e_rate = mean([d.rate for d in ours])
     reference_rate = mean([d.rate for d in drains if d.kind == "reference"])
+    v1_rate = mean([d.rate for d in drains if d.kind == "v1"])
+    cost = per_request(ours)
     worker_rss = ours[-1].worker_rss_mb if ours else 0.0
     result = {
         "raw_start_rate": round(raw_rate, 1),
@@ -196,8 +259,16 @@ def figures(
         "mapping_overhead_ratio": mapping["mapping_overhead_ratio"],
         "api_rss_mb": round(api_rss, 1),
         "worker_rss_mb": round(worker_rss, 1),
+        "ack_p99_draining_ms": round(ack_busy.result["p99_ms"], 1) if ack_busy else 0.0,
+        "e2e_vs_v1_ratio": round(e2e_rate / v1_rate, 3) if v1_rate else 0.0,
+        "history_events_per_request": round(cost["events"], 1),
+        "actions_per_request": round(cost["actions"], 1),
+        "server_cpu_ms_per_request": round(cost["server_cpu_ms"], 1),
+        "temporal_bytes_per_request": round(cost["bytes"]),
     }
     assert tuple(result) == KEYS
+    if burst is not None:
+        result["burst_first_answer_p50_s"] = round(burst["first_answer_p50_s"], 2)
     return result
 
 
@@ -210,6 +281,7 @@ def report_lines(
     api_rss: float,
     elapsed: float,
     mode: str,
+    ack_busy_h11: Phase | None = None,
 ) -> list[str]:
     """The table: acceptance phases, e2e drains, ack latency, mapping, RSS, the run itself.
 
@@ -231,7 +303,7 @@ def report_lines(
     return [
         *_acceptance_lines(by_kind),
         *_drain_lines(drains),
-        *_ack_lines(ack, ack_busy),
+        *_ack_lines(ack, ack_busy, ack_busy_h11),
         f"mapping: {mapping['mapping_us_per_data_point']} us/data point, "
         f"overhead ratio {mapping['mapping_overhead_ratio']} (bench/mapping.py)",
         f"RSS: api {api_rss:.0f} MB at the end, worker {worker_rss:.0f} MB after its last drain",
@@ -248,8 +320,16 @@ def report(
     api_rss: float,
     elapsed: float,
     mode: str,
+    burst: dict[str, float] | None = None,
+    ack_busy_h11: Phase | None = None,
 ) -> dict[str, float]:
-    """Print ``report_lines`` and return ``figures`` (arguments as for ``report_lines``)."""
+    """Print ``report_lines`` and return ``figures`` (arguments as for ``report_lines``; ``burst``
+    the burst phase's figures, when measured)."""
     assert ack is not None
-    print("\n".join(report_lines(phases, drains, ack, ack_busy, mapping, api_rss, elapsed, mode)))
-    return figures(phases, drains, ack, mapping, api_rss)
+    lines = report_lines(
+        phases, drains, ack, ack_busy, mapping, api_rss, elapsed, mode, ack_busy_h11
+    )
+    print("\n".join(lines))
+    if burst is not None:
+        print(f"burst: {json.dumps(burst)}")
+    return figures(phases, drains, ack, mapping, api_rss, ack_busy, burst)

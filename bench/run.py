@@ -18,9 +18,13 @@ here) and, when a phase needs it, the worker (``python worker.py``) or the refer
    from a plain Temporal client), the same client starting exactly what the ingest handler starts
    (input with the body, search attributes, summary: table only), and ``ingest_rate`` (accepted
    POSTs through the API); all at concurrency 50, counted over a window after a warm-up.
-4. ``ack_p50_ms`` / ``ack_p99_ms``: open-loop POSTs at half the measured ingest rate, no worker
-   (the table adds the same load while the worker drains the backlog the phases left).
+4. ``ack_p50_ms`` / ``ack_p99_ms``: open-loop POSTs at half the measured ingest rate, no worker;
+   ``ack_p99_draining_ms``: the same load while the worker drains the backlog the phases left
+   (and, in the table and chart, the same on a second API process on asyncio + h11).
 5. ``api_rss_mb`` at the end; ``worker_rss_mb`` at the end of the worker's last drain.
+6. ``burst_first_answer_p50_s`` (full: 2,000, quick: 500, smoke: 20 deliveries): a
+   burst sent at once by ``make chaos``'s retrying sender; seconds to each first answer (202, or
+   a fast 503 + Retry-After).
 
 Rounds alternate in ABBA order (ours first, then the reference first, …), so with an even
 number of rounds a slow drift (the Temporal database grows; other work on the machine comes and
@@ -28,7 +32,11 @@ goes) weighs the same on both sides; rates are means over the rounds, and the ta
 round and the round-by-round ratios as the spread. CPU time of every process is sampled over each
 measured window, so the table also says which process the time goes to.
 
-Sizes: full by default (about 6 minutes); ``BENCH_QUICK=1`` (under 3 minutes); ``BENCH_SMOKE=1``
+Topology: ``BENCH_TOPOLOGY=scaled`` runs ``BENCH_APIS`` API processes (default 2; the ingest
+rounds' senders round-robin over them) and drains with ``BENCH_WORKERS`` workers (default 2) on a
+PostgreSQL app database (``bench/postgres.py``), as ``make chaos`` does.
+
+Sizes: full by default (about 10 minutes); ``BENCH_QUICK=1`` (about 4 minutes); ``BENCH_SMOKE=1``
 (a few dozen requests, for the test suite). ``--profile DIR`` attaches ``py-spy`` (install it into
 the venv) to the API and the workers and prints where their CPU time goes (slows the figures).
 ``BENCH_KEEP=1`` keeps the temporary directory (logs, databases); ``BENCH_SERVER_ARGS`` adds
@@ -39,7 +47,14 @@ table ``bench/report.py``, the ``--profile`` summaries ``bench/profiles.py``; th
 
 The last line printed is one JSON object: raw_start_rate, ingest_rate, ingest_ratio, e2e_rate,
 reference_rate, e2e_ratio, ack_p50_ms, ack_p99_ms, mapping_us_per_data_point,
-mapping_overhead_ratio, api_rss_mb, worker_rss_mb.
+mapping_overhead_ratio, api_rss_mb, worker_rss_mb, ack_p99_draining_ms (the open loop while a
+worker drains), e2e_vs_v1_ratio (ours ÷ the frozen v1 workflow, ``bench/workflow_v1.py``, both
+with the real activities), history_events_per_request, actions_per_request (Temporal Cloud
+billable actions counted from the history), server_cpu_ms_per_request (the dev server's CPU over
+enqueue and drain), temporal_bytes_per_request (growth of the pages temporal.db uses, WAL
+included), then burst_first_answer_p50_s where measured. The same object is written to
+``--out DIR`` (default ``bench/results``) as ``bench-<UTC time>-<size>-<topology>.json`` with the
+run's chart beside it (``.png``, ``bench/chart.py``).
 """
 
 from __future__ import annotations
@@ -64,10 +79,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import cli  # noqa: E402
+from bench.chaos_report import percentile  # noqa: E402
+from bench.chaos_scenarios import Delivery, Sender, send_burst  # noqa: E402
+from bench.chart import draw  # noqa: E402
 from bench.phases import CONCURRENCY, FHIR_BODY, configure, drain, run_load  # noqa: E402
+from bench.postgres import Postgres, topology, topology_name  # noqa: E402
 from bench.profiles import summarize_profiles  # noqa: E402
 from bench.report import Drain, Phase, cpu_cell, mean, report  # noqa: E402
-from bench.stack import Stack, rss_mb  # noqa: E402
+from bench.stack import Stack, free_ports, rss_mb  # noqa: E402
 from infra import temporal  # noqa: E402
 
 RATE_LIMIT = "1000000/second"
@@ -85,14 +104,15 @@ class Sizes:
     drain_timeout: float  # seconds a drain may take at most
     ack_seconds: float  # open-loop counted seconds
     mapping_args: tuple[str, ...]
+    burst: int  # deliveries sent at once at the end (make chaos's sender), 0: none
 
 
 # Many short rounds, interleaved in ABBA order and even in number, rather than a few long ones:
 # other work on the machine comes and goes, and the Temporal database grows as the run goes on.
 SIZES = {
-    "full": Sizes(6, 1.5, 5.0, 300, 4, 300.0, 20.0, ()),
-    "quick": Sizes(2, 0.5, 4.0, 150, 2, 120.0, 8.0, ("--rounds", "9", "--batch", "40")),
-    "smoke": Sizes(1, 0.5, 1.5, 24, 1, 40.0, 2.0, ("--rounds", "3", "--batch", "5")),
+    "full": Sizes(6, 1.5, 5.0, 300, 4, 300.0, 20.0, (), 2000),
+    "quick": Sizes(2, 0.5, 4.0, 150, 2, 120.0, 8.0, ("--rounds", "9", "--batch", "40"), 500),
+    "smoke": Sizes(1, 0.5, 1.5, 24, 1, 40.0, 2.0, ("--rounds", "3", "--batch", "5"), 20),
 }
 
 
@@ -144,10 +164,11 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
     mode = bench_mode()
     sizes = SIZES[mode]
     started = time.monotonic()
+    load_at_start = os.getloadavg()[0]
     print(
         f"careflow-webhooks bench ({mode}): {os.cpu_count()} CPUs ({cpu_model()}), "
         f"Python {platform.python_version()}, {temporal_version()}, "
-        f"load average {os.getloadavg()[0]:.2f} at start",
+        f"load average {load_at_start:.2f} at start",
         flush=True,
     )
     mapping = run_mapping(sizes)
@@ -157,36 +178,60 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
     if profile_dir:
         profile_dir.mkdir(parents=True, exist_ok=True)
     extra = os.environ.get("BENCH_SERVER_ARGS", "").split()  # to try server settings
+    apis, workers = topology()
+    postgres = Postgres() if topology_name() == "scaled" else None
+    print(f"topology {topology_name()}: {apis} API process(es), {workers} worker(s)", flush=True)
     stack = Stack(
         tmp,
         task_queue=REQUESTS_QUEUE,
         rate_limit=RATE_LIMIT,
         temporal_args=["--headless", *extra],
         profile_dir=profile_dir,
+        apis=apis,
+        workers=workers,
+        database_url=postgres.start() if postgres else None,
     )
     phases: list[Phase] = []
     drains: list[Drain] = []
     ack: Phase | None = None
     ack_busy: Phase | None = None
+    ack_busy_h11: Phase | None = None
+    burst: dict[str, float] | None = None
     api_rss = 0.0
     try:
+        await stack.migrate()
         server = await stack.start_temporal()
         client = await temporal.connect(stack.settings)
         api = await stack.start_api()
-        hooks = await configure(stack, 1 + sizes.e2e_rounds)
-        ingest_hook, e2e_hooks = hooks[0], hooks[1:]
+        for port in stack.api_ports[1:]:  # the scaled topology's other API processes
+            await stack.start_api(port=port)
+        # The same API on asyncio's loop and h11 (uvicorn's pure-Python stack), side by side
+        # with the default (uvloop + httptools, installed with the API): ingest rounds and the
+        # ack while draining are measured on both.
+        # (Not in the smoke size, which only proves the bench runs.)
+        [h11_port] = free_ports(1)
+        h11 = mode != "smoke"
+        h11_args = ("--loop", "asyncio", "--http", "h11")
+        api_h11 = await stack.start_api("api-h11", h11_port, h11_args) if h11 else None
+        h11_url = f"http://127.0.0.1:{h11_port}"
+        hooks = await configure(stack, 1 + 2 * sizes.e2e_rounds)
+        ingest_hook, e2e_hooks = hooks[0], hooks[1 : 1 + sizes.e2e_rounds]
+        v1_hooks = hooks[1 + sizes.e2e_rounds :]
         print(f"stack up in {time.monotonic() - started:.0f}s (data in {tmp})", flush=True)
 
-        # e2e: drain N requests with our worker and N reference workflows, alternating.
+        # e2e: drain N requests with our worker, N reference workflows and N of the frozen v1
+        # workflow (real activities), the order reversed every other round.
         for rnd in range(sizes.e2e_rounds):
-            for reference in (False, True) if rnd % 2 == 0 else (True, False):
-                hook = f"wh_bench_reference_{rnd}" if reference else e2e_hooks[rnd]
+            kinds = ["ours", "reference", "v1"]
+            for kind in kinds if rnd % 2 == 0 else reversed(kinds):
+                hooks_of = {"ours": e2e_hooks[rnd], "v1": v1_hooks[rnd]}
                 result = await drain(
                     stack,
                     client,
                     server.pid,
-                    reference=reference,
-                    webhook_id=hook,
+                    reference=kind == "reference",
+                    v1=kind == "v1",
+                    webhook_id=hooks_of.get(kind, f"wh_bench_reference_{rnd}"),
                     rnd=rnd,
                     requests=sizes.e2e_requests,
                     timeout=sizes.drain_timeout,
@@ -200,6 +245,8 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
 
         # Acceptance ceilings, no worker running; the order alternates between rounds.
         watched = {"server": server.pid, "api": api.pid}
+        if api_h11 is not None:
+            watched["api-h11"] = api_h11.pid
         raw_args = ["--address", stack.settings.temporal_address, "--task-queue", RAW_QUEUE]
         window = ["--warmup", str(sizes.warmup), "--duration", str(sizes.window)]
         conc = ["--concurrency", str(CONCURRENCY)]
@@ -219,23 +266,31 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
             ],
             "ingest": [
                 "closed",
-                "--url",
-                f"{stack.api_url}/hooks/{ingest_hook}",
+                *(a for url in stack.api_urls for a in ("--url", f"{url}/hooks/{ingest_hook}")),
                 "--body",
                 str(FHIR_BODY),
                 *conc,
                 *window,
             ],
         }
+        plans["ingest-h11"] = [
+            "closed",
+            "--url",
+            f"{h11_url}/hooks/{ingest_hook}",
+            "--body",
+            str(FHIR_BODY),
+            *conc,
+            *window,
+        ]
         for rnd in range(sizes.rounds):
-            order = ["raw", "raw-shaped", "ingest"]
+            order = ["raw", "raw-shaped", "ingest", *(["ingest-h11"] if h11 else [])]
             for kind in order if rnd % 2 == 0 else reversed(order):
                 phase = await run_load(stack, watched, *plans[kind])
                 phase.kind, phase.round = kind, rnd
                 phases.append(phase)
                 print(
                     f"  {kind:<10} #{rnd + 1}: {phase.rate:7.1f}/s  "
-                    f"{cpu_cell(phase.cpu, phase.result['seconds'], ('server', 'api', 'load'))}"
+                    f"{cpu_cell(phase.cpu, phase.result['seconds'], ('server', 'api', 'api-h11'))}"
                     f"  errors {phase.result['errors'] or 0}",
                     flush=True,
                 )
@@ -256,38 +311,105 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
             str(sizes.ack_seconds),
         ]
         ack = await run_load(stack, watched, *open_loop)
-        if mode != "smoke":
-            # The same load while the worker drains the backlog the phases above left: what a
-            # sender sees when the whole stack shares the machine (table only).
-            worker, _ = await stack.start_worker()
-            try:
-                await asyncio.sleep(2)
-                ack_busy = await run_load(stack, {**watched, "worker": worker.pid}, *open_loop)
-            finally:
-                stack.stop(worker)
+        # The same load while the worker drains the backlog the phases above left: what a
+        # sender sees when the whole stack shares the machine (``ack_p99_draining_ms``).
+        worker, _ = await stack.start_worker()
+        try:
+            await asyncio.sleep(2)
+            ack_busy = await run_load(stack, {**watched, "worker": worker.pid}, *open_loop)
+            if h11:  # the same on the h11 API (table and chart)
+                h11_loop = [a.replace(stack.api_url, h11_url) for a in open_loop]
+                ack_busy_h11 = await run_load(stack, {**watched, "worker": worker.pid}, *h11_loop)
+                ack_busy_h11.kind = "open-h11"
+        finally:
+            stack.stop(worker)
         api_rss = rss_mb(api.pid)
+        if sizes.burst:
+            burst = await run_burst(stack, ingest_hook, sizes.burst)
+            print(f"  burst: {json.dumps(burst)}", flush=True)
     except BaseException:
         for proc in stack.unexpected_exits():
             print(f"--- {proc.name} log tail ---\n{proc.tail()}", file=sys.stderr)
         raise
     finally:
         stack.stop_all()
+        if postgres is not None:
+            postgres.stop()
         if os.environ.get("BENCH_KEEP"):
             print(f"kept {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
     elapsed = time.monotonic() - started
-    figures = report(phases, drains, ack, ack_busy, mapping, api_rss, elapsed, mode)
+    figures = report(
+        phases,
+        drains,
+        ack,
+        ack_busy,
+        mapping,
+        api_rss,
+        elapsed,
+        mode,
+        burst=burst,
+        ack_busy_h11=ack_busy_h11,
+    )
+    out = Path(args.out).resolve()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    stem = out / f"bench-{stamp}-{mode}-{topology_name()}"
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(figures) + "\n")
+    title = (
+        f"make bench ({mode}, {topology_name()}: {apis} API, {workers} worker), "
+        f"{os.cpu_count()} CPUs, load average {load_at_start:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at the end; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+    chart = draw(stem.with_suffix(".png"), phases, drains, ack, ack_busy, title, ack_busy_h11)
+    print(f"wrote {stem.with_suffix('.json')} and {chart}", flush=True)
     if profile_dir:
         summarize_profiles(profile_dir)
     return figures
+
+
+async def run_burst(stack: Stack, webhook_id: str, count: int) -> dict[str, float]:
+    """``count`` deliveries at once, by ``make chaos``'s retrying sender (lean client), to every
+    API process; no worker runs (the answer never waits for one).
+
+    Returns:
+        ``first_answer_p50_s`` / ``first_answer_p99_s`` (seconds from each delivery's first
+        attempt to its first answer of any kind), ``acknowledged``, ``requests``, ``attempts``,
+        ``all_acknowledged_after_s``.
+    """
+    # The FHIR sample the bench's webhook maps (make chaos's own bodies would be REJECTED here),
+    # each delivery with its own webhook-id.
+    body = FHIR_BODY.read_bytes()
+    run = f"bench-burst-{time.time_ns()}"
+    deliveries = [Delivery(seq, f"{run}-{seq:05d}", "", body) for seq in range(count)]
+    urls = [f"{url}/hooks/{webhook_id}" for url in stack.api_urls]
+    started = time.monotonic()
+    sender = Sender([], urls[0], started, mirrors=urls[1:], lean=True)
+    await send_burst(sender, deliveries)
+    first = [d.first_answer_s for d in deliveries if d.first_answer_s is not None]
+    acked = [d.acknowledged_s for d in deliveries if d.acknowledged_s is not None]
+    return {
+        "requests": count,
+        "acknowledged": len(acked),
+        "attempts": sum(d.attempts for d in deliveries),
+        "first_answer_p50_s": percentile(first, 0.5) or 0.0,
+        "first_answer_p99_s": percentile(first, 0.99) or 0.0,
+        "all_acknowledged_after_s": round(max(acked), 2) if acked else 0.0,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--profile", metavar="DIR", help="attach py-spy to the API and workers; write DIR/*.txt"
+    )
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=str(ROOT / "bench" / "results"),
+        help="where the run's JSON and chart (PNG) go (default bench/results)",
     )
     args = parser.parse_args()
 

@@ -39,7 +39,11 @@ from persistence.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 # Worker scripts by component name; each logs a line with "polling task queue" once it polls.
-WORKERS = {"worker": ROOT / "worker.py", "reference-worker": ROOT / "bench" / "reference.py"}
+WORKERS = {
+    "worker": ROOT / "worker.py",
+    "reference-worker": ROOT / "bench" / "reference.py",
+    "v1-worker": ROOT / "bench" / "workflow_v1.py",
+}
 # Environment of the caller that must not reach the components (the stack sets its own).
 _SCRUB = ("CAREFLOW_", "TEMPORAL_", "DATABASE_URL", "BENCH_", "CHAOS_")
 
@@ -92,6 +96,7 @@ class Proc:
     log: Path
     profiler: subprocess.Popen[bytes] | None = None
     stopped: bool = False  # the stack stopped or killed it: its exit is expected
+    port: int | None = None  # an API process's port
 
     @property
     def pid(self) -> int:
@@ -121,6 +126,9 @@ class Stack:
         temporal_args: more arguments for the dev server (e.g. ``--headless``).
         temporal_metrics: serve the dev server's metrics on a free port of its own.
         profile_dir: attach ``py-spy`` to the API and the workers, writing there.
+        apis / workers: how many API processes (each on its own port, ``api_urls``) and
+            workers ``start_all`` starts (the scaled topology: several of each).
+        database_url: the app database (``DATABASE_URL``; default SQLite in the data dir).
     """
 
     def __init__(
@@ -132,6 +140,9 @@ class Stack:
         temporal_args: Sequence[str] = (),
         temporal_metrics: bool = False,
         profile_dir: Path | None = None,
+        apis: int = 1,
+        workers: int = 1,
+        database_url: str | None = None,
     ) -> None:
         self.root = root
         self.logs = root / "logs"
@@ -153,9 +164,13 @@ class Stack:
             temporal_address=f"127.0.0.1:{temporal_port}",
             temporal_ui_port=ui_port,
             careflow_rate_limit=rate_limit,
+            database_url=database_url,
             _env_file=None,  # type: ignore[call-arg]
         )
         self.api_url = f"http://127.0.0.1:{api_port}"
+        self.api_ports = [api_port, *free_ports(apis - 1)] if apis > 1 else [api_port]
+        self.api_urls = [f"http://127.0.0.1:{port}" for port in self.api_ports]
+        self.workers = workers
         self.procs: list[Proc] = []
         self.kills: list[dict[str, str | float]] = []
 
@@ -277,8 +292,11 @@ class Stack:
         return sum(1 for line in self.log_text(name).splitlines() if needle in line)
 
     def restarts(self, names: Sequence[str]) -> dict[str, int]:
-        """Starts beyond the first, per component name."""
-        return {n: max(0, sum(1 for p in self.procs if p.name == n) - 1) for n in names}
+        """Starts beyond the first (the first ``apis`` / ``workers``), per component name."""
+        first = {"api": len(self.api_ports), "worker": self.workers}
+        return {
+            n: max(0, sum(1 for p in self.procs if p.name == n) - first.get(n, 1)) for n in names
+        }
 
     # --- the components ----------------------------------------------------------------------
 
@@ -330,14 +348,28 @@ class Stack:
         await cli.prepare_namespace(self.settings, timeout=30)
         return proc
 
-    async def start_api(self) -> Proc:
-        """The API under uvicorn; returns once ``/readyz`` answers 200."""
-        proc = self.spawn("api", [*cli.api_command(self.settings), "--log-level", "warning"])
+    async def start_api(
+        self, name: str = "api", port: int | None = None, uvicorn_args: Sequence[str] = ()
+    ) -> Proc:
+        """The API under uvicorn; returns once ``/readyz`` answers 200.
+
+        Args:
+            name: the component's name (another one than ``api`` for a second API process).
+            port: its port (default: the stack's API port).
+            uvicorn_args: more uvicorn options (e.g. ``--loop asyncio --http h11``).
+        """
+        settings = self.settings
+        if port is not None:
+            settings = settings.model_copy(update={"careflow_api_port": port})
+        command = [*cli.api_command(settings), "--log-level", "warning", *uvicorn_args]
+        proc = self.spawn(name, command)
+        proc.port = settings.careflow_api_port
+        url = f"http://{settings.careflow_api_host}:{settings.careflow_api_port}"
 
         async def ready() -> bool:
             try:
                 async with httpx.AsyncClient(timeout=2) as http:
-                    return (await http.get(f"{self.api_url}/readyz")).status_code == 200
+                    return (await http.get(f"{url}/readyz")).status_code == 200
             except httpx.HTTPError:
                 return False
 
@@ -354,6 +386,7 @@ class Stack:
             The process and the wall-clock time it logged that it polls.
         """
         proc = self.spawn(name, [sys.executable, str(WORKERS[name])], task_queue)
+        # Several workers of one name may run (the scaled topology); each is waited for alone.
 
         async def polling() -> bool:
             return "polling task queue" in proc.log_text()
@@ -362,19 +395,23 @@ class Stack:
         self.attach_profiler(proc)
         return proc, ready_at
 
-    async def start(self, name: str) -> Proc:
-        """Start component ``name`` (``temporal``, ``api`` or a worker) and wait until ready."""
+    async def start(self, name: str, port: int | None = None) -> Proc:
+        """Start component ``name`` (``temporal``, ``api`` — on ``port`` — or a worker) and wait
+        until ready."""
         if name == "temporal":
             return await self.start_temporal()
         if name == "api":
-            return await self.start_api()
+            return await self.start_api(port=port)
         return (await self.start_worker(name))[0]
 
     async def start_all(self) -> None:
-        """Like ``make run``: migrate, the dev server, then the worker and the API together."""
+        """Like ``make run``: migrate, the dev server, then the workers and the APIs together."""
         await self.migrate()
         await self.start_temporal()
-        await asyncio.gather(self.start_worker(), self.start_api())
+        await asyncio.gather(
+            *(self.start_worker() for _ in range(self.workers)),
+            *(self.start_api(port=port) for port in self.api_ports),
+        )
 
     async def kill_and_restart(self, name: str, down_seconds: float, at: float) -> None:
         """SIGKILL ``name``, keep it down ``down_seconds``, start it again, wait until ready.
@@ -383,9 +420,10 @@ class Stack:
         ``time.monotonic()`` reading) and ``ready_after_s`` (seconds from the kill to ready).
         """
         killed_at = time.monotonic()
+        port = self.current(name).port
         self.kill(name)
         await asyncio.sleep(down_seconds)
-        await self.start(name)
+        await self.start(name, port)
         self.kills.append(
             {
                 "component": name,

@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     activity_max_attempts: int = Field(default=10, ge=1)
     activity_max_seconds: float = Field(default=600.0, gt=0)
     careflow_max_concurrent_starts: int = Field(default=64, ge=1)
-    careflow_start_wait_seconds: float = Field(default=2.0, gt=0)
+    careflow_start_wait_seconds: float = Field(default=0.25, gt=0)
     careflow_log_format: Literal["text", "json"] = "text"
     careflow_metrics_port: int | None = None
     careflow_worker_metrics_host: str = "127.0.0.1"

@@ -1,8 +1,12 @@
 """``WebhookRequestWorkflow``: one webhook request, from verdict to started care flow.
 
-Orchestration only: every decision that needs I/O is an activity. Status and timeline are
-written to the ``RequestStatus`` search attribute and the memo once per workflow task (just
-before each activity is awaited, and at the end), never once per transition (contract §7).
+Orchestration only: every decision that needs I/O is an activity. ``validate_request`` runs as a
+local activity (in the first workflow task, on the worker: one marker event instead of an
+activity's three events and a workflow task's three; its input, which holds the body, is not
+recorded again). The ``RequestStatus`` search attribute is written only when the status changes
+(with the other search attributes gathered meanwhile), and the PHI-free memo only once the
+request has settled (any status but RECEIVED / SCHEDULED / PROCESSING), which the request log
+reads when no worker answers the ``status`` query (contract §7; issue 19 measures the shape).
 
 Which run trusts which verdict — a request is validated at most twice, by the same pure
 ``careflow.validation.validate``:
@@ -61,6 +65,9 @@ with workflow.unsafe.imports_passed_through():
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Runs reset before retried requests claimed their debounce window replay without the claim.
 _DEBOUNCE_ON_RETRY = "debounce-on-retry"
+# Statuses a request passes through; at any other the memo is written (the request log's state
+# when no worker answers the query). These are also in the RequestStatus search attribute.
+_IN_FLIGHT = frozenset({RequestStatus.RECEIVED, RequestStatus.SCHEDULED, RequestStatus.PROCESSING})
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -152,8 +159,7 @@ class WebhookRequestWorkflow:
             "schedule_to_close_timeout": timedelta(seconds=request.activity_max_seconds),
             "retry_policy": retry,
         }
-        self._flush()
-        validation = await workflow.execute_activity_method(
+        validation = await workflow.execute_local_activity_method(
             ValidationActivities.validate_request,
             # Accepted (202) requests in flight finish even if the webhook is disabled or
             # deleted meanwhile; a reset run checks the webhook's state again.
@@ -353,17 +359,23 @@ class WebhookRequestWorkflow:
         )
 
     def _flush(self) -> None:
-        """Write status, search attributes and the PHI-free memo: once per workflow task."""
-        updates = [temporal.SA_REQUEST_STATUS.value_set(self._state.status.value)]
-        for key in (
-            temporal.SA_CARE_FLOW_DEFINITION_ID,
-            temporal.SA_PATIENT_ID,
-            temporal.SA_CARE_FLOW_ID,
-        ):
-            value = self._search_attributes.pop(key.name, None)
-            if value is not None:
-                updates.append(key.value_set(value))
-        workflow.upsert_search_attributes(updates)
+        """Write what operators see, only where it changed: the status search attribute (with
+        the other search attributes gathered since) when the status differs from the written
+        one, and the PHI-free memo once the request has settled (not ``_IN_FLIGHT``)."""
+        current = workflow.info().typed_search_attributes
+        if self._state.status.value != current.get(temporal.SA_REQUEST_STATUS):
+            updates = [temporal.SA_REQUEST_STATUS.value_set(self._state.status.value)]
+            for key in (
+                temporal.SA_CARE_FLOW_DEFINITION_ID,
+                temporal.SA_PATIENT_ID,
+                temporal.SA_CARE_FLOW_ID,
+            ):
+                value = self._search_attributes.pop(key.name, None)
+                if value is not None and value != current.get(key):
+                    updates.append(key.value_set(value))
+            workflow.upsert_search_attributes(updates)
+        if self._state.status in _IN_FLIGHT:
+            return
         memo = self._state.model_dump(
             mode="json",
             include={

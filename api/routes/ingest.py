@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -9,10 +10,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
-from api.ingest import Outcome, TemporalUnavailableError
+from api.ingest import Outcome, StartOverloadedError, TemporalUnavailableError
 from careflow import logs
 from careflow.models import RequestError
 
+log = logging.getLogger("api.ingest")
 router = APIRouter(prefix="/hooks", tags=["ingest"])
 
 _ANSWERS: dict[int | str, dict[str, Any]] = {
@@ -48,6 +50,16 @@ def _error(
 ) -> JSONResponse:
     body = {"errors": [RequestError(code=code, message=message).model_dump(exclude_none=True)]}
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _overloaded(retry_after: int) -> JSONResponse:
+    log.warning("overloaded: no workflow start slot free; answering 503")
+    return _error(
+        503,
+        "temporal_unavailable",
+        "overloaded: the request was not recorded; retry after Retry-After seconds",
+        {"Retry-After": str(retry_after)},
+    )
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
@@ -90,6 +102,11 @@ async def _handle(
         return _error(
             429, "rate_limited", "too many requests for this webhook", {"Retry-After": str(wait)}
         )
+    overload = ingest.start_queue_full()
+    if overload is not None:
+        # Answered at once, body unread: under a burst the answer comes fast instead of after
+        # a queue wait the sender may time out on. Nothing was started, so a resend is safe.
+        return _overloaded(overload)
     try:
         body = await _read_capped(request, services.settings.max_payload_bytes)
         if body is None:
@@ -107,6 +124,8 @@ async def _handle(
                     if len(request.headers.getlist(name)) > 1
                 ],
             )
+    except StartOverloadedError as exc:
+        return _overloaded(exc.retry_after)
     except TemporalUnavailableError:
         return _error(
             503,

@@ -4,6 +4,7 @@ request are in ``routes/test_ingest.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from temporalio.client import Client
 
 from api import request_history
-from api.ingest import IngestService, _delivery_id
+from api.ingest import IngestService, StartOverloadedError, _delivery_id
 from api.paging import PageTokens
 from api.request_log import RequestLog
 from careflow.models import Identifier, Webhook
@@ -120,3 +121,56 @@ def test_deleted_and_unknown_webhooks_are_not_found(
     assert ingest.webhook(live.id) == live
     assert ingest.webhook(deleted.id) is None
     assert ingest.webhook("wh_nope") is None
+
+
+class _GatedClient:
+    """The real client whose workflow starts wait for ``gate`` first (then really start)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.gate = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def start_workflow(self, *args: Any, **kwargs: Any) -> Any:
+        await self.gate.wait()
+        return await self._client.start_workflow(*args, **kwargs)
+
+
+async def test_start_queue_full_once_as_many_wait_as_there_are_slots(
+    temporal_client: Client, store: Store, settings: Settings
+) -> None:
+    """One slot taken and one request waiting: the next is told to come back (Retry-After in
+    1..10 s) before anything is read; once the starts go through, both are SCHEDULED, and a
+    request that finds no slot within the wait gets ``StartOverloadedError`` with its
+    Retry-After, nothing started."""
+    gated = _GatedClient(temporal_client)
+    one_slot = settings.model_copy(
+        update={"careflow_max_concurrent_starts": 1, "careflow_start_wait_seconds": 30.0}
+    )
+    hook = store_webhook(store)
+    ingest = _service(gated, store, one_slot)  # type: ignore[arg-type]
+    assert ingest.start_queue_full() is None
+    first = asyncio.create_task(ingest.accept(hook, COMPLETE, "application/json", {}))
+    second = asyncio.create_task(ingest.accept(hook, COMPLETE, "application/json", {}))
+    while ingest.start_queue_full() is None:
+        await asyncio.sleep(0.01)
+    retry_after = ingest.start_queue_full()
+    assert retry_after is not None and 1 <= retry_after <= 10
+    gated.gate.set()
+    outcomes = await asyncio.gather(first, second)
+    assert [o.http_status for o in outcomes] == [202, 202]
+    assert ingest.start_queue_full() is None
+
+    hurried = _service(
+        gated, store, one_slot.model_copy(update={"careflow_start_wait_seconds": 0.01})
+    )  # type: ignore[arg-type]
+    gated.gate.clear()
+    held = asyncio.create_task(hurried.accept(hook, COMPLETE, "application/json", {}))
+    await asyncio.sleep(0.05)
+    with pytest.raises(StartOverloadedError) as refused:
+        await hurried.accept(hook, COMPLETE, "application/json", {})
+    assert 1 <= refused.value.retry_after <= 10
+    gated.gate.set()
+    assert (await held).http_status == 202

@@ -110,3 +110,32 @@ async def test_burst_delivers_everything_over_every_client(url: str) -> None:
         await send_burst(sender, deliveries)
     assert all(d.outcome == "acknowledged" for d in deliveries)
     assert sender.answers == {"202": 7, "503:temporal_unavailable": 2}
+
+
+async def test_lean_sender_round_robins_attempts_over_the_api_processes(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scaled topology's sender: attempt a of delivery seq goes to url (seq + a) mod n; a
+    dead API process is a connection error and the resend goes to the next one. The lean
+    client parses status, Retry-After and the JSON body like httpx."""
+    monkeypatch.setattr(chaos_scenarios, "BACKOFF_BASE", 0.01)
+    dead = f"http://127.0.0.1:{free_port()}/hooks/h"
+    sender = Sender([], dead, clock=0.0, mirrors=[url], lean=True)
+    first, second = delivery("r-0", seq=0), delivery("r-1-fail2", seq=1)
+    await sender.deliver(first)  # attempt 0 → dead, attempt 1 → url
+    await sender.deliver(second)  # url (503), dead, url (503), dead, url (202)
+    assert (first.outcome, first.attempts, first.request_id) == ("acknowledged", 2, "req_r-0")
+    assert (second.outcome, second.attempts) == ("acknowledged", 5)
+    assert sender.answers == {"connect_error": 3, "503:temporal_unavailable": 2, "202": 2}
+
+
+def test_topology_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.postgres import topology, topology_name
+
+    monkeypatch.delenv("BENCH_TOPOLOGY", raising=False)
+    assert (topology_name(), topology()) == ("single", (1, 1))
+    monkeypatch.setenv("BENCH_TOPOLOGY", "scaled")
+    assert (topology_name(), topology()) == ("scaled", (2, 2))
+    monkeypatch.setenv("BENCH_APIS", "3")
+    monkeypatch.setenv("BENCH_WORKERS", "4")
+    assert topology() == (3, 4)

@@ -6,7 +6,18 @@ import json
 
 import pytest
 
-from bench.report import KEYS, Drain, Phase, cpu_cell, figures, mean, report, report_lines, spread
+from bench.report import (
+    KEYS,
+    OPTIONAL_KEYS,
+    Drain,
+    Phase,
+    cpu_cell,
+    figures,
+    mean,
+    report,
+    report_lines,
+    spread,
+)
 
 MAPPING = {"mapping_us_per_data_point": 22.07, "mapping_overhead_ratio": 1.2}
 EVENTS = {"ACTIVITY_TASK_COMPLETED": 3.0, "WORKFLOW_TASK_COMPLETED": 4.0}
@@ -55,16 +66,26 @@ PHASES = [
 ]
 # Ours: 300 in 7.5 s and 300 in 8 s; the reference's: 300 in 7.5 s and 300 in 7.5 s.
 DRAINS = [
-    drain("ours", 0, 300, 7.5),
+    drain("ours", 0, 300, 7.5, actions=6.0, db_bytes=3_000_000),
     drain("reference", 0, 300, 7.5, worker_rss_mb=90.0),
+    drain("v1", 0, 300, 12.0, actions=8.0, db_bytes=9_000_000),
+    drain("v1", 1, 300, 12.5, actions=8.0, db_bytes=9_000_000),
     drain("reference", 1, 300, 7.5, worker_rss_mb=90.0),
-    drain("ours", 1, 300, 8.0, worker_rss_mb=140.04),
+    drain("ours", 1, 300, 8.0, worker_rss_mb=140.04, actions=6.0, db_bytes=3_600_000),
 ]
 
 
 def test_figures_are_means_over_rounds_and_their_ratios() -> None:
-    result = figures(PHASES, DRAINS, ack_phase(4.34, 23.46), MAPPING, api_rss=125.83)
-    assert tuple(result) == KEYS
+    result = figures(
+        PHASES,
+        DRAINS,
+        ack_phase(4.34, 23.46),
+        MAPPING,
+        api_rss=125.83,
+        ack_busy=ack_phase(5.0, 212.34),
+        burst={"first_answer_p50_s": 0.4321},
+    )
+    assert tuple(result) == (*KEYS, *OPTIONAL_KEYS)
     assert result == {
         "raw_start_rate": 250.0,
         "ingest_rate": 195.0,
@@ -78,6 +99,13 @@ def test_figures_are_means_over_rounds_and_their_ratios() -> None:
         "mapping_overhead_ratio": 1.2,
         "api_rss_mb": 125.8,
         "worker_rss_mb": 140.0,  # ours, after its last drain
+        "ack_p99_draining_ms": 212.3,
+        "e2e_vs_v1_ratio": 1.582,  # 38.75 / ((25 + 24) / 2)
+        "history_events_per_request": 7.0,
+        "actions_per_request": 6.0,
+        "server_cpu_ms_per_request": 40.0,  # 2 × 12 s / 600 requests, no enqueue CPU given
+        "temporal_bytes_per_request": 11000,  # 6.6 MB / 600
+        "burst_first_answer_p50_s": 0.43,
     }
 
 
@@ -88,6 +116,9 @@ def test_figures_without_rates_are_zero_not_a_division_error() -> None:
     assert result["ingest_ratio"] == 0.0
     assert result["e2e_ratio"] == 0.0
     assert result["worker_rss_mb"] == 0.0
+    assert result["e2e_vs_v1_ratio"] == 0.0
+    assert result["ack_p99_draining_ms"] == 0.0  # not measured
+    assert tuple(result) == KEYS  # no burst measured: no burst key
 
 
 # Whole rows of the table for PHASES and DRAINS. CPU per accepted start, ms: raw, server
@@ -106,6 +137,9 @@ ROWS = [
 # Parts of longer rows: the drain ratios, the history shape, each ack row with its CPU shares.
 PARTS = [
     "round by round ratio 1.00, 0.94",
+    "ours ÷ v1 round by round 1.60, 1.56",
+    "    ours         7.0 /  6.0 /   40.0 /    11000",
+    "    v1           7.0 /  8.0 /   40.0 /    30000",
     "  history of one ours request: 7 events (activity_task_completed 3, ",
     "  no worker       p50    4.3 ms  p90    9.0 ms  p99   23.5 ms  max   40.0 ms",
     "server   20%  api   30%  worker    0%  load    1%",

@@ -37,7 +37,7 @@ def test_defaults_match_the_documented_table(tmp_path: Path) -> None:
     assert (settings.activity_max_attempts, settings.activity_max_seconds) == (10, 600.0)
     assert settings.config_refresh_seconds == 1.0
     assert settings.careflow_max_concurrent_starts == 64
-    assert settings.careflow_start_wait_seconds == 2.0
+    assert settings.careflow_start_wait_seconds == 0.25
 
 
 def test_environment_variables_are_read_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ from temporalio.api.enums.v1 import EventType, ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
+from api import request_history
 from careflow.messages import RequestState
 from careflow.models import RequestError, RequestStatus, Webhook
 from careflow.settings import Settings
@@ -28,11 +29,14 @@ async def start(
 
 
 async def activities_scheduled(handle: WorkflowHandle[Any, Any]) -> list[str]:
-    return [
-        event.activity_task_scheduled_event_attributes.activity_type.name
-        async for event in handle.fetch_history_events()
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-    ]
+    """Activity types in history order, local activities (their markers) included."""
+    names = []
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            names.append(event.activity_task_scheduled_event_attributes.activity_type.name)
+        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            names.append(str(request_history.local_activity_type(event)))
+    return names
 
 
 async def test_success_sets_search_attributes_and_phi_free_memo(
@@ -61,6 +65,34 @@ async def test_success_sets_search_attributes_and_phi_free_memo(
         temporal.RESOLVE_PATIENT,
         temporal.START_CARE_FLOW,
     ]
+
+
+async def test_success_history_writes_only_visible_changes(
+    temporal_client: Client, settings: Settings, store: Store, worker: RunningWorker
+) -> None:
+    """The cheaper shape (issue 19): validation as a local activity (one marker), the status
+    search attribute upserted only when it changes (RECEIVED → PROCESSING → SUCCESS, patient and
+    care flow ids with the last), the memo written once, when the request settles: 21 events."""
+    hook = store_webhook(store)
+    body = {"age": "7", "patient_identifier": {"system": MRN_SYSTEM, "value": "MRN-SHAPE-1"}}
+    handle = await start(temporal_client, settings, hook, body)
+    state = await handle.result()
+    assert state.status == RequestStatus.SUCCESS
+    kinds: list[str] = []
+    upserted: list[set[str]] = []
+    async for event in handle.fetch_history_events():
+        kinds.append(EventType.Name(event.event_type).removeprefix("EVENT_TYPE_"))
+        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
+            upserted.append(set(fields.indexed_fields))
+    assert kinds.count("MARKER_RECORDED") == 1
+    assert kinds.count("ACTIVITY_TASK_SCHEDULED") == 2
+    assert kinds.count("WORKFLOW_TASK_COMPLETED") == 3
+    assert kinds.count("WORKFLOW_PROPERTIES_MODIFIED") == 1
+    assert len(upserted) == 2  # CareFlowDefinitionId too where the start did not set it
+    assert "RequestStatus" in upserted[0] and "PatientId" not in upserted[0]
+    assert {"RequestStatus", "PatientId", "CareFlowId"} <= upserted[1]
+    assert len(kinds) == 21
 
 
 async def test_unpublished_definition_fails_for_good(

@@ -11,6 +11,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from api import request_history
 from careflow import request_ids
 from careflow.conditions.models import ConditionGroup, IgnoredReason, RuleOutcome
 from careflow.messages import RequestState, WebhookRequestInput
@@ -51,10 +52,13 @@ async def run_request(
         result_type=RequestState,
     )
     state = await handle.result()
-    activities = [
+    activities = [  # local activities (validate_request) from their markers
         event.activity_task_scheduled_event_attributes.activity_type.name
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        else str(request_history.local_activity_type(event))
         async for event in handle.fetch_history_events()
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        or request_history.local_activity_type(event) is not None
     ]
     return state, activities, await handle.describe()
 
