@@ -15,6 +15,7 @@ from temporalio.worker import Interceptor, Worker
 from activities.alerts import AlertActivities
 from activities.backend_telemetry import instrument
 from activities.care_flows import CareFlowActivities
+from activities.debounce import DebounceActivities
 from activities.patients import PatientActivities
 from activities.remote_patients import RemotePatientActivities
 from activities.validation import ValidationActivities
@@ -26,6 +27,7 @@ from backends.loop import LoopRunner
 from backends.registry import BackendRegistry
 from backends.temporal_workflow import TemporalWorkflowBackend
 from careflow import logs
+from careflow.keyed_ids import id_hash_key
 from careflow.settings import Settings, get_settings
 from infra import runtime, temporal, tracing
 from infra.codec import EncryptionCodec, quiet_sdk_tracebacks
@@ -90,6 +92,7 @@ def build_awell(
         client,
         runner or LoopRunner(asyncio.get_running_loop()),
         settings.patient_task_queue,
+        id_hash_key(settings),
     )
 
 
@@ -136,7 +139,8 @@ def build_worker(
     backends = build_backends(
         client, store, settings, backend, tracer=tracing.tracer(tracer_provider)
     )
-    validation = ValidationActivities(config)
+    validation = ValidationActivities(config, id_hash_key(settings))
+    debounce = DebounceActivities()
     patients = PatientActivities(backends)
     care_flows = CareFlowActivities(backends)
     alerts = AlertActivities(
@@ -158,6 +162,7 @@ def build_worker(
             patients.resolve_patient,
             care_flows.start_care_flow,
             care_flows.find_active_care_flow,
+            debounce.claim_debounce_window,
             alerts.send_alert,
         ],
         activity_executor=executor,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from careflow.debounce import window_id
 from careflow.errors import TransientStoreError
 from careflow.evaluation import Evaluation, EvaluationJob, evaluate, slice_for
 from careflow.messages import ValidateRequestInput, ValidationResult
@@ -23,19 +24,32 @@ BUDGET_SECONDS = 20.0
 
 
 class ValidationActivities:
-    """Args: config: the worker's configuration cache (refreshed when the revision changes)."""
+    """Args: config: the worker's configuration cache (refreshed when the revision changes);
+    id_hash_key: the id hash key (``careflow.keyed_ids``), to name a SCHEDULED request's debounce
+    window; None names none (a retried request then is not debounced)."""
 
-    def __init__(self, config: ConfigCache) -> None:
+    def __init__(self, config: ConfigCache, id_hash_key: bytes | None = None) -> None:
         self._config = config
+        self._id_hash_key = id_hash_key
         self._pool = EvaluationPool(POOL_PROCESSES, BUDGET_SECONDS)
 
     def _evaluate(self, snapshot: ConfigSnapshot, request: ValidateRequestInput) -> Evaluation:
+        hook = snapshot.webhooks.get(request.webhook_id)
+        debounce = hook.debounce if hook is not None and self._id_hash_key else None
         if len(request.body) <= INLINE_BYTES:
             return evaluate(
-                EvaluationJob(request.body, request.media_type, snapshot, request.webhook_id)
+                EvaluationJob(
+                    request.body,
+                    request.media_type,
+                    snapshot,
+                    request.webhook_id,
+                    debounce=debounce,
+                )
             )
         sliced = slice_for(snapshot, request.webhook_id)
-        job = EvaluationJob(request.body, request.media_type, sliced, request.webhook_id)
+        job = EvaluationJob(
+            request.body, request.media_type, sliced, request.webhook_id, debounce=debounce
+        )
         return self._pool.evaluate_blocking(job)
 
     @activity.defn(name=temporal.VALIDATE_REQUEST)
@@ -84,7 +98,14 @@ class ValidationActivities:
         )
         if request.is_test or request.ignore_enabled:
             result = without_enabled_check(result)
-        return result.model_copy(update={"attempt": activity.info().attempt})
+        update: dict[str, object] = {"attempt": activity.info().attempt}
+        hook = snapshot.webhooks.get(request.webhook_id)
+        debounce = hook.debounce if hook is not None else None
+        key = evaluation.debounce_key
+        if result.verdict == RequestStatus.SCHEDULED and debounce and self._id_hash_key and key:
+            update["debounce_window_id"] = window_id(request.webhook_id, key, self._id_hash_key)
+            update["debounce_seconds"] = debounce.seconds
+        return result.model_copy(update=update)
 
 
 _TOO_COSTLY = RequestError(

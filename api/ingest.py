@@ -30,7 +30,6 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from api import debounce
 from api.evaluation import Evaluator
 from api.metrics import ApiMetrics
 from api.request_log import RequestLog
@@ -38,11 +37,13 @@ from careflow import logs, request_ids, signatures
 from careflow.conditions.models import DEBOUNCED, IgnoredReason
 from careflow.debounce import window_id
 from careflow.evaluation import body_delivery_id
+from careflow.keyed_ids import id_hash_key
 from careflow.messages import ValidationResult, WebhookRequestInput
 from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
 from careflow.payload import media_type_of
 from careflow.settings import Settings
 from careflow.validation import without_enabled_check
+from infra import debounce_windows as debounce
 from infra import temporal
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
@@ -315,7 +316,10 @@ class IngestService:
             if kept is None and evaluation.result is None:  # the budget ran out while parsing
                 kept = body.decode("utf-8", errors="replace")
             await self._keep_test_payload(hook, request_id, status, kept)
-            return Outcome(200, self._test_answer(request_id, result, hook, signature_valid))
+            answer = self._test_answer(request_id, result, hook, signature_valid)
+            if hook.debounce is not None:
+                answer["debounce"] = await self._debounce_state(hook, evaluation.debounce_key)
+            return Outcome(200, answer)
         if status in (RequestStatus.SCHEDULED, RequestStatus.RECEIVED):
             return Outcome(
                 202,
@@ -343,7 +347,7 @@ class IngestService:
         assert hook.debounce is not None
         if key is None:
             return result, None
-        window = window_id(hook.id, key)
+        window = window_id(hook.id, key, id_hash_key(self._settings))
         try:
             holder = await debounce.claim(
                 self._client,
@@ -372,6 +376,25 @@ class IngestService:
             }
         )
         return ignored, None
+
+    async def _debounce_state(self, hook: Webhook, key: str | None) -> dict[str, Any]:
+        """The test link's view of the debounce, claiming nothing: ``no_key``, ``free``,
+        ``held`` (with the holder's ``request_id``: a real request now would be IGNORED
+        ``debounced``) or ``unknown`` (Temporal did not answer).
+
+        Args:
+            hook: the webhook (with a debounce).
+            key: the body's debounce key text (``careflow.debounce.key_text``), None when absent.
+        """
+        assert hook.debounce is not None
+        if key is None:
+            return {"state": "no_key"}
+        window = window_id(hook.id, key, id_hash_key(self._settings))
+        try:
+            held_by = await debounce.holder(self._client, window)
+        except (RPCError, RuntimeError):
+            return {"state": "unknown"}
+        return {"state": "free"} if held_by is None else {"state": "held", "request_id": held_by}
 
     @staticmethod
     def _single_headers(hook: Webhook) -> set[str]:

@@ -42,6 +42,7 @@ from api.ui.session import token_fingerprint
 from backends.awell_api import AwellApi
 from careflow import logs
 from careflow.errors import TransientStoreError
+from careflow.keyed_ids import id_hash_key
 from careflow.settings import Settings, get_settings
 from infra import temporal, tracing
 from persistence.config_cache import ConfigCache
@@ -118,6 +119,7 @@ def create_app(
             RejectionRateAlerts(client, cfg) if cfg.careflow_alert_rejection_rate else None
         )
         admin_token = cfg.admin_token()
+        id_hash_key(cfg)  # created now, not on the first debounced request
         # Sessions of an earlier admin token end for good (they must not return with it).
         fingerprint = token_fingerprint(admin_token)
         await asyncio.to_thread(store.ui_sessions.delete_other_tokens, fingerprint)

@@ -19,7 +19,6 @@ do; see the README for what it does not cover.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -36,6 +35,7 @@ from backends.awell_api import ACTIVE_PATHWAY_STATUSES, AwellApi
 from backends.base import BackendRefusedError, BackendUnavailableError
 from backends.loop import LoopRunner
 from careflow.errors import NotFoundError, TransientStoreError
+from careflow.keyed_ids import keyed_hash
 from careflow.messages import RemotePatientInput, RemotePatientResult
 from careflow.models import (
     AwellBackendConfig,
@@ -54,13 +54,14 @@ log = logging.getLogger(__name__)
 _ADOPT_SKEW = timedelta(seconds=120)
 
 
-def patient_resolution_id(identifier: Identifier | None, request_id: str) -> str:
-    """The resolution workflow id: a SHA-256 of (backend, system, value) — never the value —
-    or, for an anonymous patient, the request id (not PHI)."""
+def patient_resolution_id(identifier: Identifier | None, request_id: str, hash_key: bytes) -> str:
+    """The resolution workflow id: a keyed hash (HMAC-SHA-256 with the server's id hash key,
+    ``careflow.keyed_ids``) of (backend, system, value) — never the value, and not reversible by
+    trying every small MRN — or, for an anonymous patient, the request id (not PHI)."""
     if identifier is None:
         return f"patient-resolution-awell-anonymous-{request_id}"
-    digest = hashlib.sha256(f"awell\x1f{identifier.system}\x1f{identifier.value}".encode())
-    return f"patient-resolution-awell-{digest.hexdigest()[:40]}"
+    digest = keyed_hash(hash_key, "patient", "awell", identifier.system, identifier.value)
+    return f"patient-resolution-awell-{digest[:40]}"
 
 
 def awell_value(value: Any) -> str:
@@ -99,8 +100,10 @@ class AwellBackend:
         client: Client,
         runner: LoopRunner,
         patient_task_queue: str,
+        id_hash_key: bytes,
         wait_seconds: float = 20.0,
     ) -> None:
+        self._id_hash_key = id_hash_key
         self._store = store
         self.api = api
         self._client = client
@@ -135,7 +138,7 @@ class AwellBackend:
         argument = RemotePatientInput(
             request_id=idempotency_key, identifier=identifier, profile=profile
         )
-        workflow_id = patient_resolution_id(identifier, idempotency_key)
+        workflow_id = patient_resolution_id(identifier, idempotency_key, self._id_hash_key)
         reuse = (
             WorkflowIDReusePolicy.ALLOW_DUPLICATE
             if identifier is not None

@@ -75,6 +75,25 @@ class ValidationResult(BaseModel):
     conditions: ConditionsOutcome | None = None
     reasons: list[IgnoredReason] = Field(default_factory=list)
     skip_if_enrolled: bool = False
+    # Set by ``validate_request`` for a SCHEDULED request whose webhook debounces and whose body
+    # has a key: the window a retried run claims (``claim_debounce_window``).
+    debounce_window_id: str | None = None
+    debounce_seconds: int | None = None
+
+
+class ClaimDebounceInput(BaseModel):
+    """Claim ``window_id`` for ``request_id`` for ``seconds`` (a retried request's window)."""
+
+    request_id: str
+    window_id: str
+    seconds: int
+    task_queue: str
+
+
+class ClaimDebounceResult(BaseModel):
+    """``holder``: the request holding the window, None when ``request_id`` holds it now."""
+
+    holder: str | None = None
 
 
 class ResolvePatientInput(BaseModel):

@@ -21,31 +21,21 @@ from careflow.conditions.models import (
     Debounce,
     IgnoredReason,
 )
+from careflow.text import check_text
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
 def _no_nul(value: Any) -> Any:
-    """Refuse U+0000 anywhere in a text field (nested lists and objects included): PostgreSQL text
-    cannot hold it, and a database error would quote the value."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise ValueError("text must not contain NUL (U+0000)")
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-        elif isinstance(item, BaseModel):
-            stack.extend(item.__dict__.values())
-    return value
+    """Refuse U+0000 and lone surrogates anywhere in a text field (nested lists and objects
+    included): PostgreSQL text cannot hold them, a database error would quote the value, and a
+    lone surrogate cannot be encoded as UTF-8 in an answer (``careflow.text``)."""
+    return check_text(value)
 
 
 class StoredModel(BaseModel):
-    """Base of the models the store saves: unknown fields are refused, and no text holds NUL."""
+    """Base of the models the store saves: unknown fields are refused, and no text holds NUL or
+    a lone surrogate."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -331,7 +321,7 @@ class WebhookFields(StoredModel):
     signature: SignatureConfig | None = None
     # Trigger conditions, enrollment rule, debounce (careflow.conditions; contract §5b).
     conditions: ConditionGroup | None = None
-    skip_if_enrolled: bool = False
+    skip_if_enrolled: bool = Field(default=False, strict=True)  # "yes" / 1 are refused
     debounce: Debounce | None = None
 
 

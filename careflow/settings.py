@@ -20,6 +20,9 @@ class Settings(BaseSettings):
         careflow_admin_token: bearer token for ``/v1``; when unset, generated once and kept in
             ``$CAREFLOW_DATA_DIR/admin-token``.
         careflow_data_dir: directory of the SQLite files and the admin token.
+        careflow_id_hash_key: secret of the keyed hashes in ids derived from payload values
+            (``careflow.keyed_ids``); when unset, generated once and kept in
+            ``$CAREFLOW_DATA_DIR/id-hash-key``. Every replica must share it.
         database_url: SQLAlchemy URL; defaults to ``sqlite:///$CAREFLOW_DATA_DIR/careflow.db``.
         max_payload_bytes: largest accepted request body, in bytes.
         careflow_rate_limit: requests accepted per webhook and API process, in the ``limits``
@@ -73,6 +76,7 @@ class Settings(BaseSettings):
 
     careflow_admin_token: str | None = None
     careflow_data_dir: Path = Path(".data")
+    careflow_id_hash_key: str | None = None
     careflow_api_host: str = "127.0.0.1"
     careflow_api_port: int = 8000
     careflow_public_url: str | None = None

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DUMMY_TOKEN = "dummy-admin-token-for-compose-config"
 DUMMY_KEYS = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+DUMMY_ID_HASH_KEY = "dummy-id-hash-key-for-compose-config"
 
 # Contract §7: search attributes, Keyword unless noted.
 SEARCH_ATTRIBUTES = {
@@ -64,6 +65,7 @@ def _run_compose(
     *,
     token: str | None = DUMMY_TOKEN,
     keys: str | None = DUMMY_KEYS,
+    id_hash_key: str | None = DUMMY_ID_HASH_KEY,
 ) -> subprocess.CompletedProcess[str]:
     """Run docker-compose on our file with a clean environment.
 
@@ -77,6 +79,8 @@ def _run_compose(
         env["CAREFLOW_ADMIN_TOKEN"] = token
     if keys is not None:
         env["CAREFLOW_ENCRYPTION_KEYS"] = keys
+    if id_hash_key is not None:
+        env["CAREFLOW_ID_HASH_KEY"] = id_hash_key
     return subprocess.run(
         [
             _docker_compose(),
@@ -204,6 +208,13 @@ def test_encryption_keys_are_mandatory(tmp_path: Path) -> None:
     result = _run_compose(["config", "-q"], tmp_path, keys=None)
     assert result.returncode != 0
     assert "CAREFLOW_ENCRYPTION_KEYS" in result.stderr + result.stdout
+
+
+def test_id_hash_key_is_mandatory(tmp_path: Path) -> None:
+    # Every API and worker replica must derive the same ids (careflow.keyed_ids).
+    result = _run_compose(["config", "-q"], tmp_path, id_hash_key=None)
+    assert result.returncode != 0
+    assert "CAREFLOW_ID_HASH_KEY" in result.stderr + result.stdout
 
 
 def test_header_says_the_stack_was_not_run_here() -> None:
@@ -365,6 +376,7 @@ def test_api_and_worker_environment(config: dict[str, Any]) -> None:
         assert env["CAREFLOW_TASK_QUEUE"] == "careflow-webhooks"
         assert env["CAREFLOW_ADMIN_TOKEN"] == DUMMY_TOKEN
         assert env["CAREFLOW_ENCRYPTION_KEYS"] == DUMMY_KEYS  # one ring for every replica
+        assert env["CAREFLOW_ID_HASH_KEY"] == DUMMY_ID_HASH_KEY
     assert "uvicorn" in services["api"]["command"]
     assert "api.main:app" in services["api"]["command"]
     assert services["worker"]["command"] == ["python", "worker.py"]

@@ -41,6 +41,7 @@ async def test_build_worker_serves_the_workflows_and_the_activities(
         temporal.RESOLVE_PATIENT,
         temporal.START_CARE_FLOW,
         temporal.FIND_ACTIVE_CARE_FLOW,
+        temporal.CLAIM_DEBOUNCE_WINDOW,
         temporal.SEND_ALERT,
     }
     assert config["activity_executor"] is executor

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -38,10 +38,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.care_flows import CareFlowActivities
+    from activities.debounce import DebounceActivities
     from activities.patients import PatientActivities
     from activities.validation import ValidationActivities
-    from careflow.conditions.models import ALREADY_ENROLLED, IgnoredReason
+    from careflow.conditions.models import ALREADY_ENROLLED, DEBOUNCED, IgnoredReason
     from careflow.messages import (
+        ClaimDebounceInput,
+        ClaimDebounceResult,
         FindActiveCareFlowInput,
         FindActiveCareFlowResult,
         ReleaseDebounceInput,
@@ -52,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         StartCareFlowResult,
         TimelineEntry,
         ValidateRequestInput,
+        ValidationResult,
         WebhookRequestInput,
     )
     from careflow.models import RequestError, RequestStatus
@@ -59,6 +63,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.debounce import DebounceWindowWorkflow
 
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# Runs reset before retried requests claimed their debounce window replay without the claim.
+_DEBOUNCE_ON_RETRY = "debounce-on-retry"
 # Statuses a request passes through; at any other the memo is written (the request log's state
 # when no worker answers the query). These are also in the RequestStatus search attribute.
 _IN_FLIGHT = frozenset({RequestStatus.RECEIVED, RequestStatus.SCHEDULED, RequestStatus.PROCESSING})
@@ -78,6 +84,7 @@ class WebhookRequestWorkflow:
         self._state = RequestState(status=RequestStatus.RECEIVED)
         self._search_attributes: dict[str, Any] = {}
         self._request: WebhookRequestInput | None = None
+        self._window_id: str | None = None  # the debounce window a retried run claimed
 
     @workflow.query(name=temporal.STATUS_QUERY)
     def status(self) -> RequestState:
@@ -191,6 +198,13 @@ class WebhookRequestWorkflow:
         if validation.verdict == RequestStatus.IGNORED:
             self._ignore(validation.reasons)
             return self._state
+        if (
+            not first_run
+            and validation.debounce_window_id is not None
+            and workflow.patched(_DEBOUNCE_ON_RETRY)
+            and not await self._claim_debounce_window(request, validation, options)
+        ):
+            return self._state
         assert validation.care_flow_definition_id is not None
         self._set(RequestStatus.SCHEDULED, message=_attempt("validate_request", validation.attempt))
         self._set(RequestStatus.PROCESSING)
@@ -270,6 +284,42 @@ class WebhookRequestWorkflow:
             await self._release_debounce_window()
             raise ApplicationError(error.message, type=error.code, non_retryable=True) from exc
 
+    async def _claim_debounce_window(
+        self, request: WebhookRequestInput, validation: ValidationResult, options: dict[str, Any]
+    ) -> bool:
+        """A retried run claims its debounce window like a new request (contract §2): True when
+        it holds it; else the request ends IGNORED ``debounced`` naming the holder."""
+        assert validation.debounce_window_id is not None
+        # An async activity (it uses the activity's Temporal client): typed like the sync ones.
+        claim = cast(
+            Callable[[Any, ClaimDebounceInput], ClaimDebounceResult],
+            DebounceActivities.claim_debounce_window,
+        )
+        claimed = await self._activity(
+            claim,
+            ClaimDebounceInput(
+                request_id=request.request_id,
+                window_id=validation.debounce_window_id,
+                seconds=validation.debounce_seconds or 1,
+                task_queue=workflow.info().task_queue,
+            ),
+            options,
+        )
+        if claimed.holder is None:
+            self._window_id = validation.debounce_window_id
+            return True
+        self._state.verdict = RequestStatus.IGNORED
+        self._ignore(
+            [
+                IgnoredReason(
+                    code=DEBOUNCED,
+                    message="a request with the same debounce key arrived within the window",
+                    request_id=claimed.holder,
+                )
+            ]
+        )
+        return False
+
     def _ignore(self, reasons: list[IgnoredReason]) -> None:
         """End the request IGNORED (Completed) with its reasons; nothing is started."""
         self._state.reasons = list(reasons)
@@ -280,9 +330,10 @@ class WebhookRequestWorkflow:
         """Release the debounce window this request holds (it ended FAILED or REJECTED), so the
         next request with the same key is not IGNORED for a request that started nothing."""
         request = self._request
-        if request is None or request.debounce_window_id is None:
+        window = self._window_id or (request.debounce_window_id if request else None)
+        if request is None or window is None:
             return
-        handle = workflow.get_external_workflow_handle(request.debounce_window_id)
+        handle = workflow.get_external_workflow_handle(window)
         try:
             await handle.signal(
                 DebounceWindowWorkflow.release, ReleaseDebounceInput(request_id=request.request_id)

@@ -168,7 +168,8 @@ class WebhookService:
         try:
             fields = WebhookFields.model_validate(merged)
         except ValidationError as exc:
-            raise InvalidConfigError(from_validation(exc.errors(), "invalid_webhook")) from exc
+            # The code POST answers with (api.errors' validation handler): one code per route kind.
+            raise InvalidConfigError(from_validation(exc.errors())) from exc
         snapshot = self._store.configuration.snapshot(conn)
         if fields.care_flow_definition_id != current.care_flow_definition_id:
             self._check_definition(fields.care_flow_definition_id, snapshot)

@@ -7,6 +7,7 @@ The rows edit the top-level rules; nested groups (API only) are shown and kept a
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from api.ui.common import FormDep, ServicesDep, SessionDep, _errors, render
 from api.ui.webhooks import _webhook_page
 from careflow.conditions.models import ConditionGroup, ConditionRule
-from careflow.errors import DomainError, NotFoundError
+from careflow.errors import DomainError, InvalidConfigError, NotFoundError
 from careflow.models import PreviewRequest, RequestError
 
 router = APIRouter()
@@ -25,9 +26,22 @@ ROW_LIMIT = 50
 _NO_VALUE = frozenset({"exists", "not_exists", "is_empty"})
 
 
-def _value(op: str, text: str) -> Any:
-    """A row's value: none for presence operators; a list for in/not_in (a JSON list, or
-    comma-separated text); else the text (coerced to the rule's type by the checks)."""
+_FIELD = re.compile(r"cond_(path|op|value|type)__(0|[1-9][0-9]{0,3})")
+_LIST_HINT = 'takes a JSON list of values, e.g. ["BOOKING_CREATED", "BOOKING_RESCHEDULED"]'
+
+
+def _form_error(message: str) -> InvalidConfigError:
+    return InvalidConfigError(RequestError(code="invalid_condition_form", message=message))
+
+
+def _value(op: str, text: str, row: int) -> Any:
+    """A row's value: none for presence operators; for in/not_in the JSON list typed (edited
+    as JSON so every value round-trips exactly, commas and spaces included); else the text
+    (coerced to the rule's type by the checks).
+
+    Raises:
+        InvalidConfigError: an in/not_in value that is not a JSON list.
+    """
     if op in _NO_VALUE:
         return None
     if op in ("in", "not_in"):
@@ -35,17 +49,43 @@ def _value(op: str, text: str) -> Any:
             parsed = json.loads(text)
         except ValueError:
             parsed = None
-        if isinstance(parsed, list):
-            return parsed
-        return [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(parsed, list):
+            raise _form_error(f"rule {row + 1} ({op}) {_LIST_HINT}")
+        return parsed
     return text
+
+
+def _check_fields(form: dict[str, Any]) -> None:
+    """Refuse condition fields the page never sends (a crafted form), rather than ignore them.
+
+    Raises:
+        InvalidConfigError: ``invalid_condition_form`` naming the field (never its value).
+    """
+    match = form.get("cond_match")
+    if match is not None and match not in ("all", "any"):
+        raise _form_error("cond_match must be all or any")
+    for name in form:
+        if not name.startswith("cond_") or name == "cond_match":
+            continue
+        field = _FIELD.fullmatch(name)
+        if field is None or int(field.group(2)) >= ROW_LIMIT:
+            raise _form_error(
+                f"unknown condition field {name[:64]!r}: rows are cond_path__N, cond_op__N, "
+                f"cond_value__N, cond_type__N with N from 0 to {ROW_LIMIT - 1}"
+            )
 
 
 def conditions_from_form(
     form: dict[str, Any], kept: ConditionGroup | None
 ) -> ConditionGroup | None:
     """The conditions the rows describe, with ``kept``'s nested groups after them; None when no
-    row has a path and nothing is kept."""
+    row has a path and nothing is kept.
+
+    Raises:
+        InvalidConfigError: ``invalid_condition_form`` for a field the page never sends or an
+            in/not_in value that is not a JSON list.
+    """
+    _check_fields(form)
     rules: list[ConditionRule | ConditionGroup] = []
     for index in range(ROW_LIMIT):
         path = str(form.get(f"cond_path__{index}") or "").strip()
@@ -56,7 +96,7 @@ def conditions_from_form(
             ConditionRule(
                 path=path,
                 op=op,
-                value=_value(op, str(form.get(f"cond_value__{index}") or "")),
+                value=_value(op, str(form.get(f"cond_value__{index}") or ""), index),
                 value_type=str(form.get(f"cond_type__{index}") or "string"),
             )
         )

@@ -1,15 +1,26 @@
 """Models of webhook conditions, debounce and the IGNORED reasons (contract §2, §5b).
 
-Imports nothing from ``careflow`` (``careflow.models`` imports this module). Operators and value
-types are plain strings here and checked at save by :mod:`careflow.conditions.checks`, so a
-wrong one is answered ``invalid_condition`` naming the rule, like every other condition problem.
+Imports nothing from ``careflow`` but ``careflow.text`` (``careflow.models`` imports this
+module). Operators and value types are plain strings here and checked at save by
+:mod:`careflow.conditions.checks`, so a wrong one is answered ``invalid_condition`` naming
+the rule, like every other condition problem.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    model_validator,
+)
+
+from careflow.text import check_text
 
 OPERATORS: tuple[str, ...] = (
     "equals",
@@ -52,6 +63,14 @@ class ConditionRule(BaseModel):
     op: str
     value: Any = None
     value_type: str = "string"
+    # The value coerced for evaluation, kept once computed (careflow.conditions.evaluate).
+    _expected: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _valid_text(self) -> ConditionRule:
+        # Preview and test proposals too, not only stored webhooks: answers are UTF-8 JSON.
+        check_text([self.path, self.value])
+        return self
 
 
 def _entry_kind(value: Any) -> str:
@@ -84,8 +103,15 @@ class Debounce(BaseModel):
     key_path: str = Field(min_length=1, max_length=2048)
     seconds: int = Field(ge=1, le=86_400)
 
+    @model_validator(mode="after")
+    def _valid_text(self) -> Debounce:
+        check_text(self.key_path)
+        return self
 
-RuleNote = Literal["missing", "not_coercible", "path_evaluation_failed"]
+
+RuleNote = Literal[
+    "missing", "not_coercible", "path_evaluation_failed", "not_evaluated", "work_limit"
+]
 
 
 class RuleOutcome(BaseModel):

@@ -23,6 +23,7 @@ from careflow.models import (
     Webhook,
 )
 from careflow.snapshot import ConfigSnapshot
+from careflow.text import scrub
 from persistence.database import Database, aware, now
 from persistence.tables import (
     care_flow_definitions,
@@ -87,7 +88,7 @@ class ConfigurationRepository:
     def list_identifier_systems(self, conn: Connection | None = None) -> list[IdentifierSystem]:
         with self._tx(conn) as conn:
             rows = conn.execute(sa.select(identifier_systems).order_by(identifier_systems.c.name))
-            return [IdentifierSystem.model_validate(r._asdict()) for r in rows]
+            return [IdentifierSystem.model_validate(scrub(r._asdict())) for r in rows]
 
     def get_identifier_system(self, name: str) -> IdentifierSystem:
         with self._db.transaction() as conn:
@@ -96,7 +97,7 @@ class ConfigurationRepository:
             ).first()
         if row is None:
             raise not_found("identifier system", "identifier_system_not_found")
-        return IdentifierSystem.model_validate(row._asdict())
+        return IdentifierSystem.model_validate(scrub(row._asdict()))
 
     def create_identifier_system(self, item: IdentifierSystem) -> IdentifierSystem:
         try:
@@ -169,7 +170,7 @@ class ConfigurationRepository:
             rows = conn.execute(
                 sa.select(care_flow_definitions).order_by(care_flow_definitions.c.id)
             )
-            return [CareFlowDefinition.model_validate(r._asdict()) for r in rows]
+            return [CareFlowDefinition.model_validate(scrub(r._asdict())) for r in rows]
 
     def get_care_flow_definition(self, definition_id: str) -> CareFlowDefinition:
         with self._db.transaction() as conn:
@@ -178,7 +179,7 @@ class ConfigurationRepository:
             ).first()
         if row is None:
             raise not_found("care flow definition", "care_flow_definition_not_found")
-        return CareFlowDefinition.model_validate(row._asdict())
+        return CareFlowDefinition.model_validate(scrub(row._asdict()))
 
     def create_care_flow_definition(self, item: CareFlowDefinition) -> CareFlowDefinition:
         try:
@@ -223,7 +224,8 @@ class ConfigurationRepository:
 
     @staticmethod
     def _webhook(row: Any) -> Webhook:
-        data = dict(row.config)
+        # scrub: rows saved before lone surrogates were refused still load (careflow.text).
+        data = scrub(dict(row.config))
         data.update(
             id=row.id,
             care_flow_definition_id=row.care_flow_definition_id,

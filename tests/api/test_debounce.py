@@ -10,6 +10,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from careflow.debounce import window_id
+from careflow.keyed_ids import id_hash_key
 from careflow.models import CareFlowDefinition
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker
@@ -32,8 +33,10 @@ async def debounced_webhook(api: Api, seconds: int = 60) -> str:
     return str(hook["id"])
 
 
-async def window_closed(client: Client, hook_id: str, key: str, timeout: float = 20) -> None:
-    handle = client.get_workflow_handle(window_id(hook_id, key))
+async def window_closed(
+    api: Api, client: Client, hook_id: str, key: str, timeout: float = 20
+) -> None:
+    handle = client.get_workflow_handle(window_id(hook_id, key, id_hash_key(api.settings)))
     deadline = asyncio.get_running_loop().time() + timeout
     while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
         assert asyncio.get_running_loop().time() < deadline, "debounce window still open"
@@ -77,7 +80,7 @@ async def test_twenty_concurrent_requests_with_one_key_start_one_care_flow(
     # Another key has its own window; the key value is stored nowhere in clear.
     other = await api.http.post(f"/hooks/{hook_id}", json={"appointment": {"id": "apt-78"}})
     assert other.status_code == 202
-    assert "apt-77" not in window_id(hook_id, "apt-77")
+    assert "apt-77" not in window_id(hook_id, "apt-77", id_hash_key(api.settings))
 
 
 async def test_absent_key_does_not_debounce(api: Api, worker: RunningWorker) -> None:
@@ -119,7 +122,7 @@ async def test_a_failed_first_request_releases_the_window(
 
     failed = await api.wait_status(first_id, {"FAILED", "SUCCESS"})
     assert failed["status"] == "FAILED"
-    await window_closed(temporal_client, hook_id, "apt-1")
+    await window_closed(api, temporal_client, hook_id, "apt-1")
     detail = await api.wait_status(first_id, {"FAILED"})
     assert "debounce window released" in [t["message"] for t in detail["timeline"]]
 
@@ -138,7 +141,7 @@ async def test_the_window_closes_after_its_seconds(
     hook_id = await debounced_webhook(api, seconds=1)
     body = {"appointment": {"id": "apt-2"}}
     assert (await api.http.post(f"/hooks/{hook_id}", json=body)).status_code == 202
-    await window_closed(temporal_client, hook_id, "apt-2")
+    await window_closed(api, temporal_client, hook_id, "apt-2")
     assert (await api.http.post(f"/hooks/{hook_id}", json=body)).status_code == 202
 
 
@@ -149,3 +152,73 @@ async def test_debounce_holds_without_a_worker(api: Api) -> None:
     first = await api.http.post(f"/hooks/{hook_id}", json=body)
     second = await api.http.post(f"/hooks/{hook_id}", json=body)
     assert (first.status_code, second.status_code) == (202, 200)
+
+
+async def test_the_test_link_reports_the_window_without_claiming_it(
+    api: Api, worker: RunningWorker
+) -> None:
+    hook_id = await debounced_webhook(api)
+    body = {"appointment": {"id": "apt-t"}}
+    free = await api.http.post(f"/hooks/{hook_id}/test", json=body)
+    assert free.status_code == 200
+    assert free.json()["debounce"] == {"state": "free"}
+    no_key = await api.http.post(f"/hooks/{hook_id}/test", json={"appointment": {"id": {}}})
+    assert no_key.json()["debounce"] == {"state": "no_key"}
+    # The test request claimed nothing: a real request takes the window.
+    first = await api.http.post(f"/hooks/{hook_id}", json=body)
+    assert first.status_code == 202
+    held = await api.http.post(f"/hooks/{hook_id}/test", json=body)
+    assert held.json()["debounce"] == {"state": "held", "request_id": first.json()["request_id"]}
+    assert held.json()["verdict"] == "SCHEDULED"  # the conditions' verdict, debounce apart
+
+
+async def test_a_bulk_retry_claims_the_window_like_new_requests(
+    api: Api, worker: RunningWorker, store: Store
+) -> None:
+    hook_id = await debounced_webhook(api)
+    go = {"rules": [{"path": "$.go", "op": "equals", "value": "yes"}]}
+    patched = await api.admin("PATCH", f"/v1/webhooks/{hook_id}", json={"conditions": go})
+    assert patched.status_code == 200, patched.text
+    body = {"appointment": {"id": "apt-r"}, "go": "no"}
+    ids = []
+    for _ in range(5):
+        answer = await api.http.post(f"/hooks/{hook_id}", json=body)
+        assert answer.json()["status"] == "IGNORED"
+        ids.append(answer.json()["request_id"])
+    first_runs = {}
+    for request_id in ids:
+        detail = await api.wait_status(request_id, {"IGNORED"})
+        first_runs[request_id] = detail["temporal"]["run_id"]
+
+    # Now every one of them meets the conditions: retried together, one care flow starts.
+    cleared = await api.admin("PATCH", f"/v1/webhooks/{hook_id}", json={"conditions": None})
+    assert cleared.status_code == 200, cleared.text
+    bulk = await api.admin(
+        "POST", "/v1/requests/retry", json={"webhook_id": hook_id, "status": "IGNORED"}
+    )
+    assert bulk.json()["reset"] == 5, bulk.text
+    finals = {}
+    deadline = asyncio.get_running_loop().time() + 30
+    while len(finals) < 5:
+        assert asyncio.get_running_loop().time() < deadline, finals
+        for request_id in ids:
+            detail = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
+            if detail["temporal"]["run_id"] != first_runs[request_id] and detail["status"] in (
+                "SUCCESS",
+                "IGNORED",
+                "FAILED",
+            ):
+                finals[request_id] = detail
+        await asyncio.sleep(0.3)
+    statuses = sorted(d["status"] for d in finals.values())
+    assert statuses == ["IGNORED"] * 4 + ["SUCCESS"], statuses
+    [winner] = [i for i, d in finals.items() if d["status"] == "SUCCESS"]
+    for detail in finals.values():
+        if detail["status"] == "IGNORED":
+            assert detail["reasons"][0]["code"] == "debounced"
+            assert detail["reasons"][0]["request_id"] == winner
+    assert store.patients.count_care_flows() == 1
+    # A new request with the key is debounced by the retried one.
+    later = await api.http.post(f"/hooks/{hook_id}", json={"appointment": {"id": "apt-r"}})
+    assert later.json()["status"] == "IGNORED"
+    assert later.json()["reasons"][0]["request_id"] == winner

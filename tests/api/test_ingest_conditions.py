@@ -290,6 +290,28 @@ async def test_unusable_conditions_are_422_naming_the_rule(
     assert patched.json()["errors"][0]["code"] == "invalid_condition"
 
 
+@pytest.mark.parametrize("value", ["yes", 1, "true", "on"])
+async def test_skip_if_enrolled_is_a_strict_boolean_with_one_error_code(
+    api: Api, value: Any
+) -> None:
+    await save_definition(api, "open", [{"id": "anything", "value_type": "json", "optional": True}])
+    fields = {"name": "c", "care_flow_definition_id": "open", "skip_if_enrolled": value}
+    created = await api.admin("POST", "/v1/webhooks", json=fields)
+    assert created.status_code == 422, created.text
+    hook = await add_webhook(api, enable=False, name="c", care_flow_definition_id="open")
+    patched = await api.admin(
+        "PATCH",
+        f"/v1/webhooks/{hook['id']}",
+        json={"skip_if_enrolled": value},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert patched.status_code == 422, patched.text
+    # A merge patch is refused with the code POST uses.
+    assert {e["code"] for e in patched.json()["errors"]} == {
+        e["code"] for e in created.json()["errors"]
+    }
+
+
 async def test_conditions_and_rules_round_trip(api: Api) -> None:
     await save_definition(api, "open", [{"id": "anything", "value_type": "json", "optional": True}])
     fields = {

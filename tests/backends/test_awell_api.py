@@ -82,14 +82,19 @@ def test_retry_after_seconds(header: str | None, seconds: float | None) -> None:
     assert _retry_after(header) == seconds
 
 
+KEY = b"test id hash key"
+
+
 def test_resolution_workflow_id_hashes_the_identifier() -> None:
     mrn = Identifier(system="https://example-hospital.org/mrn", value="70011")
     other = Identifier(system="https://example-hospital.org/other", value="70011")
-    workflow_id = patient_resolution_id(mrn, "req_1")
+    workflow_id = patient_resolution_id(mrn, "req_1", KEY)
     assert "70011" not in workflow_id and "example-hospital" not in workflow_id
-    assert workflow_id == patient_resolution_id(mrn, "req_2")  # per identifier, not request
-    assert workflow_id != patient_resolution_id(other, "req_1")
-    assert patient_resolution_id(None, "req_1") != patient_resolution_id(None, "req_2")
+    # Keyed: without the server's id hash key the MRN cannot be found by trying every value.
+    assert workflow_id != patient_resolution_id(mrn, "req_1", b"another key")
+    assert workflow_id == patient_resolution_id(mrn, "req_2", KEY)  # per identifier, not request
+    assert workflow_id != patient_resolution_id(other, "req_1", KEY)
+    assert patient_resolution_id(None, "req_1", KEY) != patient_resolution_id(None, "req_2", KEY)
 
 
 async def test_faults_are_sorted_and_never_quote_the_key_or_awells_text() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from careflow.conditions.models import Debounce
 from careflow.debounce import key_text, window_id
 
@@ -19,12 +21,24 @@ def test_absent_null_or_empty_key_means_no_debounce() -> None:
     assert key_text(DEBOUNCE, {"payload": {"uid": None}}) is None
     assert key_text(DEBOUNCE, {"payload": {"uid": "  "}}) is None
     assert key_text(DEBOUNCE, [1, 2]) is None
+    assert key_text(DEBOUNCE, {"payload": {"uid": {}}}) is None
+    assert key_text(DEBOUNCE, {"payload": {"uid": []}}) is None
+    # Documented: a number and its text are one key.
+    assert key_text(DEBOUNCE, {"payload": {"uid": 12345}}) == "12345"
+    assert key_text(DEBOUNCE, {"payload": {"uid": "12345"}}) == "12345"
+
+
+KEY = b"test id hash key"
 
 
 def test_window_ids_hash_webhook_and_key() -> None:
-    first = window_id("wh_a", "MRN-24680")
-    assert first == window_id("wh_a", "MRN-24680")
-    assert first != window_id("wh_b", "MRN-24680")
-    assert first != window_id("wh_a", "MRN-24681")
+    first = window_id("wh_a", "MRN-24680", KEY)
+    assert first == window_id("wh_a", "MRN-24680", KEY)
+    assert first != window_id("wh_b", "MRN-24680", KEY)
+    assert first != window_id("wh_a", "MRN-24681", KEY)
+    # Keyed: without the server's key, trying every small key value finds nothing.
+    assert first != window_id("wh_a", "MRN-24680", b"another key")
+    plain = hashlib.sha256("\x1f".join(("debounce", "wh_a", "MRN-24680")).encode()).hexdigest()
+    assert first != "debounce_" + plain[:32]
     assert first.startswith("debounce_") and len(first) == len("debounce_") + 32
     assert "24680" not in first

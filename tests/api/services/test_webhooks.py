@@ -144,7 +144,10 @@ def test_a_patch_that_does_not_validate_is_refused(service: WebhookService) -> N
     hook = service.create(WebhookCreate(name="h", care_flow_definition_id="intake"))
     with pytest.raises(InvalidConfigError) as exc:
         service.patch(hook.id, {"name": "", "data_point_mappings": "not a list"})
-    assert _codes(exc) == ["invalid_webhook", "invalid_webhook"]
+    assert _codes(exc) == ["invalid_request", "invalid_request"]  # as POST answers
+    with pytest.raises(InvalidConfigError) as exc:
+        service.patch(hook.id, {"skip_if_enrolled": "yes"})
+    assert _codes(exc) == ["invalid_request"]
     with pytest.raises(InvalidConfigError) as exc:
         service.patch(hook.id, {"delivery_id_path": "$.[[["})
     assert _codes(exc) == ["invalid_path"]

@@ -3,6 +3,9 @@ and the verdict fragment on the newest test payload; IGNORED in the request page
 
 from __future__ import annotations
 
+import html
+import json
+import re
 from typing import Any
 
 from tests.conftest import Api, RunningWorker
@@ -50,7 +53,7 @@ async def test_rows_save_and_the_verdict_follows_the_newest_test_payload(
         f"/ui/webhooks/{hook['id']}/conditions/preview",
         data=rows(
             csrf,
-            ("$.triggerEvent", "in", "BOOKING_CREATED, BOOKING_RESCHEDULED", "string"),
+            ("$.triggerEvent", "in", '["BOOKING_CREATED", "BOOKING_RESCHEDULED"]', "string"),
             ("$.payload.length", "gte", "30", "number"),
         ),
     )
@@ -157,3 +160,59 @@ async def test_ignored_requests_show_their_reasons_and_filter(
     assert 'action="/ui/requests/' in detail  # IGNORED is retryable
     counts = (await api.http.get("/ui/webhooks")).text
     assert 'status=IGNORED">1<' in counts
+
+
+async def test_in_values_round_trip_exactly_as_json(api: Api) -> None:
+    hook = await calcom_hook(api)
+    csrf = await ui_sign_in(api)
+    values = ["Smith, John", " padded ", 'quote " and <tag> & amp', "Ünïcode"]
+    saved = await api.http.post(
+        f"/ui/webhooks/{hook['id']}/conditions",
+        data=rows(csrf, ("$.payload.title", "in", json.dumps(values), "string")),
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303, saved.text
+    stored = (await api.admin("GET", f"/v1/webhooks/{hook['id']}")).json()
+    assert stored["conditions"]["rules"][0]["value"] == values
+    # The page shows the list as JSON; posting the page's field back changes nothing.
+    page = (await api.http.get(f"/ui/webhooks/{hook['id']}")).text
+    shown = re.search(r'name="cond_value__0"[^>]*value="([^"]*)"', page)
+    assert shown is not None
+    again = await api.http.post(
+        f"/ui/webhooks/{hook['id']}/conditions",
+        data=rows(csrf, ("$.payload.title", "in", html.unescape(shown.group(1)), "string")),
+        follow_redirects=False,
+    )
+    assert again.status_code == 303, again.text
+    stored = (await api.admin("GET", f"/v1/webhooks/{hook['id']}")).json()
+    assert stored["conditions"]["rules"][0]["value"] == values
+    # Comma-separated text is no longer split: refused, naming the rule.
+    split = await api.http.post(
+        f"/ui/webhooks/{hook['id']}/conditions",
+        data=rows(csrf, ("$.payload.title", "not_in", "Smith, John", "string")),
+    )
+    assert split.status_code == 422
+    assert "invalid_condition_form" in split.text and "rule 1 (not_in)" in split.text
+
+
+async def test_crafted_condition_fields_are_refused(api: Api) -> None:
+    hook = await calcom_hook(api)
+    csrf = await ui_sign_in(api)
+    rule = ("$.triggerEvent", "equals", "BOOKING_CREATED", "string")
+    for extra in (
+        {"cond_match": "xor"},
+        {"cond_path__50": "$.a"},
+        {"cond_path__-1": "$.a"},
+        {"cond_path__01": "$.a"},
+        {"cond_value__x": "1"},
+        {"cond_colour__0": "red"},
+    ):
+        for route in ("conditions", "conditions/preview"):
+            answer = await api.http.post(
+                f"/ui/webhooks/{hook['id']}/{route}", data=rows(csrf, rule, **extra)
+            )
+            assert "invalid_condition_form" in answer.text, (extra, route)
+            if route == "conditions":
+                assert answer.status_code == 422
+    stored = (await api.admin("GET", f"/v1/webhooks/{hook['id']}")).json()
+    assert stored["conditions"] is None

@@ -1,6 +1,9 @@
 """Debounce windows on Temporal: claim one for a request, or learn which request holds it.
 
-A window is a ``DebounceWindowWorkflow`` execution (see ``workflows/debounce.py``) whose id
+Used by the ingest handler (new requests) and the ``claim_debounce_window`` activity (a retried
+request claims like a new one). Workflow type and signal are addressed by name, so this module
+does not import the workflow. A window is a ``DebounceWindowWorkflow`` execution (see
+``workflows/debounce.py``) whose id
 hashes (webhook id, key value); Temporal allows one open execution per id, so of any number of
 concurrent claims on any number of API replicas exactly one starts it. The others read the
 holder's request id from its memo.
@@ -19,9 +22,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from careflow.messages import DebounceWindowInput, ReleaseDebounceInput
 from infra import temporal
 from infra.codec import EncryptionKeyNotFound
-from workflows.debounce import DebounceWindowWorkflow
 
-log = logging.getLogger("api.debounce")
+log = logging.getLogger("infra.debounce_windows")
 
 RPC_TIMEOUT = timedelta(seconds=5)
 _CLAIM_ATTEMPTS = 3
@@ -49,7 +51,7 @@ async def claim(
     for _ in range(_CLAIM_ATTEMPTS):
         try:
             await client.start_workflow(
-                DebounceWindowWorkflow.run,
+                temporal.DEBOUNCE_WORKFLOW_TYPE,
                 DebounceWindowInput(request_id=request_id),
                 id=window_id,
                 task_queue=task_queue,
@@ -87,11 +89,30 @@ async def claim(
     return None
 
 
+async def holder(client: Client, window_id: str) -> str | None:
+    """The request holding ``window_id`` now, or None when it is not open (reads only: the
+    test link reports the window without claiming it).
+
+    Raises:
+        RPCError: Temporal did not answer (other than not found).
+    """
+    try:
+        description = await client.get_workflow_handle(window_id).describe(rpc_timeout=RPC_TIMEOUT)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    held_by = await description.memo_value(temporal.MEMO_DEBOUNCE_HOLDER, default=None)
+    return None if held_by is None else str(held_by)
+
+
 async def release(client: Client, window_id: str, request_id: str) -> None:
     """Best effort: close ``window_id`` early if ``request_id`` holds it (its start failed)."""
     try:
         await client.get_workflow_handle(window_id).signal(
-            DebounceWindowWorkflow.release,
+            temporal.DEBOUNCE_RELEASE_SIGNAL,
             ReleaseDebounceInput(request_id=request_id),
             rpc_timeout=RPC_TIMEOUT,
         )
