@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Header, Payload, SearchAttributes
+from temporalio.api.history.v1 import MarkerRecordedEventAttributes
 from temporalio.client import Client
 
 from infra import temporal
 from infra.codec import ENCODING, KEY_ID
 
 _OURS = f'WorkflowType IN ("{temporal.WORKFLOW_TYPE}", "{temporal.DEBOUNCE_WORKFLOW_TYPE}")'
+MARKER_RESULT = "result"  # the one marker detail that holds a payload of ours
 OPEN = f'{_OURS} AND ExecutionStatus = "Running"'
 ALL = _OURS
 
@@ -43,9 +45,18 @@ class KeyUsage:
 def payload_key_ids(message: Message, found: set[str | None]) -> None:
     """Add the key id of every payload inside ``message`` to ``found`` (None: not encrypted).
 
-    Search attributes and headers are skipped: the codec never encrypts them.
+    Search attributes and headers are skipped: the codec never encrypts them. So are the
+    details of a marker other than ``result``: the SDK core writes them itself as plain JSON
+    (a local activity's type, attempt and times; a patch id), no payload of ours; the local
+    activity's ``result`` beside them is encrypted.
     """
     if isinstance(message, SearchAttributes | Header):
+        return
+    if isinstance(message, MarkerRecordedEventAttributes):
+        if MARKER_RESULT in message.details:
+            payload_key_ids(message.details[MARKER_RESULT], found)
+        if message.HasField("failure"):
+            payload_key_ids(message.failure, found)
         return
     if isinstance(message, Payload):
         if message.metadata.get("encoding") == ENCODING:

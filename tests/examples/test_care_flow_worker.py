@@ -22,7 +22,12 @@ async def test_example_worker_runs_the_example_care_flow(
     temporal_client: Client, settings: Settings
 ) -> None:
     assert example_worker_command()[1:] == ["-m", "examples.care_flow_worker"]
-    env = {**os.environ, "TEMPORAL_ADDRESS": settings.temporal_address}
+    env = {  # the service's settings: its codec key ring decodes what the backend sends
+        **os.environ,
+        "TEMPORAL_ADDRESS": settings.temporal_address,
+        "CAREFLOW_DATA_DIR": str(settings.careflow_data_dir),
+        "CAREFLOW_ENCRYPTION_KEYS": settings.careflow_encryption_keys or "",
+    }
     process = await asyncio.create_subprocess_exec(
         *example_worker_command(), cwd=ROOT, env=env, stderr=asyncio.subprocess.PIPE
     )

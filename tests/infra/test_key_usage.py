@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from temporalio.api.common.v1 import Memo, Payload, Payloads, SearchAttributes
-from temporalio.api.history.v1 import HistoryEvent, WorkflowExecutionStartedEventAttributes
+from temporalio.api.history.v1 import (
+    HistoryEvent,
+    MarkerRecordedEventAttributes,
+    WorkflowExecutionStartedEventAttributes,
+)
 
 from infra.codec import ENCODING, KEY_ID
 from infra.key_usage import payload_key_ids
@@ -29,3 +33,27 @@ def test_key_ids_of_input_memo_and_plaintext_skipping_search_attributes() -> Non
     assert found == {"a", "b"}
     payload_key_ids(Payloads(payloads=[Payload(data=b"1")]), found)
     assert found == {"a", "b", None}
+
+
+def test_a_local_activity_marker_counts_its_result_not_cores_own_details() -> None:
+    # validate_request runs as a local activity: core writes the marker's ``data`` (type,
+    # attempt, times) as plain JSON; only the ``result`` is a payload of ours.
+    event = HistoryEvent(
+        event_id=5,
+        marker_recorded_event_attributes=MarkerRecordedEventAttributes(
+            marker_name="core_local_activity",
+            details={
+                "data": Payloads(payloads=[Payload(data=b'{"activity_type":"validate_request"}')]),
+                "result": Payloads(payloads=[_sealed("a")]),
+            },
+        ),
+    )
+    found: set[str | None] = set()
+    payload_key_ids(event, found)
+    assert found == {"a"}
+    plain = MarkerRecordedEventAttributes(
+        marker_name="core_local_activity",
+        details={"result": Payloads(payloads=[Payload(data=b"{}")])},
+    )
+    payload_key_ids(plain, found)
+    assert found == {"a", None}  # an unencrypted result still counts as plaintext

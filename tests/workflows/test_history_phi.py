@@ -98,14 +98,12 @@ async def test_no_phi_outside_the_carrying_payloads(
         detail = await api.wait_status(request_id, TERMINAL, timeout=30)
         assert detail["status"] in TERMINAL, (name, detail)
         assert await _leaks(temporal_client, request_id) == [], name
-    # The check reads the payloads: PHI is found where it is carried (the body itself is base64
-    # inside the inputs, so the mapped values are what shows).
+    # The payloads that carry PHI by design (activity inputs, validate_request's mapping, the
+    # request's state in the result) are AES-GCM ciphertext under the payload codec (issue 13):
+    # the raw history holds no PHI at all, not even there. (tests/api/test_encryption.py shows
+    # the same check finds the values when the codec is off.)
     carried, _ = await _phi(temporal_client, ids["success"])
-    assert carried == {
-        "activityTaskScheduledEventAttributes.input.payloads",  # resolve_patient, start_care_flow
-        "activityTaskCompletedEventAttributes.result.payloads",  # validate_request's mapping
-        "workflowExecutionCompletedEventAttributes.result.payloads",  # the request's state
-    }
+    assert carried == set()
 
 
 class _QuotingBackend(BuiltinBackend):
