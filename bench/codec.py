@@ -2,15 +2,30 @@
 
 A stack of its own (``bench/stack.py``: the dev server, the API, the worker). Each round starts
 the API and the worker either as usual (AES-GCM codec on) or through ``bench/codec_off.py``
-(plain pydantic converter), POSTs N FHIR samples through the API while the worker runs, and
-times the whole path: first POST → last request closed. Rounds alternate ABBA (on, off, off,
-on, …), so drift weighs the same on both sides; each side's rate is the mean of its rounds.
+(plain pydantic converter), then:
+
+1. warms them up: a batch of ``CONCURRENCY`` requests on a webhook of its own, waited for until
+   closed (the first workflow tasks of a fresh worker import, build the sandbox and open
+   connections: seconds of CPU on this machine, which are not the codec's);
+2. POSTs N FHIR samples and times them on the Temporal server's clock, from the first measured
+   workflow's start to the last one's close (the load generator's own start-up is left out).
+
+Rounds come in ABBA blocks (on, off, off, on), so a linear drift — the Temporal database growing,
+other work on the machine ramping — weighs the same on both sides of a block. Each block gives
+one ratio (its two on-rounds' requests over their seconds ÷ the same for its two off-rounds);
+``codec_e2e_ratio`` is the median over the blocks, so one block disturbed by a burst of other
+work on the shared machine does not decide the figure. Rates are pooled (requests ÷ seconds)
+over all rounds of a side. ``python -m bench.codec`` runs this alone and prints the JSON with the
+load average.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -20,12 +35,12 @@ from temporalio.client import Client
 
 import cli
 from bench.phases import CONCURRENCY, FHIR_BODY, configure, run_load
-from bench.report import mean
 from bench.stack import ROOT, Proc, Stack
 from infra import temporal
 from infra.codec import ENCODING
 
 KEYS = ("codec_on_rate", "codec_off_rate", "codec_e2e_ratio")
+WARMUP_REQUESTS = CONCURRENCY
 OFF = [sys.executable, str(ROOT / "bench" / "codec_off.py")]
 
 
@@ -66,56 +81,104 @@ async def _check_encoding(client: Client, workflow_id: str, codec_on: bool) -> N
         return
 
 
-async def codec_ratio(requests: int, rounds: int, timeout: float) -> dict[str, float]:
-    """Run the rounds; ``{codec_on_rate, codec_off_rate, codec_e2e_ratio}`` (requests/s)."""
+async def _post(stack: Stack, hook: str, requests: int) -> int:
+    """POST ``requests`` FHIR samples to ``hook`` (``CONCURRENCY`` at a time); how many got 202."""
+    phase = await run_load(
+        stack,
+        {},
+        "closed",
+        "--url",
+        f"{stack.api_url}/hooks/{hook}",
+        "--body",
+        str(FHIR_BODY),
+        "--concurrency",
+        str(CONCURRENCY),
+        "--count",
+        str(requests),
+    )
+    return int(phase.result["ok"])
+
+
+async def _drained(client: Client, hook: str, sent: int, timeout: float) -> tuple[float, str]:
+    """Wait until ``sent`` requests of ``hook`` closed; (seconds from the first start to the
+    last close on the Temporal server's clock, one workflow id)."""
+    query = f"WebhookId='{hook}' AND ExecutionStatus!='Running'"
+    deadline = time.monotonic() + timeout
+    while (await client.count_workflows(query)).count < sent:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"codec bench: {sent} requests not drained in {timeout}s")
+        await asyncio.sleep(0.25)
+    first, last, some_id = float("inf"), 0.0, ""
+    async for execution in client.list_workflows(query, page_size=1000):
+        some_id = execution.id
+        first = min(first, execution.start_time.timestamp())
+        if execution.close_time is not None:
+            last = max(last, execution.close_time.timestamp())
+    return max(1e-6, last - first), some_id
+
+
+def is_codec_on(round_index: int) -> bool:
+    """ABBA: rounds 0 and 3 of each block of four run with the codec on."""
+    return round_index % 4 in (0, 3)
+
+
+def summarize(rounds: list[tuple[bool, int, float]]) -> dict[str, float]:
+    """The figures of ABBA rounds ``(codec_on, requests, seconds)``, in run order.
+
+    Returns:
+        ``{codec_on_rate, codec_off_rate, codec_e2e_ratio}``: the pooled rates (requests/s) and
+        the median over the blocks of four of (on requests ÷ on seconds) ÷ (off ÷ off).
+    """
+
+    def rate(selected: list[tuple[bool, int, float]], on: bool) -> float:
+        requests = sum(r for o, r, _ in selected if o == on)
+        seconds = sum(s for o, _, s in selected if o == on)
+        return requests / seconds if seconds else 0.0
+
+    blocks = [rounds[i : i + 4] for i in range(0, len(rounds) - 3, 4)]  # whole blocks only
+    ratios = [rate(b, True) / rate(b, False) for b in blocks if rate(b, False)]
+    on, off = rate(rounds, True), rate(rounds, False)
+    return {
+        "codec_on_rate": round(on, 2),
+        "codec_off_rate": round(off, 2),
+        "codec_e2e_ratio": round(statistics.median(ratios), 3) if ratios else 0.0,
+    }
+
+
+async def codec_ratio(requests: int, blocks: int, timeout: float) -> dict[str, float]:
+    """Run ``blocks`` ABBA blocks of rounds of ``requests`` each (plus a warm-up batch each).
+
+    Returns:
+        ``{codec_on_rate, codec_off_rate, codec_e2e_ratio}`` (``summarize``).
+    """
     tmp = Path(tempfile.mkdtemp(prefix="careflow-bench-codec-"))
     stack = Stack(
         tmp, task_queue="bench-codec", rate_limit="1000000/second", temporal_args=["--headless"]
     )
-    rates: dict[bool, list[float]] = {True: [], False: []}
+    rounds: list[tuple[bool, int, float]] = []
     try:
         await stack.start_temporal()
         client = await temporal.connect(stack.settings)
         api, worker = await _start(stack, True)
-        hooks = await configure(stack, rounds * 2)
+        hooks = await configure(stack, blocks * 4 * 2)
         stack.stop(worker)
         stack.stop(api)
-        for rnd in range(rounds * 2):
-            codec_on = rnd % 4 in (0, 3)
+        for rnd in range(blocks * 4):
+            codec_on = is_codec_on(rnd)
+            warm_hook, hook = hooks[2 * rnd], hooks[2 * rnd + 1]
             api, worker = await _start(stack, codec_on)
             try:
-                started = time.time()
-                phase = await run_load(
-                    stack,
-                    {},
-                    "closed",
-                    "--url",
-                    f"{stack.api_url}/hooks/{hooks[rnd]}",
-                    "--body",
-                    str(FHIR_BODY),
-                    "--concurrency",
-                    str(CONCURRENCY),
-                    "--count",
-                    str(requests),
+                await _drained(
+                    client, warm_hook, await _post(stack, warm_hook, WARMUP_REQUESTS), timeout
                 )
-                sent = int(phase.result["ok"])
-                query = f"WebhookId='{hooks[rnd]}' AND ExecutionStatus!='Running'"
-                deadline = time.monotonic() + timeout
-                while (await client.count_workflows(query)).count < sent:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"codec round {rnd + 1}: not drained in {timeout}s")
-                    await asyncio.sleep(0.25)
-                last, some_id = 0.0, ""
-                async for execution in client.list_workflows(query, page_size=1000):
-                    some_id = execution.id
-                    if execution.close_time is not None:
-                        last = max(last, execution.close_time.timestamp())
+                sent = await _post(stack, hook, requests)
+                seconds, some_id = await _drained(client, hook, sent, timeout)
                 await _check_encoding(client, some_id, codec_on)
-                rate = sent / max(1e-6, last - started)
-                rates[codec_on].append(rate)
+                rounds.append((codec_on, sent, seconds))
                 label = "on " if codec_on else "off"
                 print(
-                    f"  codec {label} #{rnd + 1}: {sent} requests end to end = {rate:.1f}/s",
+                    f"  codec {label} #{rnd + 1}: {sent} requests end to end in {seconds:.2f} s"
+                    f" = {sent / seconds:.1f}/s (load {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
             finally:
@@ -128,9 +191,18 @@ async def codec_ratio(requests: int, rounds: int, timeout: float) -> dict[str, f
     finally:
         stack.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
-    on, off = mean(rates[True]), mean(rates[False])
-    return {
-        "codec_on_rate": round(on, 2),
-        "codec_off_rate": round(off, 2),
-        "codec_e2e_ratio": round(on / off, 3) if off else 0.0,
-    }
+    return summarize(rounds)
+
+
+def main() -> None:
+    """``python -m bench.codec [requests] [blocks]``: the codec figures alone, as JSON."""
+    requests = int(sys.argv[1]) if len(sys.argv) > 1 else 150
+    blocks = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    before = os.getloadavg()
+    figures = asyncio.run(codec_ratio(requests, blocks, 300))
+    after = os.getloadavg()
+    print(json.dumps({**figures, "load_average_before": before, "load_average_after": after}))
+
+
+if __name__ == "__main__":
+    main()
