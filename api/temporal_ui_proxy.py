@@ -9,11 +9,11 @@ port is rewritten to the proxy's origin) — except for two paths:
 - ``GET /api/v1/settings`` (the UI reads its configuration there): the dev server's JSON with
   ``Codec.Endpoint`` set to ``<the proxy's origin as the browser named it>/codec`` and
   ``Codec.IncludeCredentials`` set to true; every other field as the dev server wrote it.
-- ``/codec/*``: relayed to the API's codec server (``--codec-upstream``, e.g.
-  ``http://127.0.0.1:8000/codec``). The UI's decode requests are then same-origin: the browser
-  sends the operator's ``/ui`` session cookie (host-only, ``Path=/``, and cookies do not depend
-  on the port) with no CORS and no browser setting. Without a session the codec server answers
-  401 and the UI shows the ciphertext.
+- ``/codec/encode`` and ``/codec/decode`` (any other ``/codec/...`` is 404): relayed to the
+  API's codec server (``--codec-upstream``, e.g. ``http://127.0.0.1:8000/codec``). The UI's
+  decode requests are then same-origin: the browser sends the operator's ``/ui`` session cookie
+  (host-only, ``Path=/``, and cookies do not depend on the port) with no CORS and no browser
+  setting. Without a session the codec server answers 401 and the UI shows the ciphertext.
 
 Why not CORS alone: ``IncludeCredentials`` with the API's own origin works too (the API answers
 CORS with credentials for the UI's origin), but only for the one host name in
@@ -52,6 +52,9 @@ log = logging.getLogger("ui_proxy")
 
 SETTINGS_PATH = b"/api/v1/settings"
 CODEC_PREFIX = b"/codec"
+# Only the protocol's two paths reach the API: not ``/codec/../ui/...`` (httpx would resolve the
+# dot segments, and the proxy's origin would serve the API's other pages).
+CODEC_PATHS = frozenset({b"/codec/encode", b"/codec/decode"})
 # RFC 9110 §7.6.1: meaningful for one connection only, never relayed.
 HOP_BY_HOP = frozenset(
     {
@@ -214,14 +217,25 @@ def build_app(config: ProxyConfig, transport: httpx.AsyncBaseTransport | None = 
             raw_path == CODEC_PREFIX or raw_path.startswith(CODEC_PREFIX + b"/")
         )
         if codec_base is not None and is_codec:
+            if raw_path not in CODEC_PATHS:
+                return JSONResponse(
+                    {"code": "not_found", "message": "the codec server has /encode and /decode"},
+                    status_code=404,
+                )
             base, rest = codec_base.rstrip("/"), raw_path[len(CODEC_PREFIX) :]
             code, what = "codec_server", "the codec server (the API)"
         else:
             base, rest = config.upstream.rstrip("/"), raw_path
             code, what = "temporal_ui", "the Temporal UI (dev server)"
-        url = httpx.URL(
-            base + rest.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
-        )
+        try:
+            url = httpx.URL(
+                base + rest.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+            )
+        except httpx.InvalidURL:
+            return JSONResponse(
+                {"code": "invalid_request_target", "message": "not a path this proxy relays"},
+                status_code=400,
+            )
         headers = _request_headers(request)
         is_settings = not is_codec and raw_path == SETTINGS_PATH and request.method == "GET"
         if is_settings:  # read whole and rewritten: ask for it uncompressed
