@@ -4,19 +4,22 @@ A stack of its own (``bench/stack.py``: the dev server, the API, the worker). Ea
 the API and the worker either as usual (AES-GCM codec on) or through ``bench/codec_off.py``
 (plain pydantic converter), then:
 
-1. warms them up: a batch of ``CONCURRENCY`` requests on a webhook of its own, waited for until
-   closed (the first workflow tasks of a fresh worker import, build the sandbox and open
+1. warms them up: a batch of ``WARMUP_REQUESTS`` requests on a webhook of its own, waited for
+   until closed (the first workflow tasks of a fresh worker import, build the sandbox and open
    connections: seconds of CPU on this machine, which are not the codec's);
 2. POSTs N FHIR samples and times them on the Temporal server's clock, from the first measured
-   workflow's start to the last one's close (the load generator's own start-up is left out).
+   workflow's start to the last one's close (the load generator's own start-up is left out),
+   and takes the CPU seconds the API and the worker spent meanwhile.
 
 Rounds come in ABBA blocks (on, off, off, on), so a linear drift — the Temporal database growing,
 other work on the machine ramping — weighs the same on both sides of a block. Each block gives
 one ratio (its two on-rounds' requests over their seconds ÷ the same for its two off-rounds);
 ``codec_e2e_ratio`` is the median over the blocks, so one block disturbed by a burst of other
 work on the shared machine does not decide the figure. Rates are pooled (requests ÷ seconds)
-over all rounds of a side. ``python -m bench.codec`` runs this alone and prints the JSON with the
-load average.
+over all rounds of a side. ``codec_cpu_ratio`` is the same median for the API's and the
+worker's CPU seconds per request (on ÷ off): what the codec costs, much less swayed by the
+other work on the machine than a rate. ``python -m bench.codec`` runs this alone and prints the
+JSON with the load average.
 """
 
 from __future__ import annotations
@@ -35,12 +38,12 @@ from temporalio.client import Client
 
 import cli
 from bench.phases import CONCURRENCY, FHIR_BODY, configure, run_load
-from bench.stack import ROOT, Proc, Stack
+from bench.stack import ROOT, Proc, Stack, cpu_seconds
 from infra import temporal
 from infra.codec import ENCODING
 
-KEYS = ("codec_on_rate", "codec_off_rate", "codec_e2e_ratio")
-WARMUP_REQUESTS = CONCURRENCY
+KEYS = ("codec_on_rate", "codec_off_rate", "codec_e2e_ratio", "codec_cpu_ratio")
+WARMUP_REQUESTS = 20
 OFF = [sys.executable, str(ROOT / "bench" / "codec_off.py")]
 
 
@@ -122,26 +125,40 @@ def is_codec_on(round_index: int) -> bool:
     return round_index % 4 in (0, 3)
 
 
-def summarize(rounds: list[tuple[bool, int, float]]) -> dict[str, float]:
-    """The figures of ABBA rounds ``(codec_on, requests, seconds)``, in run order.
+Round = tuple[bool, int, float, float]  # codec on, requests, seconds, API + worker CPU seconds
+
+
+def summarize(rounds: list[Round]) -> dict[str, float]:
+    """The figures of ABBA rounds ``(codec_on, requests, seconds, cpu_seconds)``, in run order.
 
     Returns:
-        ``{codec_on_rate, codec_off_rate, codec_e2e_ratio}``: the pooled rates (requests/s) and
-        the median over the blocks of four of (on requests ÷ on seconds) ÷ (off ÷ off).
+        ``{codec_on_rate, codec_off_rate, codec_e2e_ratio, codec_cpu_ratio}``: the pooled rates
+        (requests/s); the median over the blocks of four of (on requests ÷ on seconds) ÷ (off ÷
+        off); the same median of (on CPU seconds ÷ on requests) ÷ (off ÷ off).
     """
 
-    def rate(selected: list[tuple[bool, int, float]], on: bool) -> float:
-        requests = sum(r for o, r, _ in selected if o == on)
-        seconds = sum(s for o, _, s in selected if o == on)
-        return requests / seconds if seconds else 0.0
+    def per(selected: list[Round], on: bool, field: int) -> float:
+        requests = sum(r[1] for r in selected if r[0] == on)
+        total = sum(r[field] for r in selected if r[0] == on)
+        return total / requests if requests else 0.0
 
-    blocks = [rounds[i : i + 4] for i in range(0, len(rounds) - 3, 4)]  # whole blocks only
-    ratios = [rate(b, True) / rate(b, False) for b in blocks if rate(b, False)]
-    on, off = rate(rounds, True), rate(rounds, False)
+    def median_ratio(field: int, invert: bool) -> float:
+        blocks = [rounds[i : i + 4] for i in range(0, len(rounds) - 3, 4)]  # whole blocks only
+        ratios = [
+            (per(b, False, field) / per(b, True, field))
+            if invert
+            else (per(b, True, field) / per(b, False, field))
+            for b in blocks
+            if per(b, True, field) and per(b, False, field)
+        ]
+        return round(statistics.median(ratios), 3) if ratios else 0.0
+
+    on, off = per(rounds, True, 2), per(rounds, False, 2)  # seconds per request
     return {
-        "codec_on_rate": round(on, 2),
-        "codec_off_rate": round(off, 2),
-        "codec_e2e_ratio": round(statistics.median(ratios), 3) if ratios else 0.0,
+        "codec_on_rate": round(1 / on, 2) if on else 0.0,
+        "codec_off_rate": round(1 / off, 2) if off else 0.0,
+        "codec_e2e_ratio": median_ratio(2, invert=True),  # rate on ÷ off = s/req off ÷ on
+        "codec_cpu_ratio": median_ratio(3, invert=False),
     }
 
 
@@ -149,13 +166,13 @@ async def codec_ratio(requests: int, blocks: int, timeout: float) -> dict[str, f
     """Run ``blocks`` ABBA blocks of rounds of ``requests`` each (plus a warm-up batch each).
 
     Returns:
-        ``{codec_on_rate, codec_off_rate, codec_e2e_ratio}`` (``summarize``).
+        ``{codec_on_rate, codec_off_rate, codec_e2e_ratio, codec_cpu_ratio}`` (``summarize``).
     """
     tmp = Path(tempfile.mkdtemp(prefix="careflow-bench-codec-"))
     stack = Stack(
         tmp, task_queue="bench-codec", rate_limit="1000000/second", temporal_args=["--headless"]
     )
-    rounds: list[tuple[bool, int, float]] = []
+    rounds: list[Round] = []
     try:
         await stack.start_temporal()
         client = await temporal.connect(stack.settings)
@@ -171,14 +188,17 @@ async def codec_ratio(requests: int, blocks: int, timeout: float) -> dict[str, f
                 await _drained(
                     client, warm_hook, await _post(stack, warm_hook, WARMUP_REQUESTS), timeout
                 )
+                cpu_before = cpu_seconds(api.pid) + cpu_seconds(worker.pid)
                 sent = await _post(stack, hook, requests)
                 seconds, some_id = await _drained(client, hook, sent, timeout)
+                cpu = cpu_seconds(api.pid) + cpu_seconds(worker.pid) - cpu_before
                 await _check_encoding(client, some_id, codec_on)
-                rounds.append((codec_on, sent, seconds))
+                rounds.append((codec_on, sent, seconds, cpu))
                 label = "on " if codec_on else "off"
                 print(
                     f"  codec {label} #{rnd + 1}: {sent} requests end to end in {seconds:.2f} s"
-                    f" = {sent / seconds:.1f}/s (load {os.getloadavg()[0]:.1f})",
+                    f" = {sent / seconds:.1f}/s, API + worker CPU {1000 * cpu / sent:.1f}"
+                    f" ms/request (load {os.getloadavg()[0]:.1f})",
                     flush=True,
                 )
             finally:
