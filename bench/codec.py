@@ -12,7 +12,8 @@ the API and the worker either as usual (AES-GCM codec on) or through ``bench/cod
    and takes the CPU seconds the API and the worker spent meanwhile.
 
 Before the first round the fresh dev server drains a batch of ``CONCURRENCY`` requests (its own
-warm-up, which would otherwise land on round 1, always a codec-on round).
+warm-up, which would otherwise land on round 1, always a codec-on round; both warm-ups are
+smaller when the rounds are, in the smoke size).
 Rounds come in ABBA blocks (on, off, off, on), so a linear drift — the Temporal database growing,
 other work on the machine ramping — weighs the same on both sides of a block. Each block gives
 one ratio (its two on-rounds' requests over their seconds ÷ the same for its two off-rounds);
@@ -182,7 +183,8 @@ async def codec_ratio(requests: int, blocks: int, timeout: float) -> dict[str, f
         hooks = await configure(stack, blocks * 4 * 2 + 1)
         # The fresh dev server's own warm-up (caches, task queue partitions), before round 1
         # and not in it: round 1 is always a codec-on round.
-        await _drained(client, hooks[-1], await _post(stack, hooks[-1], CONCURRENCY), timeout)
+        warm_stack = min(CONCURRENCY, 2 * requests)  # smaller in the smoke size
+        await _drained(client, hooks[-1], await _post(stack, hooks[-1], warm_stack), timeout)
         stack.stop(worker)
         stack.stop(api)
         for rnd in range(blocks * 4):
@@ -190,9 +192,8 @@ async def codec_ratio(requests: int, blocks: int, timeout: float) -> dict[str, f
             warm_hook, hook = hooks[2 * rnd], hooks[2 * rnd + 1]
             api, worker = await _start(stack, codec_on)
             try:
-                await _drained(
-                    client, warm_hook, await _post(stack, warm_hook, WARMUP_REQUESTS), timeout
-                )
+                warm = await _post(stack, warm_hook, min(WARMUP_REQUESTS, requests))
+                await _drained(client, warm_hook, warm, timeout)
                 cpu_before = cpu_seconds(api.pid) + cpu_seconds(worker.pid)
                 sent = await _post(stack, hook, requests)
                 seconds, some_id = await _drained(client, hook, sent, timeout)
