@@ -15,6 +15,7 @@ from api.ingest import IngestService
 from api.metrics import ApiMetrics
 from api.paging import MAX_LIMIT, PageTokens
 from api.request_log import RequestLog
+from api.request_retry import RequestRetry
 from api.services.awell_import import AwellImportService
 from api.services.configuration import ConfigurationService
 from api.services.webhooks import WebhookService
@@ -37,6 +38,7 @@ class Services:
     config: ConfigCache
     client: Client
     requests: RequestLog
+    retries: RequestRetry
     ingest: IngestService
     webhooks: WebhookService
     configuration: ConfigurationService

@@ -10,6 +10,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from api.paging import PageTokens
 from api.request_log import RequestLog
+from api.request_retry import RequestRetry
 from careflow.errors import ConflictError
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker
@@ -216,8 +217,9 @@ async def test_concurrent_retries_reset_once_the_others_are_retry_in_progress(
     done = await api.wait_status(third, {"FAILED", "REJECTED"})
     new_run = temporal_client.get_workflow_handle(third, run_id=done["run_id"])
     opened = (await new_run.describe()).start_time
-    log = RequestLog(temporal_client, api.settings.ui_base_url, PageTokens("x"), store.retry_claims)
+    log = RequestLog(temporal_client, api.settings.ui_base_url, PageTokens("x"))
+    retries = RequestRetry(temporal_client, log, store.retry_claims)
     with pytest.raises(ConflictError) as refused:
-        await log.retry(third, arrived=opened)
+        await retries.retry(third, arrived=opened)
     assert refused.value.errors[0].code == "retry_in_progress"
-    assert (await log.retry(third)).run_id != done["run_id"]
+    assert (await retries.retry(third)).run_id != done["run_id"]
