@@ -20,8 +20,9 @@ from api.services.awell_import import AwellImportService
 from api.services.configuration import ConfigurationService
 from api.services.webhooks import WebhookService
 from api.telemetry import IngestTelemetry
+from careflow.answers import Page
 from careflow.errors import UnauthorizedError
-from careflow.models import Page, RequestError
+from careflow.models import RequestError
 from careflow.settings import Settings
 from persistence.config_cache import ConfigCache
 from persistence.store import Store

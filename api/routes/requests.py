@@ -14,8 +14,9 @@ from api.request_models import (
     RequestSummary,
     RetryAnswer,
 )
+from careflow.answers import Page
 from careflow.errors import InvalidConfigError
-from careflow.models import Page, RequestError, RequestStatus
+from careflow.models import RequestError, RequestStatus
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"], dependencies=[Depends(require_admin)])
 
