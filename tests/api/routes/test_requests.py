@@ -17,8 +17,8 @@ from tests.conftest import Api, RunningWorker
 from tests.factories import (
     configure_fhir_webhook,
     failed_request,
-    fhir_patient,
     open_webhook,
+    post_with_unknown_system,
     republish,
 )
 
@@ -110,11 +110,7 @@ async def test_rejected_for_configuration_is_retryable_door_rejection_is_not(
     api: Api, worker: RunningWorker
 ) -> None:
     hook = await configure_fhir_webhook(api)
-    payload = fhir_patient()
-    other = {**payload["identifier"][0], "system": "https://other.example/mrn", "value": "X1"}
-    payload["identifier"].insert(0, other)
-    rejected = await api.http.post(f"/hooks/{hook['id']}", json=payload)
-    assert rejected.status_code == 422
+    rejected = await post_with_unknown_system(api, hook["id"])
     assert rejected.json()["errors"][0]["code"] == "unknown_identifier_system"
     request_id = rejected.json()["request_id"]
     await api.wait_status(request_id, {"REJECTED"})
