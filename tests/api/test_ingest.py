@@ -13,9 +13,10 @@ import pytest
 from temporalio.client import Client
 
 from api import request_history
-from api.ingest import IngestService, StartOverloadedError, _delivery_id
+from api.ingest import IngestService, _delivery_id
 from api.paging import PageTokens
 from api.request_log import RequestLog
+from api.start_gate import StartOverloadedError
 from careflow.models import Identifier, Webhook
 from careflow.settings import Settings
 from infra import temporal
