@@ -35,7 +35,6 @@ from api.metrics import ApiMetrics
 from api.request_log import RequestLog
 from api.start_gate import StartGate, TemporalUnavailableError
 from careflow import logs, request_ids, signatures
-from careflow.evaluation import body_delivery_id
 from careflow.messages import ValidationResult, WebhookRequestInput
 from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
 from careflow.payload import media_type_of
@@ -380,11 +379,3 @@ class IngestService:
                 log.warning("temporal unavailable: cannot connect")
                 metrics.start_failures.labels("connect").inc()
                 raise TemporalUnavailableError from exc
-
-
-def _delivery_id(headers: Mapping[str, str], hook: Webhook, body: Any) -> str | None:
-    """The dedupe key: ``webhook-id`` header, else ``Idempotency-Key``, else the body path."""
-    found = door.header_delivery_id(headers)
-    if found is None and hook.delivery_id_path:
-        found = body_delivery_id(hook.delivery_id_path, body)
-    return found
