@@ -41,7 +41,8 @@ from temporalio.client import Client
 
 import cli
 from bench.phases import CONCURRENCY, FHIR_BODY, configure, run_load
-from bench.stack import ROOT, Proc, Stack, cpu_seconds
+from bench.procs import Proc, cpu_seconds
+from bench.stack import ROOT, Stack
 from infra import temporal
 from infra.codec import ENCODING
 
