@@ -6,8 +6,9 @@ base64}]}``, and so is the answer. The Temporal UI posts to ``<endpoint>/decode`
 ``X-Namespace`` header; ``make run`` passes ``--ui-codec-endpoint <API>/codec``.
 
 Operators only: the admin bearer token, or the ``/ui`` session cookie (which the Temporal UI
-sends when its codec setting "include cross-origin credentials" is on). Missing, wrong or
-expired credentials → 401 JSON ``unauthorized``; a body that is not ``Payloads`` JSON → 400
+sends when its codec setting "include cross-origin credentials" is on) on a request from the
+Temporal UI's origin or the API's own (``Origin``, ``Sec-Fetch-Site``). Missing, wrong or
+expired credentials, or a cookie sent from another origin → 401 JSON ``unauthorized``; a body that is not ``Payloads`` JSON → 400
 ``invalid_codec_request``; a payload whose key is not in the ring is answered as it came (still
 encrypted) so the UI shows ciphertext rather than an error. CORS (with credentials) is allowed
 for the Temporal UI's origin on these two paths only (``CodecCors``).
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+from collections import Counter
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -33,6 +36,8 @@ from api.ui.common import ui_sessions
 from careflow.errors import DomainError, UnauthorizedError
 from careflow.models import RequestError
 from infra.codec import EncryptionCodec, EncryptionKeyNotFound
+
+log = logging.getLogger("careflow.codec")
 
 PREFIX = "/codec"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # the UI batches a history page's payloads (2 MiB each at most)
@@ -55,7 +60,11 @@ def require_operator(
     given = credentials.credentials if credentials else ""
     if given and hmac.compare_digest(given.encode(), token.encode()):
         return
-    if request.cookies and ui_sessions(services).current(request) is not None:
+    if (
+        request.cookies
+        and _from_an_allowed_origin(request, services)
+        and ui_sessions(services).current(request) is not None
+    ):
         return
     raise UnauthorizedError(
         RequestError(
@@ -63,6 +72,25 @@ def require_operator(
             message="sign in at /ui (session cookie) or send the admin bearer token",
         )
     )
+
+
+def _from_an_allowed_origin(request: Request, services: Services) -> bool:
+    """Whether a cookie-carrying request comes from the Temporal UI (or the API's own pages).
+
+    A browser sends the ``/ui`` cookie on a POST that another page makes: SameSite=Strict
+    does not separate two ports of one host, and a ``text/plain`` body needs no preflight.
+    CORS would only hide the answer from that page; the payloads would still be decrypted.
+    So a request the browser marks ``Sec-Fetch-Site: cross-site``, or whose ``Origin`` is
+    neither the Temporal UI's (``ui_origins``) nor the API's own, is not a session request.
+    A request without ``Origin`` (not sent by a browser for a cross-origin POST) passes.
+    """
+    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    settings = services.settings
+    return origin in {*ui_origins(settings.ui_base_url), *ui_origins(settings.public_base_url)}
 
 
 router = APIRouter(prefix=PREFIX, tags=["codec"], dependencies=[Depends(require_operator)])
@@ -140,11 +168,20 @@ async def decode(request: Request, services: ServicesDep) -> JSONResponse:
     payloads = await _payloads(request)
     codec = _codec(services)
     out = []
+    left: Counter[tuple[str, str]] = Counter()
     for payload in payloads.payloads:
         try:
-            out.append(codec.decrypt(payload))
-        except EncryptionKeyNotFound:
+            out.append(codec.decrypt(payload, log_failure=False))
+        except EncryptionKeyNotFound as exc:
             out.append(payload)
+            left[(exc.type or "", exc.key_id)] += 1
+    if left:  # one line per request: the UI decodes a whole history page at once
+        log.warning(
+            "codec server: %s left encrypted",
+            ", ".join(
+                f"{n} payload(s) {code} key id {key_id!r}" for (code, key_id), n in left.items()
+            ),
+        )
     return _answer(Payloads(payloads=out))
 
 
