@@ -6,13 +6,11 @@ base64}]}``, and so is the answer. The Temporal UI posts to ``<endpoint>/decode`
 ``X-Namespace`` header; ``make run`` passes ``--ui-codec-endpoint <API>/codec``.
 
 Operators only: the admin bearer token, or the ``/ui`` session cookie (which the Temporal UI
-sends when its codec setting "include cross-origin credentials" is on) on a request from the
-Temporal UI's origin or the API's own (``Origin``, ``Sec-Fetch-Site``). Missing, wrong or
-expired credentials, or a cookie sent from another origin → 401 JSON ``unauthorized``; a body
-that is not ``Payloads`` JSON → 400 ``invalid_codec_request``; a payload whose key is not in the
-ring is answered as it came (still encrypted) so the UI shows ciphertext rather than an error.
-CORS (with credentials) is allowed for the Temporal UI's origin on these two paths only
-(``CodecCors``).
+sends when its codec setting "include cross-origin credentials" is on). Missing, wrong or
+expired credentials → 401 JSON ``unauthorized``; a body that is not ``Payloads`` JSON → 400
+``invalid_codec_request``; a payload whose key is not in the ring is answered as it came (still
+encrypted) so the UI shows ciphertext rather than an error. CORS (with credentials) is allowed
+for the Temporal UI's origin on these two paths only (``CodecCors``).
 """
 
 from __future__ import annotations
