@@ -79,14 +79,17 @@ def _from_an_allowed_origin(request: Request, services: Services) -> bool:
     A browser sends the ``/ui`` cookie on a POST that another page makes: SameSite=Strict
     does not separate two ports of one host, and a ``text/plain`` body needs no preflight.
     CORS would only hide the answer from that page; the payloads would still be decrypted.
-    So a request the browser marks ``Sec-Fetch-Site: cross-site``, or whose ``Origin`` is
-    neither the Temporal UI's (``ui_origins``) nor the API's own, is not a session request.
-    A request without ``Origin`` (not sent by a browser for a cross-origin POST) passes.
+    So a request the browser marks ``Sec-Fetch-Site: cross-site`` is refused, and one with an
+    ``Origin`` passes only when the browser marks it ``same-origin`` (a page served by the
+    API, or by a proxy that serves the Temporal UI and relays ``/codec`` under one origin) or
+    the origin is the Temporal UI's (``ui_origins``, as CORS allows) or the API's own. A
+    request without ``Origin`` (a browser sends one on every cross-origin POST) passes.
     """
-    if request.headers.get("sec-fetch-site", "").lower() == "cross-site":
+    site = request.headers.get("sec-fetch-site", "").lower()
+    if site == "cross-site":
         return False
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or site == "same-origin":
         return True
     settings = services.settings
     return origin in {*ui_origins(settings.ui_base_url), *ui_origins(settings.public_base_url)}

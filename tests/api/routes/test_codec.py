@@ -186,10 +186,18 @@ async def test_codec_routes_are_in_the_openapi_schema(api: Api) -> None:
         {"Origin": "http://evil.example"},
         {"Origin": "null"},
         {"Origin": "http://127.0.0.1:9"},  # same site (another port), not the Temporal UI
+        {"Origin": "http://127.0.0.1:9", "Sec-Fetch-Site": "same-site"},
         {"Origin": "http://evil.example", "Content-Type": "text/plain"},  # no preflight
         {"Sec-Fetch-Site": "cross-site"},
     ],
-    ids=["other origin", "opaque origin", "other port", "simple request", "cross-site"],
+    ids=[
+        "other origin",
+        "opaque origin",
+        "other port",
+        "same site",
+        "simple request",
+        "cross-site",
+    ],
 )
 async def test_a_session_cookie_sent_from_another_origin_decrypts_nothing(
     api: Api, headers: dict[str, str]
@@ -209,8 +217,13 @@ async def test_a_session_cookie_sent_from_another_origin_decrypts_nothing(
         assert answer.status_code == 401, (path, answer.text)
         assert answer.json()["errors"][0]["code"] == "unauthorized"
         assert "MRN-1" not in answer.text
-    # The Temporal UI's own origin (and a request without Origin, e.g. curl) still decode.
-    for allowed in ({"Origin": api.settings.ui_base_url}, {"Sec-Fetch-Site": "same-site"}, {}):
+    # The Temporal UI's own origin, a same-origin page (a proxy serving the UI and /codec under
+    # whatever host name the operator typed) and a request without Origin (curl) still decode.
+    for allowed in (
+        {"Origin": api.settings.ui_base_url, "Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://ops-host.example:8233", "Sec-Fetch-Site": "same-origin"},
+        {},
+    ):
         answer = await api.http.post(
             "/codec/decode", content=body, headers={"Content-Type": "application/json", **allowed}
         )
