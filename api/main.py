@@ -185,6 +185,7 @@ def create_app(
     errors.install(app)
     app.add_middleware(ReceivedAt)  # last added runs first
     if provider is not None:
+        tracing.honour_sender_trace_ids_only()  # a sender's tracestate and baggage: dropped
         FastAPIInstrumentor.instrument_app(
             app,
             tracer_provider=provider,

@@ -7,7 +7,6 @@ configuration) and the ``validate_request`` activity run, so they cannot disagre
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from careflow import mapping
@@ -15,7 +14,7 @@ from careflow.conditions.checks import check_conditions, check_debounce
 from careflow.conditions.evaluate import evaluate
 from careflow.conditions.models import CONDITIONS_NOT_MET, ConditionsOutcome, IgnoredReason
 from careflow.messages import ValidationResult
-from careflow.models import RequestError, RequestStatus, WebhookFields, _check_absolute_uri
+from careflow.models import RequestError, RequestStatus, WebhookFields
 from careflow.snapshot import ConfigSnapshot
 
 
@@ -110,26 +109,19 @@ def conditions_not_met(outcome: ConditionsOutcome) -> IgnoredReason:
     )
 
 
-# A payload-provided system is quoted only when it reads as a namespace: an http(s) URL or a
-# ``urn:`` (no ``@``, no spaces) — ``mailto:``, ``tel:``, ``ssn:123-45-6789`` or ``Doe:Jane`` are
-# absolute URIs too, and may be the very PHI the memo and error lists must not hold.
-_NAMESPACE = re.compile(r"^(https?://[^\s@]+|urn:[^\s@]+)$", re.IGNORECASE)
+# A system read from the payload is a payload value: never quoted (contract §4). A URL or a
+# ``urn:`` may hold the patient itself (``urn:acme:mrn:77001134``, ``…/patients/Jane-Doe``), and
+# ``mailto:``, ``tel:``, ``ssn:…`` are absolute URIs too. The request detail shows the mapped
+# ``patient_identifier`` to operators; the error's ``path`` says where it was read.
 _NOT_SHOWN = "(a system from the payload, not shown)"
 
 
 def _named(system: str, webhook: WebhookFields) -> str:
-    """A system URI for a message. The webhook's own configured system is configuration and is
-    always named; one read from the payload only when it is an http(s) or ``urn:`` URI without
-    ``@`` (else :data:`_NOT_SHOWN`)."""
+    """A system URI for a message: the webhook's own configured system (configuration) is
+    named; one read from the payload never is (:data:`_NOT_SHOWN`)."""
     ident = webhook.patient_identifier
-    configured = ident is not None and ident.system is not None and ident.system == system
-    if not configured:
-        try:
-            _check_absolute_uri(system)
-        except ValueError:
-            return _NOT_SHOWN
-        if not _NAMESPACE.match(system):
-            return _NOT_SHOWN
+    if ident is None or ident.system is None or ident.system != system:
+        return _NOT_SHOWN
     return repr(system) if len(system) <= 200 else repr(system[:200] + "…")
 
 

@@ -86,14 +86,25 @@ class EncryptionCodec(PayloadCodec):
         key_id, sealed = self.ring.encrypt(payload.SerializeToString())
         return Payload(metadata={"encoding": ENCODING, KEY_ID: key_id.encode()}, data=sealed)
 
-    def decrypt(self, payload: Payload) -> Payload:
+    def decrypt(self, payload: Payload, *, log_failure: bool = True) -> Payload:
+        """Decrypt one payload (others pass through).
+
+        Args:
+            payload: as stored by Temporal.
+            log_failure: log one warning when it cannot be decrypted (the codec server,
+                which answers such payloads unchanged, logs one line per request instead).
+
+        Raises:
+            EncryptionKeyNotFound: as ``decode``.
+        """
         if payload.metadata.get("encoding") != ENCODING:
             return payload
         key_id = payload.metadata.get(KEY_ID, b"").decode("utf-8", "replace")
         try:
             plain = self.ring.decrypt(key_id, payload.data)
         except (KeyNotFoundError, DecryptionError) as exc:
-            log.warning("%s: payload key id %r cannot be decrypted here", exc.code, key_id)
+            if log_failure:
+                log.warning("%s: payload key id %r cannot be decrypted here", exc.code, key_id)
             raise EncryptionKeyNotFound(key_id, exc.code) from None
         return Payload.FromString(plain)
 

@@ -23,9 +23,20 @@ import os
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.propagate import set_global_textmap
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
 TRACER_NAME = "careflow"
@@ -33,6 +44,10 @@ TRACER_NAME = "careflow"
 # (``/v1/patients?identifier=system|value``) and the UI may carry PHI in their URLs. A regex on
 # ``scheme://host/path`` (the instrumentation's ``excluded_urls``).
 UNTRACED_URLS = r"^[a-z]+://[^/]*/(?!hooks/)"
+
+
+# Span attributes the HTTP instrumentations copy from request header values.
+_HEADER_VALUE_ATTRIBUTES = ("http.user_agent", "user_agent.original")
 
 
 def _drop_query_from_urls(span: trace.Span) -> None:
@@ -47,9 +62,16 @@ def _drop_query_from_urls(span: trace.Span) -> None:
 
 def drop_query_attributes(span: trace.Span, scope: dict[str, Any]) -> None:
     """FastAPI ``server_request_hook``: a sender may put anything in a webhook URL's query, so
-    the server span keeps the path only (``http.target``, ``http.url`` without the query)."""
-    if scope.get("query_string") and span.is_recording():
+    the server span keeps the path only (``http.target``, ``http.url`` without the query); and
+    in its headers, so the ``User-Agent`` the instrumentation records is blanked."""
+    if not span.is_recording():
+        return
+    if scope.get("query_string"):
         _drop_query_from_urls(span)
+    attributes = getattr(span, "attributes", None) or {}
+    for key in _HEADER_VALUE_ATTRIBUTES:
+        if key in attributes:
+            span.set_attribute(key, "")
 
 
 def _client_request_hook(span: trace.Span, request: Any) -> None:
@@ -150,3 +172,58 @@ def uninstrument_httpx() -> None:
     instrumentor = HTTPXClientInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()
+
+
+class SenderTraceParent(TextMapPropagator):
+    """W3C trace context from a sender's headers: its ``traceparent`` (trace id, parent span id,
+    sampled flag) only.
+
+    The default propagators also take the sender's ``tracestate`` and ``baggage``: free text the
+    sender controls, which would then travel in the clear into Temporal's history (the tracing
+    interceptor's header payload is not encrypted by the payload codec), into every exported
+    span's trace state and into the backends' outgoing HTTP calls. This one drops both.
+    """
+
+    def __init__(self) -> None:
+        self._trace_context = TraceContextTextMapPropagator()
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] = default_getter,
+    ) -> Context:
+        """The ``traceparent`` of ``carrier`` in ``context`` with an empty trace state."""
+        extracted = self._trace_context.extract(carrier, context, getter)
+        parent = trace.get_current_span(extracted).get_span_context()
+        if parent.is_valid and len(parent.trace_state):
+            plain = trace.SpanContext(
+                parent.trace_id,
+                parent.span_id,
+                is_remote=parent.is_remote,
+                trace_flags=parent.trace_flags,
+            )
+            extracted = trace.set_span_in_context(trace.NonRecordingSpan(plain), extracted)
+        return extracted
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = default_setter,
+    ) -> None:
+        """Write ``traceparent`` only."""
+        written: dict[str, str] = {}
+        self._trace_context.inject(written, context)
+        if "traceparent" in written:
+            setter.set(carrier, "traceparent", written["traceparent"])
+
+    @property
+    def fields(self) -> set[str]:
+        return {"traceparent"}
+
+
+def honour_sender_trace_ids_only() -> None:
+    """Make ``SenderTraceParent`` the process's propagator (the API's, before the FastAPI
+    instrumentation extracts the context of incoming webhook requests)."""
+    set_global_textmap(SenderTraceParent())

@@ -490,3 +490,80 @@ def test_grafana_provisions_the_datasource_and_dashboards(config: dict[str, Any]
     )["providers"][0]
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
     assert (grafana.get("depends_on") or {})["prometheus"]["condition"] == "service_healthy"
+
+
+# --- no PHI in the API's logs ---------------------------------------------------------------------
+
+
+def _api_commands(config: dict[str, Any]) -> dict[str, list[str]]:
+    """Every uvicorn command line that runs the API: compose services and the image's CMD."""
+    commands = {
+        name: [str(part) for part in service["command"]]
+        for name, service in _services(config).items()
+        if isinstance(service.get("command"), list) and "uvicorn" in service["command"][:1]
+    }
+    dockerfile = (REPO / "Dockerfile").read_text()
+    cmd = re.search(r"^CMD (\[.*\])\s*$", dockerfile, re.MULTILINE)
+    assert cmd is not None
+    commands["Dockerfile CMD"] = json.loads(cmd.group(1))
+    return commands
+
+
+def test_the_api_commands_log_no_url_query(config: dict[str, Any], tmp_path: Path) -> None:
+    """Each API command of the scaled-out stack, run for real: a query string (a sender's
+    ``?patient=…`` or an operator's ``/v1/patients?identifier=system|MRN``) must not reach the
+    logs. uvicorn's access log prints the path with its query; ``make run`` turns it off."""
+    import socket
+    import sys
+    import time
+
+    import httpx
+
+    commands = _api_commands(config)
+    assert commands.keys() >= {"api", "Dockerfile CMD"}, commands.keys()
+    for name, command in commands.items():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        args = command[1:]
+        args[args.index("--host") + 1] = "127.0.0.1"
+        args[args.index("--port") + 1] = str(port)
+        env = {
+            **os.environ,
+            "CAREFLOW_ADMIN_TOKEN": DUMMY_TOKEN,
+            "CAREFLOW_ENCRYPTION_KEYS": DUMMY_KEYS,
+            "CAREFLOW_ID_HASH_KEY": DUMMY_ID_HASH_KEY,
+            "CAREFLOW_DATA_DIR": str(tmp_path / name.replace(" ", "-")),
+            "DATABASE_URL": f"sqlite:///{tmp_path / (name.replace(' ', '-') + '.db')}",
+            "TEMPORAL_ADDRESS": "127.0.0.1:1",  # not needed: the client connects lazily
+        }
+        for key in [k for k in env if k.startswith("OTEL_")]:
+            del env[key]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert process.poll() is None and time.monotonic() < deadline, name
+                time.sleep(0.2)
+            auth = {"Authorization": f"Bearer {DUMMY_TOKEN}"}
+            httpx.get(f"{base}/v1/patients?identifier=urn:x|MRN-77001134", headers=auth)
+            httpx.post(f"{base}/hooks/wh_none?patient=Zelphinia", json={})
+        finally:
+            process.terminate()
+            output, _ = process.communicate(timeout=30)
+        assert "Application startup complete" in output, (name, output)
+        for phi in ("MRN-77001134", "Zelphinia"):
+            assert phi not in output, (name, phi, output)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+from collections import Counter
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -35,6 +37,8 @@ from api.ui.common import ui_sessions
 from careflow.errors import DomainError, UnauthorizedError
 from careflow.models import RequestError
 from infra.codec import EncryptionCodec, EncryptionKeyNotFound
+
+log = logging.getLogger("careflow.codec")
 
 PREFIX = "/codec"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # the UI batches a history page's payloads (2 MiB each at most)
@@ -57,7 +61,11 @@ def require_operator(
     given = credentials.credentials if credentials else ""
     if given and hmac.compare_digest(given.encode(), token.encode()):
         return
-    if request.cookies and ui_sessions(services).current(request) is not None:
+    if (
+        request.cookies
+        and _from_an_allowed_origin(request, services)
+        and ui_sessions(services).current(request) is not None
+    ):
         return
     raise UnauthorizedError(
         RequestError(
@@ -65,6 +73,28 @@ def require_operator(
             message="sign in at /ui (session cookie) or send the admin bearer token",
         )
     )
+
+
+def _from_an_allowed_origin(request: Request, services: Services) -> bool:
+    """Whether a cookie-carrying request comes from the Temporal UI (or the API's own pages).
+
+    A browser sends the ``/ui`` cookie on a POST that another page makes: SameSite=Strict
+    does not separate two ports of one host, and a ``text/plain`` body needs no preflight.
+    CORS would only hide the answer from that page; the payloads would still be decrypted.
+    So a request the browser marks ``Sec-Fetch-Site: cross-site`` is refused, and one with an
+    ``Origin`` passes only when the browser marks it ``same-origin`` (a page served by the
+    API, or by a proxy that serves the Temporal UI and relays ``/codec`` under one origin) or
+    the origin is the Temporal UI's (``ui_origins``, as CORS allows) or the API's own. A
+    request without ``Origin`` (a browser sends one on every cross-origin POST) passes.
+    """
+    site = request.headers.get("sec-fetch-site", "").lower()
+    if site == "cross-site":
+        return False
+    origin = request.headers.get("origin")
+    if origin is None or site == "same-origin":
+        return True
+    settings = services.settings
+    return origin in {*ui_origins(settings.ui_base_url), *ui_origins(settings.public_base_url)}
 
 
 router = APIRouter(prefix=PREFIX, tags=["codec"], dependencies=[Depends(require_operator)])
@@ -142,11 +172,20 @@ async def decode(request: Request, services: ServicesDep) -> JSONResponse:
     payloads = await _payloads(request)
     codec = _codec(services)
     out = []
+    left: Counter[tuple[str, str]] = Counter()
     for payload in payloads.payloads:
         try:
-            out.append(codec.decrypt(payload))
-        except EncryptionKeyNotFound:
+            out.append(codec.decrypt(payload, log_failure=False))
+        except EncryptionKeyNotFound as exc:
             out.append(payload)
+            left[(exc.type or "", exc.key_id)] += 1
+    if left:  # one line per request: the UI decodes a whole history page at once
+        log.warning(
+            "codec server: %s left encrypted",
+            ", ".join(
+                f"{n} payload(s) {code} key id {key_id!r}" for (code, key_id), n in left.items()
+            ),
+        )
     return _answer(Payloads(payloads=out))
 
 

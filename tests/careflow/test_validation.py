@@ -258,16 +258,20 @@ def test_a_system_path_is_not_checked_against_configured_systems() -> None:
     assert enable_problems(fields(patient_identifier=identifier), no_systems) == []
 
 
-def test_unknown_identifier_system_is_named_only_when_it_is_a_namespace() -> None:
-    """Issue 17: the message names the system looked for; a system read from the payload is
-    named only when it is an http(s) or urn: URI without '@' (break-it review: mailto:, tel:,
-    ssn:, Doe:Jane are absolute URIs too and were quoted into the memo)."""
+def test_unknown_identifier_system_is_named_only_when_it_is_configuration() -> None:
+    """Issue 17: the message names the system looked for when the webhook configures it; a
+    system read from the payload is a payload value and never quoted (contract §4: messages
+    never quote payload values; the PHI review found ``urn:…:<name>`` and URLs holding a
+    patient's name quoted into the answer and the request detail)."""
     from careflow.validation import _NOT_SHOWN, _named
 
     from_payload = webhook()  # system_path: the system comes from the payload
-    assert _named("https://other.example/mrn", from_payload) == "'https://other.example/mrn'"
-    assert _named("urn:oid:1.2.3", from_payload) == "'urn:oid:1.2.3'"
     for phi in (
+        # Namespaces too (break-it review PHI): a URL or urn: can carry the patient itself.
+        "https://other.example/mrn",
+        "urn:oid:1.2.3",
+        "https://portal.example/patients/Zelphinia-Quartermaine",
+        "urn:acme:mrn:77001134",
         "Doe:Jane",
         "mailto:jane.doe@example.com",
         "ssn:123-45-6789",

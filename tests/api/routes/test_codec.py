@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -177,3 +178,72 @@ async def test_cors_for_the_temporal_ui_origin_with_credentials(api: Api) -> Non
 async def test_codec_routes_are_in_the_openapi_schema(api: Api) -> None:
     paths = (await api.http.get("/openapi.json")).json()["paths"]
     assert "/codec/decode" in paths and "/codec/encode" in paths
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://127.0.0.1:9"},  # same site (another port), not the Temporal UI
+        {"Origin": "http://127.0.0.1:9", "Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://evil.example", "Content-Type": "text/plain"},  # no preflight
+        {"Sec-Fetch-Site": "cross-site"},
+    ],
+    ids=[
+        "other origin",
+        "opaque origin",
+        "other port",
+        "same site",
+        "simple request",
+        "cross-site",
+    ],
+)
+async def test_a_session_cookie_sent_from_another_origin_decrypts_nothing(
+    api: Api, headers: dict[str, str]
+) -> None:
+    """A page of another origin can make a signed-in operator's browser POST to the codec
+    server with the cookie (no preflight for a text/plain body; SameSite does not separate
+    ports of one host). CORS only hides the answer: the server must not decrypt at all."""
+    codec = EncryptionCodec(TEST_RING)
+    [sealed] = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"MRN-1"')])
+    wire = {k: _b64(v) for k, v in sealed.metadata.items()}
+    body = json.dumps({"payloads": [{"metadata": wire, "data": _b64(sealed.data)}]})
+    await ui_sign_in(api)  # the cookie stays on api.http
+    for path in ("/codec/decode", "/codec/encode"):
+        answer = await api.http.post(
+            path, content=body, headers={"Content-Type": "application/json", **headers}
+        )
+        assert answer.status_code == 401, (path, answer.text)
+        assert answer.json()["errors"][0]["code"] == "unauthorized"
+        assert "MRN-1" not in answer.text
+    # The Temporal UI's own origin, a same-origin page (a proxy serving the UI and /codec under
+    # whatever host name the operator typed) and a request without Origin (curl) still decode.
+    for allowed in (
+        {"Origin": api.settings.ui_base_url, "Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://ops-host.example:8233", "Sec-Fetch-Site": "same-origin"},
+        {},
+    ):
+        answer = await api.http.post(
+            "/codec/decode", content=body, headers={"Content-Type": "application/json", **allowed}
+        )
+        assert answer.status_code == 200, (allowed, answer.text)
+        assert answer.json()["payloads"][0]["data"] == _b64(b'"MRN-1"')
+
+
+async def test_payloads_under_a_missing_key_log_one_line_per_request_not_per_payload(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Temporal UI decodes a whole history page at once: after a key is dropped from the
+    ring, each page view must not write one warning per payload (500 payloads, 500 lines)."""
+    other = EncryptionCodec(KeyRing.parse("gone:" + _b64(b"g" * 32)))
+    [sealed] = await other.encode([Payload(metadata={"encoding": b"json/plain"}, data=b"1")])
+    wire = {"metadata": {k: _b64(v) for k, v in sealed.metadata.items()}, "data": _b64(sealed.data)}
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    answer = await api.http.post("/codec/decode", json={"payloads": [wire] * 500}, headers=BEARER)
+    assert answer.status_code == 200
+    assert answer.json()["payloads"] == [wire] * 500
+    lines = [r for r in caplog.records if "gone" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines[:5]]
+    assert "500" in lines[0].getMessage()
