@@ -251,6 +251,44 @@ async def test_a_sampled_request_is_one_whole_trace_and_the_others_leave_no_span
         assert len(servers) == 1 and servers[0].parent is None  # the request's root
 
 
+async def test_a_senders_sampled_traceparent_is_honoured_and_a_bad_one_ignored(
+    settings: Settings, store: Store
+) -> None:
+    """Ratio 0: nothing of our own is traced, but a sender's ``traceparent`` marked sampled is
+    (parent-based); malformed or oversized ones are ignored, never an error."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(
+        sampler=tracing.sampler_from_environment({"OTEL_TRACES_SAMPLER_ARG": "0"})
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    sender_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    hostile = [
+        {},
+        {"traceparent": "00-zz-00f067aa0ba902b7-01"},
+        {"traceparent": "00-" + "0" * 32 + "-00f067aa0ba902b7-01"},  # all-zero trace id
+        {"traceparent": "00-" + "a" * 8000 + "-01"},
+        {"traceparent": f"00-{sender_trace}-00f067aa0ba902b7-00"},  # the sender did not sample
+    ]
+    try:
+        async with serve_api(settings, provider) as api:
+            hook_id = await ehr_webhook(api)
+            for headers in hostile:
+                answer = await api.http.post(f"/hooks/{hook_id}", json=EHR_REQUEST, headers=headers)
+                assert answer.status_code == 202, (headers, answer.text)
+            assert exporter.get_finished_spans() == ()
+            sampled = {"traceparent": f"00-{sender_trace}-00f067aa0ba902b7-01"}
+            answer = await api.http.post(f"/hooks/{hook_id}", json=EHR_REQUEST, headers=sampled)
+            assert answer.status_code == 202
+    finally:
+        provider.shutdown()
+    finished = exporter.get_finished_spans()
+    assert {s.name for s in finished} == {
+        "POST /hooks/{webhook_id}",
+        "StartWorkflow:WebhookRequestWorkflow",
+    }
+    assert {format(s.context.trace_id, "032x") for s in finished} == {sender_trace}
+
+
 def test_tracing_is_off_without_the_otlp_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
