@@ -51,9 +51,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: 
 )
 
 from bench.phases import CONCURRENCY, FHIR_BODY, configure, run_load  # noqa: E402
+from bench.procs import Proc, free_ports  # noqa: E402
 from bench.profiles import summarize_profiles  # noqa: E402
 from bench.report import mean  # noqa: E402
-from bench.stack import Proc, Stack, free_ports  # noqa: E402
+from bench.stack import Stack  # noqa: E402
+from infra.tracing import DEFAULT_SAMPLE_RATIO  # noqa: E402
 
 RATE_LIMIT = "1000000/second"
 SIDE_ATTRIBUTE = "bench.side"  # a resource attribute (OTEL_RESOURCE_ATTRIBUTES) naming the side
@@ -255,7 +257,7 @@ async def main(profile_dir: Path | None = None) -> None:
     off_rate = mean(rates["off"])
     result: dict[str, object] = {
         "ratio": round(mean(rates["on"]) / off_rate, 3) if off_rate else None,
-        "sampler_on": "default: parentbased_traceidratio 0.1",
+        "sampler_on": f"default: parentbased_traceidratio {DEFAULT_SAMPLE_RATIO}",
         "sampler_all": "parentbased_always_on",
     }
     for side in sides:
