@@ -219,9 +219,9 @@ async def test_a_request_whose_conditions_are_not_met_is_counted_ignored(
     assert value(worker_text, completed, webhook_id=hook_id, status="IGNORED") == 1
     assert value(worker_text, completed, care_flow_definition_id="visit") == 1
     assert value(worker_text, completed) == 1
-    assert_no_phi(after)
-    assert_no_phi(worker_text)
-    assert "discharge" not in after + worker_text
+    labels = metric_labels(after) + "\n" + metric_labels(worker_text)
+    assert_no_phi(labels)
+    assert "discharge" not in labels
 
 
 async def test_an_unreachable_alert_receiver_changes_nothing(
