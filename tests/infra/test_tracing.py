@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from backends.builtin import BuiltinBackend
-from careflow.models import CareFlow
+from careflow.answers import CareFlow
 from careflow.settings import Settings
 from infra import tracing
 from persistence.store import Store
