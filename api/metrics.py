@@ -27,7 +27,7 @@ request id, a payload value or anything a sender chooses freely.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -39,6 +39,9 @@ from prometheus_client import (
     platform_collector,
     process_collector,
 )
+from prometheus_client.metrics import MetricWrapperBase
+
+_M = TypeVar("_M", bound=MetricWrapperBase)
 
 UNKNOWN_WEBHOOK = "unknown"
 # Answers are fast (in-process validation + one workflow start): fine buckets below 1 s.
@@ -115,6 +118,21 @@ class ApiMetrics:
         )
         if cache_age is not None:
             self.cache_age.set_function(cache_age)
+        # Each label combination's child, looked up once: ``.labels()`` validates and joins the
+        # values under a lock on every call. Bounded like the labels themselves.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def child(self, metric: _M, *labels: str) -> _M:
+        """``metric.labels(*labels)``, cached per label values.
+
+        Args:
+            metric: one of this object's labelled metrics; labels: its label values in order.
+        """
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found  # type: ignore[no-any-return]
 
     def observe_answer(
         self, webhook_id: str | None, http_status: int, body: dict[str, Any], seconds: float
@@ -133,19 +151,19 @@ class ApiMetrics:
         codes = [e.get("code", "") for e in body.get("errors") or () if isinstance(e, dict)]
         if "verdict" in body:  # a test link's answer
             outcome = "TEST"
-            self.test_requests.labels(label, str(body["verdict"])).inc()
+            self.child(self.test_requests, label, str(body["verdict"])).inc()
         elif body.get("duplicate"):
             outcome = "duplicate"
         elif "status" in body:
             outcome = str(body["status"])
             if outcome == "REJECTED":
                 for code in sorted(set(codes)):
-                    self.rejections.labels(label, code).inc()
+                    self.child(self.rejections, label, code).inc()
         else:
             outcome = codes[0] if codes else f"http_{http_status}"
         if outcome != "TEST":
-            self.requests.labels(label, outcome).inc()
-        self.answer_seconds.labels(outcome).observe(seconds)
+            self.child(self.requests, label, outcome).inc()
+        self.child(self.answer_seconds, outcome).observe(seconds)
         return outcome
 
     def exposition(self) -> bytes:

@@ -8,6 +8,13 @@ queue, so an endpoint that does not answer costs requests nothing (spans are dro
 queue is full). When tracing is off nothing is instrumented at all — no middleware, no
 interceptor, no httpx patch.
 
+Sampling is decided once, at the API, per request (head sampling): ``OTEL_TRACES_SAMPLER`` (and
+``OTEL_TRACES_SAMPLER_ARG``) as the SDK reads them; unset, ``parentbased_traceidratio`` with
+``DEFAULT_SAMPLE_RATIO`` (``OTEL_TRACES_SAMPLER_ARG`` alone changes the ratio). The decision
+travels with the trace context into the workflow's headers and the worker's spans follow it
+(parent-based), so a sampled request is one whole trace and an unsampled one leaves no span
+anywhere; a sender's ``traceparent`` marked sampled is traced whatever the ratio.
+
 One trace per request: the FastAPI instrumentation opens the server span of ``POST
 /hooks/{id}``; ``temporalio.contrib.opentelemetry.TracingInterceptor`` on the API's client
 carries it into the workflow start's headers, and on the worker into the workflow and each
@@ -36,6 +43,7 @@ from opentelemetry.propagators.textmap import (
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from temporalio.contrib.opentelemetry import TracingInterceptor
 
@@ -44,6 +52,8 @@ TRACER_NAME = "careflow"
 # (``/v1/patients?identifier=system|value``) and the UI may carry PHI in their URLs. A regex on
 # ``scheme://host/path`` (the instrumentation's ``excluded_urls``).
 UNTRACED_URLS = r"^[a-z]+://[^/]*/(?!hooks/)"
+# Without OTEL_TRACES_SAMPLER: one request in ten traced (bench/observability.py measures why).
+DEFAULT_SAMPLE_RATIO = 0.1
 
 
 # Span attributes the HTTP instrumentations copy from request header values.
@@ -123,6 +133,29 @@ def otlp_exporter(environ: os._Environ[str] | dict[str, str] | None = None) -> S
     raise ValueError(f"unsupported OTEL_EXPORTER_OTLP_PROTOCOL {protocol!r}")
 
 
+def sampler_from_environment(
+    environ: os._Environ[str] | dict[str, str] | None = None,
+) -> Sampler | None:
+    """Our default sampler, or None when ``OTEL_TRACES_SAMPLER`` is set (the SDK then builds the
+    one it names, with ``OTEL_TRACES_SAMPLER_ARG``).
+
+    Returns:
+        ``ParentBased(TraceIdRatioBased(ratio))``: ratio ``OTEL_TRACES_SAMPLER_ARG`` when it is a
+        number in [0, 1], else ``DEFAULT_SAMPLE_RATIO``.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("OTEL_TRACES_SAMPLER", "").strip():
+        return None
+    ratio = DEFAULT_SAMPLE_RATIO
+    try:
+        given = float(env.get("OTEL_TRACES_SAMPLER_ARG", ""))
+    except ValueError:
+        given = -1.0
+    if 0.0 <= given <= 1.0:
+        ratio = given
+    return ParentBased(TraceIdRatioBased(ratio))
+
+
 def tracer_provider_from_environment(service_name: str) -> TracerProvider | None:
     """An SDK tracer provider exporting over OTLP, or None when tracing is off.
 
@@ -131,7 +164,10 @@ def tracer_provider_from_environment(service_name: str) -> TracerProvider | None
     """
     if not enabled_by_environment():
         return None
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
+    provider = TracerProvider(
+        sampler=sampler_from_environment(),
+        resource=Resource.create({SERVICE_NAME: service_name}),
+    )
     provider.add_span_processor(BatchSpanProcessor(otlp_exporter()))
     return provider
 

@@ -1,10 +1,12 @@
 """Tracing: one request → one trace from the HTTP handler through the workflow start, the
 workflow, each activity and the backend call (and its outgoing HTTP call), parent to child;
 span attributes hold ids and codes only; nothing is traced without the OTLP settings, and an
-endpoint that never answers costs the requests nothing."""
+endpoint that never answers costs the requests nothing. Sampling: the default head sampler traces
+a sampled request whole and leaves no span at all for the others."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
 from backends.builtin import BuiltinBackend
 from careflow.answers import CareFlow
@@ -134,6 +137,8 @@ async def test_one_request_is_one_trace_from_handler_to_backend_call(
     backend_span = next(s for s in in_trace if s.name == "careflow.backend start_care_flow")
     assert backend_span.attributes is not None
     assert backend_span.attributes["careflow.backend.kind"] == "builtin"
+    # The ASGI middleware's per-message child spans are off (``exclude_spans``).
+    assert not [s for s in finished if s.name.endswith((" http receive", " http send"))]
     # One trace for the request; the admin call made none.
     assert {s.context.trace_id for s in finished if "hooks" in s.name} == {trace_id}
     assert not [s for s in finished if "/v1/" in s.name]
@@ -146,6 +151,142 @@ async def test_one_request_is_one_trace_from_handler_to_backend_call(
     for text in texts:
         for phi in PHI_VALUES_WITH_REASON:
             assert phi not in text, (phi, text)
+
+
+@pytest.mark.parametrize(
+    ("env", "ratio"),
+    [
+        ({}, tracing.DEFAULT_SAMPLE_RATIO),
+        ({"OTEL_TRACES_SAMPLER_ARG": "0.25"}, 0.25),
+        ({"OTEL_TRACES_SAMPLER_ARG": "1"}, 1.0),
+        ({"OTEL_TRACES_SAMPLER_ARG": "lots"}, tracing.DEFAULT_SAMPLE_RATIO),
+        ({"OTEL_TRACES_SAMPLER_ARG": "2"}, tracing.DEFAULT_SAMPLE_RATIO),
+    ],
+)
+def test_the_default_sampler_is_parent_based_on_a_ratio(env: dict[str, str], ratio: float) -> None:
+    sampler = tracing.sampler_from_environment(env)
+    assert isinstance(sampler, ParentBased)
+    assert sampler.get_description() == ParentBased(TraceIdRatioBased(ratio)).get_description()
+
+
+def test_the_sampler_variable_hands_the_choice_to_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"OTEL_TRACES_SAMPLER": "parentbased_always_on", "OTEL_TRACES_SAMPLER_ARG": "0.5"}
+    assert tracing.sampler_from_environment(env) is None
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    provider = tracing.tracer_provider_from_environment("careflow-api")
+    assert provider is not None
+    try:
+        assert provider.sampler.get_description() == "AlwaysOffSampler"
+    finally:
+        provider.shutdown()
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER")
+    default = tracing.sampler_from_environment({})
+    assert default is not None
+    provider = tracing.tracer_provider_from_environment("careflow-api")
+    assert provider is not None
+    try:
+        assert provider.sampler.get_description() == default.get_description()
+    finally:
+        provider.shutdown()
+
+
+async def test_a_sampled_request_is_one_whole_trace_and_the_others_leave_no_span(
+    settings: Settings, store: Store
+) -> None:
+    """The default sampler at ratio 0.5 on the API and the worker (as both processes build it):
+    each request is traced whole — handler, start, workflow, activities, backend call, in one
+    trace — or not at all (no workflow or activity span of an unsampled request)."""
+    exporter = InMemorySpanExporter()
+    sampler = tracing.sampler_from_environment({"OTEL_TRACES_SAMPLER_ARG": "0.5"})
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    count = 24  # all sampled or none: 2 × 0.5**24, about 1e-7
+    try:
+        async with (
+            serve_api(settings, provider) as api,
+            metrics_worker(settings, store, tracer_provider=provider),
+        ):
+            hook_id = await ehr_webhook(api)
+            answers = [
+                await api.http.post(f"/hooks/{hook_id}", json=EHR_REQUEST) for _ in range(count)
+            ]
+            assert {a.status_code for a in answers} == {202}
+            request_ids = [a.json()["request_id"] for a in answers]
+            await asyncio.gather(*(api.wait_status(r, {"SUCCESS"}) for r in request_ids))
+    finally:
+        provider.shutdown()
+
+    finished = exporter.get_finished_spans()
+    start = "StartWorkflow:WebhookRequestWorkflow"
+    traced = {
+        s.attributes["temporalWorkflowID"]: s.context.trace_id
+        for s in finished
+        if s.name == start and s.attributes
+    }
+    assert 0 < len(traced) < count
+    assert set(traced) <= set(request_ids)
+    # Every span belongs to the trace of a sampled request: nothing of the unsampled ones. (The
+    # test's status reads are queries from the API's client: traces of their own, sampled alike.)
+    queries = ("QueryWorkflow:", "HandleQuery:")
+    assert {s.context.trace_id for s in finished if not s.name.startswith(queries)} == set(
+        traced.values()
+    )
+    required = {
+        "POST /hooks/{webhook_id}",
+        start,
+        "RunWorkflow:WebhookRequestWorkflow",
+        "CompleteWorkflow:WebhookRequestWorkflow",
+        "RunActivity:start_care_flow",
+        "careflow.backend start_care_flow",
+    }
+    for request_id, trace_id in traced.items():
+        names = {s.name for s in finished if s.context.trace_id == trace_id}
+        assert required <= names, (request_id, sorted(names))
+        servers = [
+            s
+            for s in finished
+            if s.context.trace_id == trace_id and s.name == "POST /hooks/{webhook_id}"
+        ]
+        assert len(servers) == 1 and servers[0].parent is None  # the request's root
+
+
+async def test_a_senders_sampled_traceparent_is_honoured_and_a_bad_one_ignored(
+    settings: Settings, store: Store
+) -> None:
+    """Ratio 0: nothing of our own is traced, but a sender's ``traceparent`` marked sampled is
+    (parent-based); malformed or oversized ones are ignored, never an error."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(
+        sampler=tracing.sampler_from_environment({"OTEL_TRACES_SAMPLER_ARG": "0"})
+    )
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    sender_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    hostile = [
+        {},
+        {"traceparent": "00-zz-00f067aa0ba902b7-01"},
+        {"traceparent": "00-" + "0" * 32 + "-00f067aa0ba902b7-01"},  # all-zero trace id
+        {"traceparent": "00-" + "a" * 8000 + "-01"},
+        {"traceparent": f"00-{sender_trace}-00f067aa0ba902b7-00"},  # the sender did not sample
+    ]
+    try:
+        async with serve_api(settings, provider) as api:
+            hook_id = await ehr_webhook(api)
+            for headers in hostile:
+                answer = await api.http.post(f"/hooks/{hook_id}", json=EHR_REQUEST, headers=headers)
+                assert answer.status_code == 202, (headers, answer.text)
+            assert exporter.get_finished_spans() == ()
+            sampled = {"traceparent": f"00-{sender_trace}-00f067aa0ba902b7-01"}
+            answer = await api.http.post(f"/hooks/{hook_id}", json=EHR_REQUEST, headers=sampled)
+            assert answer.status_code == 202
+    finally:
+        provider.shutdown()
+    finished = exporter.get_finished_spans()
+    assert {s.name for s in finished} == {
+        "POST /hooks/{webhook_id}",
+        "StartWorkflow:WebhookRequestWorkflow",
+    }
+    assert {format(s.context.trace_id, "032x") for s in finished} == {sender_trace}
 
 
 def test_tracing_is_off_without_the_otlp_variables(monkeypatch: pytest.MonkeyPatch) -> None:

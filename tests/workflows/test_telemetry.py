@@ -23,7 +23,13 @@ from careflow.answers import CareFlow
 from careflow.settings import Settings
 from persistence.store import Store
 from tests.conftest import Api, free_port, serve_api
-from tests.factories import add_webhook, ehr_webhook, save_definition
+from tests.factories import (
+    MRN_SYSTEM,
+    add_identifier_system,
+    add_webhook,
+    ehr_webhook,
+    save_definition,
+)
 from tests.observability import (
     EHR_REQUEST,
     alert_receiver,
@@ -163,6 +169,59 @@ async def test_terminal_statuses_are_counted_and_a_failed_request_alerts(
     assert worker_failed[0].request_id == doomed["request_id"]  # type: ignore[attr-defined]
     assert worker_failed[0].codes == ["care_flow_definition_unpublished"]  # type: ignore[attr-defined]
     assert_no_phi("\n".join(caplog.handler.format(r) for r in caplog.records))
+
+
+async def test_a_request_whose_conditions_are_not_met_is_counted_ignored(
+    settings: Settings, store: Store
+) -> None:
+    async with serve_api(settings) as api, metrics_worker(settings, store) as worker:
+        await add_identifier_system(api, "mrn", MRN_SYSTEM)
+        await save_definition(api, "visit", [{"id": "reason", "value_type": "string"}])
+        hook = await add_webhook(
+            api,
+            name="EHR admissions only",
+            care_flow_definition_id="visit",
+            data_point_mappings=[{"data_point_definition_id": "reason", "path": "$.reason"}],
+            patient_identifier={"system": MRN_SYSTEM, "value_path": "$.patient.mrn"},
+            conditions={
+                "match": "all",
+                "rules": [{"path": "$.event", "op": "equals", "value": "admission"}],
+            },
+        )
+        hook_id = str(hook["id"])
+        before = (await api.http.get("/metrics")).text
+        answer = await api.http.post(
+            f"/hooks/{hook_id}", json={**EHR_REQUEST, "event": "discharge"}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "IGNORED"
+        assert answer.json()["reasons"][0]["code"] == "conditions_not_met"
+        await api.wait_status(answer.json()["request_id"], {"IGNORED"})
+        after = (await api.http.get("/metrics")).text
+        deadline = asyncio.get_running_loop().time() + 10
+        completed = "careflow_requests_completed_total"
+        while True:  # the workflow's last task may still be finishing on the worker
+            worker_text = await worker.scrape()
+            if value(worker_text, completed) or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    # The API counts the answer IGNORED (not SCHEDULED, not REJECTED), with its latency.
+    requests = "careflow_webhook_requests_total"
+    assert delta(requests, webhook_id=hook_id, outcome="IGNORED") == 1
+    assert delta(requests, webhook_id=hook_id) == 1
+    assert delta("careflow_webhook_rejections_total") == 0
+    assert delta("careflow_webhook_answer_seconds_count", outcome="IGNORED") == 1
+    # The worker counts the request's terminal status IGNORED, once.
+    assert value(worker_text, completed, webhook_id=hook_id, status="IGNORED") == 1
+    assert value(worker_text, completed, care_flow_definition_id="visit") == 1
+    assert value(worker_text, completed) == 1
+    labels = metric_labels(after) + "\n" + metric_labels(worker_text)
+    assert_no_phi(labels)
+    assert "discharge" not in labels
 
 
 async def test_an_unreachable_alert_receiver_changes_nothing(
