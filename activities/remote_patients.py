@@ -36,9 +36,7 @@ class RemotePatientActivities:
                     "care_flow_backend_not_configured",
                     f"backend {request.backend} is not configured on this worker",
                 )
-            result = self._awell.resolve_now(
-                request, _last_create_at(), _record_create
-            )
+            result = self._awell.resolve_now(request, _last_create_at(), _record_create)
         return result.model_copy(update={"attempt": activity.info().attempt})
 
 

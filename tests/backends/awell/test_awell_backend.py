@@ -305,3 +305,33 @@ async def test_a_call_awell_finishes_after_the_retry_looked_starts_nothing_twice
     (patient,) = stand_in.patients.values()
     assert detail["care_flow_id"] == pathway["id"] and detail["patient_id"] == patient["id"]
     assert stand_in.invalid == []
+
+
+async def test_import_skips_a_pathway_definition_it_cannot_hold_and_imports_the_rest(
+    api: Api, stand_in: AwellStandIn
+) -> None:
+    """One pathway definition whose id is longer than a local definition can hold must not
+    block the import of the others (nor be answered as the caller's ``invalid_request``)."""
+    stand_in.add_definition("p" * 3000, "Too long an id", [])
+    stand_in.add_definition("pd-after", "After it", [])
+    answer = await api.admin("POST", "/v1/care-flow-definitions/import")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert sorted(body["created"]) == ["after-it", "visit-follow-up"]
+    (skipped,) = body["skipped"]
+    assert skipped["code"] == "invalid_definition"
+    assert "p" * 3000 not in skipped["message"]  # a remote value of any size is not echoed
+
+
+async def test_concurrent_imports_each_answer_and_create_one_definition_per_pathway(
+    api: Api, stand_in: AwellStandIn
+) -> None:
+    for n in range(8):
+        stand_in.add_definition(f"pd-{n}", f"Pathway {n}", [])
+    answers = await asyncio.gather(
+        *(api.admin("POST", "/v1/care-flow-definitions/import") for _ in range(4))
+    )
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    listed = (await api.admin("GET", "/v1/care-flow-definitions?limit=100")).json()["items"]
+    pathways = [d["backend"]["pathway_definition_id"] for d in listed]
+    assert sorted(pathways) == sorted(["pd-visit", *(f"pd-{n}" for n in range(8))])
