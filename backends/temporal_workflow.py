@@ -45,6 +45,7 @@ from careflow.errors import NotFoundError, TransientStoreError
 from careflow.messages import CareFlowWorkflowInput
 from careflow.models import CareFlow, Identifier, Patient, TemporalBackendConfig
 from infra import temporal
+from infra.codec import EncryptionKeyNotFound
 from persistence.store import Store
 
 log = logging.getLogger(__name__)
@@ -323,7 +324,8 @@ async def describe_care_flow(client: Client, care_flow_id: str, ui_url: str) -> 
     start event's input (decoded by the client's converter), status from ``describe()``.
 
     Returns:
-        None when there is no such execution, or it is not a care flow this service started.
+        None when there is no such execution, or it is not a care flow this service started
+        (no ``careflow`` memo, or an input that is not a ``CareFlowWorkflowInput``).
 
     Raises:
         RPCError: Temporal unreachable (other than not found).
@@ -342,7 +344,13 @@ async def describe_care_flow(client: Client, care_flow_id: str, ui_url: str) -> 
     async for event in handle.fetch_history_events():
         payloads = event.workflow_execution_started_event_attributes.input.payloads
         if payloads:
-            (argument,) = await client.data_converter.decode(payloads, [CareFlowWorkflowInput])
+            try:
+                (argument,) = await client.data_converter.decode(payloads, [CareFlowWorkflowInput])
+            except EncryptionKeyNotFound:
+                raise
+            except Exception:  # not an input this service wrote: someone else's execution
+                log.info("execution %s has no care-flow input: not a care flow", care_flow_id)
+                return None
             data_points = argument.data_points
         break
     return CareFlow(

@@ -365,3 +365,25 @@ async def test_a_care_flow_never_picked_up_starts_again_after_the_definition_is_
             await handle.result()
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def test_an_execution_this_service_did_not_start_is_not_a_care_flow(
+    api: Api, temporal_client: Client
+) -> None:
+    """Someone else's execution named ``care-flow-…`` with a ``careflow`` memo but another input
+    is answered 404 ``care_flow_not_found``, not 422 ``invalid_request`` (the caller's request
+    was fine) nor a 5xx."""
+    workflow_id = f"care-flow-foreign-{uuid.uuid4().hex[:8]}"
+    handle = await temporal_client.start_workflow(
+        "SomeoneElsesWorkflow",
+        "not a care-flow input",
+        id=workflow_id,
+        task_queue=f"nobody-{uuid.uuid4().hex[:8]}",
+        memo={"careflow": {"request_id": "req_x"}},
+    )
+    try:
+        answer = await api.admin("GET", f"/v1/care-flows/{workflow_id}")
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["errors"][0]["code"] == "care_flow_not_found"
+    finally:
+        await handle.terminate("test")
