@@ -93,6 +93,8 @@ def build_awell(
         runner or LoopRunner(asyncio.get_running_loop()),
         settings.patient_task_queue,
         id_hash_key(settings),
+        # An unanswered call may still land in Awell for a while: three client timeouts.
+        settle_seconds=3 * settings.awell_timeout_seconds,
     )
 
 

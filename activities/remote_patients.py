@@ -3,6 +3,8 @@ per identifier (remote backends: Awell)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import activity
 
 from activities.backend_errors import backend_errors
@@ -34,5 +36,22 @@ class RemotePatientActivities:
                     "care_flow_backend_not_configured",
                     f"backend {request.backend} is not configured on this worker",
                 )
-            result = self._awell.resolve_now(request)
+            result = self._awell.resolve_now(request, _last_create_at(), _record_create)
         return result.model_copy(update={"attempt": activity.info().attempt})
+
+
+def _record_create(at: datetime | None) -> None:
+    """Hand the ``createPatient`` send time (None: certainly not done) to the next attempt."""
+    activity.heartbeat(at.isoformat() if at is not None else "")
+
+
+def _last_create_at() -> datetime | None:
+    """When an earlier attempt of this activity sent ``createPatient`` (its heartbeat detail,
+    which Temporal hands to the next attempt), or None."""
+    details = activity.info().heartbeat_details
+    if not details:
+        return None
+    try:
+        return datetime.fromisoformat(str(details[-1]))
+    except ValueError:
+        return None

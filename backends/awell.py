@@ -19,9 +19,11 @@ do; see the README for what it does not cover.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -86,6 +88,9 @@ class AwellBackend:
         runner: runs the client's coroutines on its loop.
         patient_task_queue: the task queue of the patient-resolution worker.
         wait_seconds: how long one ``resolve_patient`` attempt waits for the resolution.
+        settle_seconds: how long an unanswered ``startPathway`` / ``createPatient`` call (timed
+            out, 5xx, worker killed) may still be carried out by Awell: no second call is sent
+            before it has passed (the retry looks for the first call's result meanwhile).
     """
 
     def __init__(
@@ -97,8 +102,10 @@ class AwellBackend:
         patient_task_queue: str,
         id_hash_key: bytes,
         wait_seconds: float = 20.0,
+        settle_seconds: float = 30.0,
     ) -> None:
         self._id_hash_key = id_hash_key
+        self._settle = timedelta(seconds=settle_seconds)
         self._store = store
         self.api = api
         self._client = client
@@ -195,15 +202,57 @@ class AwellBackend:
             handle = self._client.get_workflow_handle(workflow_id, result_type=RemotePatientResult)
         return await handle.result()
 
-    def resolve_now(self, argument: RemotePatientInput) -> RemotePatientResult:
+    def resolve_now(
+        self,
+        argument: RemotePatientInput,
+        last_create_at: datetime | None = None,
+        on_create: Callable[[datetime | None], None] | None = None,
+    ) -> RemotePatientResult:
         """The resolution itself (run by the resolution workflow's activity, serialised):
-        ``patientByIdentifier``, then ``createPatient`` when absent."""
+        ``patientByIdentifier``, then ``createPatient`` when absent.
+
+        Args:
+            last_create_at: when an earlier attempt sent ``createPatient`` without an answer:
+                until ``settle_seconds`` after it, Awell may still create that patient, so no
+                second ``createPatient`` is sent (the look-up finds it once it lands).
+            on_create: called with the time just before ``createPatient`` is sent (the
+                activity records it for its next attempt), and with None when Awell certainly
+                did not create it (refused, rate-limited).
+
+        Raises:
+            BackendUnavailableError: ``awell_create_unconfirmed`` (retry after the wait) besides
+                the API's own faults.
+        """
         if argument.identifier is not None:
             found = self.api.patient_by_identifier(argument.identifier)
             if found is not None:
                 return RemotePatientResult(patient_id=found, created=False)
-        created = self.api.create_patient(argument.identifier, argument.profile)
+        self._unsettled(last_create_at, "createPatient", "awell_create_unconfirmed")
+        if on_create is not None:
+            on_create(datetime.now(UTC))
+        try:
+            created = self.api.create_patient(argument.identifier, argument.profile)
+        except (BackendRefusedError, BackendUnavailableError) as exc:
+            if on_create is not None and _certainly_not_done(exc):
+                on_create(None)
+            raise
         return RemotePatientResult(patient_id=created, created=True)
+
+    def _unsettled(self, last_call_at: datetime | None, operation: str, code: str) -> None:
+        """Raise a retryable error while an unanswered call sent at ``last_call_at`` may still
+        be carried out by Awell (Awell's API takes no idempotency key: a second call while the
+        first is still in flight makes a second patient or pathway)."""
+        if last_call_at is None:
+            return
+        remaining = (last_call_at + self._settle - datetime.now(UTC)).total_seconds()
+        if remaining > 0:
+            message = (
+                f"an earlier Awell {operation} call is unanswered; not calling again for "
+                f"{remaining:.0f} s while it may still land"
+            )
+            raise BackendUnavailableError(
+                message, code=code, public_message=message, retry_after=max(remaining, 0.5)
+            )
 
     # --- care flows -----------------------------------------------------------------------------
 
@@ -251,20 +300,29 @@ class AwellBackend:
                 adopted = self._adopt(record, config)
                 if adopted is not None:
                     return self._care_flow(adopted, data_points), False
+                # Nothing to adopt yet: the last call may still be under way in Awell.
+                self._unsettled(record.last_call_at, "startPathway", "awell_start_unconfirmed")
             else:
                 record = records.claim(idempotency_key, "awell", definition.id, patient_id)
+            records.mark_call(idempotency_key)
         except TransientStoreError as exc:
             raise BackendUnavailableError(str(exc)) from None
         ids = config.data_point_definition_ids
-        pathway_id = self.api.start_pathway(
-            patient_id,
-            config.pathway_definition_id,
-            [
-                {"data_point_definition_id": ids.get(key, key), "value": awell_value(value)}
-                for key, value in data_points.items()
-            ],
-            config.release_id,
-        )
+        try:
+            pathway_id = self.api.start_pathway(
+                patient_id,
+                config.pathway_definition_id,
+                [
+                    {"data_point_definition_id": ids.get(key, key), "value": awell_value(value)}
+                    for key, value in data_points.items()
+                ],
+                config.release_id,
+            )
+        except (BackendRefusedError, BackendUnavailableError) as exc:
+            if _certainly_not_done(exc):  # a retry need not wait for this call to land
+                with contextlib.suppress(TransientStoreError):
+                    records.mark_call(idempotency_key, sent=False)
+            raise
         try:
             record = records.complete(idempotency_key, pathway_id)
         except TransientStoreError as exc:
@@ -320,6 +378,11 @@ class AwellBackend:
             if pathway.pathway_definition_id == config.pathway_definition_id:
                 return pathway.id
         return None
+
+
+def _certainly_not_done(exc: BackendRefusedError | BackendUnavailableError) -> bool:
+    """Whether Awell certainly did not carry the call out: refused, or rate-limited (429)."""
+    return isinstance(exc, BackendRefusedError) or exc.code == "awell_rate_limited"
 
 
 def _parse_date(text: str) -> datetime | None:

@@ -10,6 +10,11 @@ after it closed gets ``WorkflowAlreadyStartedError``, which means "already start
 request never has two care-flow executions (for as long as the namespace keeps closed runs,
 the same retention as the request itself).
 
+One exception: an existing execution that never completed a workflow task and never will —
+terminated or timed out before any worker ran it, or waiting on a workflow type / task queue
+the definition no longer names (the operator fixed a typo and retried the request) — is
+replaced (conflict policy TERMINATE_EXISTING, reuse ALLOW_DUPLICATE): nothing of it ran.
+
 A start succeeds even when no worker serves the workflow type; so, after starting,
 ``start_care_flow`` waits up to ``care_flow_pickup_seconds`` for the first workflow task to be
 completed and otherwise raises a retryable ``care_flow_not_picked_up`` (Temporal retries the
@@ -41,6 +46,7 @@ from careflow.errors import NotFoundError, TransientStoreError
 from careflow.messages import CareFlowWorkflowInput
 from careflow.models import Identifier, TemporalBackendConfig
 from infra import temporal
+from infra.codec import EncryptionKeyNotFound
 from persistence.store import Store
 
 log = logging.getLogger(__name__)
@@ -156,6 +162,49 @@ class TemporalWorkflowBackend:
         self, config: TemporalBackendConfig, argument: CareFlowWorkflowInput
     ) -> tuple[CareFlow, bool]:
         workflow_id = care_flow_workflow_id(argument.request_id)
+        created = await self._start_once(config, argument, replace_stale=False)
+        if not created and await self._stale(workflow_id, config):
+            # The existing execution never ran a workflow task and now cannot (terminated, or
+            # waiting on a type/task queue the definition no longer names): nothing of it ran,
+            # so replacing it starts the request's care flow once, where it is now configured.
+            log.info("care flow %s never ran; starting it again", workflow_id)
+            created = await self._start_once(config, argument, replace_stale=True)
+        handle = self._client.get_workflow_handle(workflow_id)
+        description = await self._wait_picked_up(handle.describe, config)
+        return (
+            CareFlow(
+                id=workflow_id,
+                care_flow_definition_id=argument.care_flow_definition_id,
+                patient_id=argument.patient_id,
+                data_points=argument.data_points,
+                request_id=argument.request_id,
+                started_at=description.start_time or datetime.now(UTC),
+                backend="temporal",
+                status=description.status.name if description.status else None,
+            ),
+            created,
+        )
+
+    async def _stale(self, workflow_id: str, config: TemporalBackendConfig) -> bool:
+        """Whether the request's existing care-flow execution never completed a workflow task
+        and never will: closed (terminated, timed out), or running on another workflow type or
+        task queue than the definition now names."""
+        handle = self._client.get_workflow_handle(workflow_id)
+        description = await handle.describe()
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            queue = description.raw_description.execution_config.task_queue.name
+            if description.workflow_type == config.workflow_type and queue == config.task_queue:
+                return False  # a worker may still come: keep waiting on it
+        async for event in handle.fetch_history_events():
+            if event.HasField("workflow_task_completed_event_attributes"):
+                return False
+        return True
+
+    async def _start_once(
+        self, config: TemporalBackendConfig, argument: CareFlowWorkflowInput, replace_stale: bool
+    ) -> bool:
+        """Start the care-flow execution (or attach to it); whether this call created it."""
+        workflow_id = care_flow_workflow_id(argument.request_id)
         created = False
         try:
             handle = await self._client.start_workflow(
@@ -163,8 +212,16 @@ class TemporalWorkflowBackend:
                 argument,
                 id=workflow_id,
                 task_queue=config.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=(
+                    WorkflowIDConflictPolicy.TERMINATE_EXISTING
+                    if replace_stale
+                    else WorkflowIDConflictPolicy.USE_EXISTING
+                ),
+                id_reuse_policy=(
+                    WorkflowIDReusePolicy.ALLOW_DUPLICATE
+                    if replace_stale
+                    else WorkflowIDReusePolicy.REJECT_DUPLICATE
+                ),
                 memo={
                     MEMO_KEY: {
                         "request_id": argument.request_id,
@@ -186,22 +243,8 @@ class TemporalWorkflowBackend:
             response = getattr(handle, "_start_workflow_response", None)
             created = bool(getattr(response, "started", True))
         except WorkflowAlreadyStartedError:
-            pass  # closed already (REJECT_DUPLICATE): this request's care flow ran
-        handle = self._client.get_workflow_handle(workflow_id)
-        description = await self._wait_picked_up(handle.describe, config)
-        return (
-            CareFlow(
-                id=workflow_id,
-                care_flow_definition_id=argument.care_flow_definition_id,
-                patient_id=argument.patient_id,
-                data_points=argument.data_points,
-                request_id=argument.request_id,
-                started_at=description.start_time or datetime.now(UTC),
-                backend="temporal",
-                status=description.status.name if description.status else None,
-            ),
-            created,
-        )
+            pass  # closed already (REJECT_DUPLICATE): this request's care flow ran (or see _stale)
+        return created
 
     async def _wait_picked_up(
         self, describe: Any, config: TemporalBackendConfig
@@ -282,7 +325,8 @@ async def describe_care_flow(client: Client, care_flow_id: str, ui_url: str) -> 
     start event's input (decoded by the client's converter), status from ``describe()``.
 
     Returns:
-        None when there is no such execution, or it is not a care flow this service started.
+        None when there is no such execution, or it is not a care flow this service started
+        (no ``careflow`` memo, or an input that is not a ``CareFlowWorkflowInput``).
 
     Raises:
         RPCError: Temporal unreachable (other than not found).
@@ -301,7 +345,13 @@ async def describe_care_flow(client: Client, care_flow_id: str, ui_url: str) -> 
     async for event in handle.fetch_history_events():
         payloads = event.workflow_execution_started_event_attributes.input.payloads
         if payloads:
-            (argument,) = await client.data_converter.decode(payloads, [CareFlowWorkflowInput])
+            try:
+                (argument,) = await client.data_converter.decode(payloads, [CareFlowWorkflowInput])
+            except EncryptionKeyNotFound:
+                raise
+            except Exception:  # not an input this service wrote: someone else's execution
+                log.info("execution %s has no care-flow input: not a care flow", care_flow_id)
+                return None
             data_points = argument.data_points
         break
     return CareFlow(

@@ -94,6 +94,8 @@ backend_care_flows = sa.Table(
     sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("care_flow_id", sa.String(200), nullable=True, unique=True),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    # When the last start call was sent: an unanswered call may still land until it settles.
+    sa.Column("last_call_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 test_payloads = sa.Table(

@@ -153,7 +153,8 @@ def import_awell_definitions(
                 answer.skipped.append(
                     RequestError(
                         code="webhooks_left_incomplete",
-                        message=f"pathway definition {published.id} was not imported: it would "
+                        message=f"pathway definition {_shown(published.id)} was not imported: "
+                        "it would "
                         f"leave enabled webhooks incomplete ({', '.join(hooks)}); "
                         "use ?force=true to disable them",
                     )
@@ -163,14 +164,23 @@ def import_awell_definitions(
             answer.disabled_webhooks.extend(w.webhook_id for w in saved.disabled_webhooks)
             continue
         local_id = _free_id(_slug(published.title) or "awell", published.id, taken)
-        backend = AwellBackendConfig(
-            kind="awell", pathway_definition_id=published.id, data_point_definition_ids=ids
-        )
+        try:
+            backend = AwellBackendConfig(
+                kind="awell", pathway_definition_id=published.id, data_point_definition_ids=ids
+            )
+        except ValidationError:  # Awell's values do not fit a local definition (e.g. length)
+            answer.skipped.append(_skip(published, "invalid_definition"))
+            continue
         created = _definition(local_id, published, points, backend, True)
         if created is None:
             answer.skipped.append(_skip(published, "invalid_definition"))
             continue
-        configuration.save_care_flow_definition_gated(created, replace=False)
+        try:
+            configuration.save_care_flow_definition_gated(created, replace=False)
+        except ConflictError:
+            # Another import (a double click, a second replica) created it meanwhile.
+            answer.skipped.append(_skip(published, "care_flow_definition_exists"))
+            continue
         taken.add(local_id)
         answer.created.append(local_id)
     return answer
@@ -207,4 +217,11 @@ def _free_id(base: str, awell_id: str, taken: set[str]) -> str:
 
 
 def _skip(published: PublishedDefinition, code: str) -> RequestError:
-    return RequestError(code=code, message=f"pathway definition {published.id} was not imported")
+    return RequestError(
+        code=code, message=f"pathway definition {_shown(published.id)} was not imported"
+    )
+
+
+def _shown(awell_id: str) -> str:
+    """An Awell id for a message: ids are not PHI, but a remote value of any size is cut."""
+    return awell_id if len(awell_id) <= 64 else awell_id[:64] + "…"

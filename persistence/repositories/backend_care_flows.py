@@ -15,7 +15,8 @@ from persistence.tables import backend_care_flows
 @dataclass(frozen=True)
 class BackendCareFlowRecord:
     """A request's remote care flow: ``care_flow_id`` is None while the start is unconfirmed
-    (claimed before the remote call, not yet answered)."""
+    (claimed before the remote call, not yet answered); ``last_call_at`` is when the last start
+    call was sent (None: none sent, or its refusal was certain)."""
 
     request_id: str
     backend: str
@@ -24,6 +25,7 @@ class BackendCareFlowRecord:
     attempted_at: datetime
     care_flow_id: str | None
     started_at: datetime | None
+    last_call_at: datetime | None = None
 
 
 class BackendCareFlowRepository:
@@ -42,6 +44,7 @@ class BackendCareFlowRepository:
             attempted_at=aware(row.attempted_at),
             care_flow_id=row.care_flow_id,
             started_at=aware(row.started_at) if row.started_at is not None else None,
+            last_call_at=aware(row.last_call_at) if row.last_call_at is not None else None,
         )
 
     def get(self, request_id: str) -> BackendCareFlowRecord | None:
@@ -80,6 +83,16 @@ class BackendCareFlowRepository:
         found = self.get(request_id)
         assert found is not None
         return found
+
+    def mark_call(self, request_id: str, sent: bool = True) -> None:
+        """Record that a start call is about to be sent now (``sent=False``: the last call was
+        certainly not carried out, e.g. refused or rate-limited)."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                backend_care_flows.update()
+                .where(backend_care_flows.c.request_id == request_id)
+                .values(last_call_at=now() if sent else None)
+            )
 
     def complete(self, request_id: str, care_flow_id: str) -> BackendCareFlowRecord:
         """Record the remote care flow id against the request (first writer wins).

@@ -311,3 +311,82 @@ async def test_find_active_care_flow_sees_only_running_executions(
                 break
             await asyncio.sleep(0.1)
         assert await active(patient_id) is None
+
+
+@pytest.mark.parametrize("terminate_first", [False, True])
+async def test_a_care_flow_never_picked_up_starts_again_after_the_definition_is_fixed(
+    unserved_settings: Settings,
+    store: Store,
+    temporal_client: Client,
+    terminate_first: bool,
+) -> None:
+    """The definition named a task queue nobody polls (a typo): the request FAILED
+    ``care_flow_not_picked_up``, its care-flow execution never ran. The operator fixes the
+    definition (and perhaps terminates the stale execution) and retries the request: the care
+    flow must start where the definition now points — not attach to the stale execution (FAILED
+    again) nor take the terminated one as "already started" (SUCCESS with nothing run)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from worker import build_worker
+
+    settings = unserved_settings
+    served = f"care-flows-{uuid.uuid4().hex[:8]}"
+    executor = ThreadPoolExecutor(max_workers=4)
+    try:
+        async with (
+            serve_api(settings) as api,
+            build_worker(temporal_client, store, settings, executor),
+            example_worker(temporal_client, served),
+        ):
+            hook_id = await temporal_webhook(api, served + "-typo")
+            answer = await api.http.post(
+                f"/hooks/{hook_id}", content=sample_payload(), headers=JSON
+            )
+            request_id = answer.json()["request_id"]
+            detail = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=60)
+            assert detail["status"] == "FAILED", detail
+            assert detail["errors"][0]["code"] == "care_flow_not_picked_up"
+            care_flow_id = care_flow_workflow_id(request_id)
+            handle = temporal_client.get_workflow_handle(care_flow_id)
+            if terminate_first:
+                await handle.terminate("never picked up")
+
+            definition = (await api.admin("GET", "/v1/care-flow-definitions/intake")).json()
+            definition["backend"]["task_queue"] = served
+            put = await api.admin("PUT", "/v1/care-flow-definitions/intake", json=definition)
+            assert put.status_code == 200, put.text
+            retry = await api.admin("POST", f"/v1/requests/{request_id}/retry")
+            assert retry.status_code == 202, retry.text
+            detail = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=60)
+            assert detail["status"] == "SUCCESS", detail
+            assert detail["care_flow_id"] == care_flow_id
+            description = await handle.describe()
+            assert description.status == WorkflowExecutionStatus.RUNNING
+            assert description.raw_description.execution_config.task_queue.name == served
+            assert await handle.query("data_point_ids") == ["contact_family", "deceased", "mrn"]
+            await handle.signal(COMPLETE_SIGNAL)
+            await handle.result()
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def test_an_execution_this_service_did_not_start_is_not_a_care_flow(
+    api: Api, temporal_client: Client
+) -> None:
+    """Someone else's execution named ``care-flow-…`` with a ``careflow`` memo but another input
+    is answered 404 ``care_flow_not_found``, not 422 ``invalid_request`` (the caller's request
+    was fine) nor a 5xx."""
+    workflow_id = f"care-flow-foreign-{uuid.uuid4().hex[:8]}"
+    handle = await temporal_client.start_workflow(
+        "SomeoneElsesWorkflow",
+        "not a care-flow input",
+        id=workflow_id,
+        task_queue=f"nobody-{uuid.uuid4().hex[:8]}",
+        memo={"careflow": {"request_id": "req_x"}},
+    )
+    try:
+        answer = await api.admin("GET", f"/v1/care-flows/{workflow_id}")
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["errors"][0]["code"] == "care_flow_not_found"
+    finally:
+        await handle.terminate("test")
