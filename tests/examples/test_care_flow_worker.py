@@ -50,7 +50,9 @@ async def test_example_worker_runs_the_example_care_flow(
         assert result["completed_by"] == "signal"
     finally:
         process.send_signal(signal.SIGINT)
-        await asyncio.wait_for(process.wait(), timeout=30)
-    logged = (await process.stderr.read()).decode()
+        # communicate() drains stderr while waiting: a worker that logged more than a pipe
+        # buffer (a loaded machine's poll warnings) would otherwise block on write and never exit.
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    logged = stderr.decode()
     assert "got 2 data points: deceased, mrn" in logged
     assert "SECRET-VALUE-12345" not in logged
