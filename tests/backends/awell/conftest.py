@@ -50,12 +50,14 @@ async def stand_in() -> AsyncIterator[AwellStandIn]:
 
 @pytest.fixture
 def settings(settings: Settings, stand_in: AwellStandIn) -> Settings:
-    """The test's settings with Awell configured to the stand-in (2 s per call)."""
+    """The test's settings with Awell configured to the stand-in (2 s per call; 6 attempts, so
+    a loaded machine's dev-server hiccup does not exhaust the retries that a fault uses)."""
     return settings.model_copy(
         update={
             "awell_api_url": stand_in.url,  # type: ignore[attr-defined]
             "awell_api_key": SecretStr(API_KEY),
             "awell_timeout_seconds": 2.0,
+            "activity_max_attempts": 6,
         }
     )
 
