@@ -10,8 +10,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.deps import ServicesDep
+from api.deps import Services, ServicesDep
 from api.ingest import Outcome
 from api.start_gate import StartOverloadedError, TemporalUnavailableError
 from careflow import logs
@@ -66,6 +67,38 @@ def _overloaded(retry_after: int) -> JSONResponse:
         "overloaded: the request was not recorded; retry after Retry-After seconds",
         {"Retry-After": str(retry_after)},
     )
+
+
+class OverloadFirst:
+    """ASGI middleware: a ``POST /hooks/{id}`` (or its test link) for a known webhook that
+    would only queue for a workflow-start slot (``IngestService.start_queue_full``) is answered
+    503 + ``Retry-After`` here, before routing, dependencies and the body: under a burst of
+    thousands at once, each such answer costs a fraction of the routed one, so the first answers
+    come in time. Counted and logged like the route's answers (``IngestTelemetry``); not counted
+    against the webhook's rate limit (nothing was accepted). Everything else passes through.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            parts = scope["path"].split("/")  # "", "hooks", id[, "test"]
+            if parts[1:2] == ["hooks"] and (len(parts) == 3 or parts[3:] == ["test"]):
+                services: Services | None = getattr(scope["app"].state, "services", None)
+                hook = services.ingest.webhook(parts[2]) if services is not None else None
+                if services is not None and hook is not None:
+                    started = time.perf_counter()
+                    overload = services.ingest.start_queue_full()
+                    if overload is not None:
+                        response = _overloaded(overload)
+                        with logs.request_context(None):
+                            services.telemetry.observe(
+                                hook, response, time.perf_counter() - started
+                            )
+                        await response(scope, receive, send)
+                        return
+        await self.app(scope, receive, send)
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
