@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -59,14 +61,51 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+class _Rendered(JSONResponse):
+    """A JSON answer whose body is already rendered (bytes are sent as they are)."""
+
+    def render(self, content: Any) -> bytes:
+        return content if isinstance(content, bytes) else super().render(content)
+
+
+# The overload answer's body, rendered once: under a burst it is sent thousands of times a second.
+_OVERLOADED = {
+    "errors": [
+        RequestError(
+            code="temporal_unavailable",
+            message="overloaded: the request was not recorded; retry after Retry-After seconds",
+        ).model_dump(exclude_none=True)
+    ]
+}
+_OVERLOADED_BODY = json.dumps(_OVERLOADED, separators=(",", ":")).encode()
+
+
+class _OverloadLog:
+    """One warning per ``every`` seconds at most, with the count of overload answers since."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        self._every = every
+        self._last = -math.inf
+        self._count = 0
+
+    def note(self) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            log.warning(
+                "overloaded: no workflow start slot free; answered 503 to %d request(s) "
+                "since the last such line",
+                self._count,
+            )
+            self._last, self._count = now, 0
+
+
+_overload_log = _OverloadLog()
+
+
 def _overloaded(retry_after: int) -> JSONResponse:
-    log.warning("overloaded: no workflow start slot free; answering 503")
-    return _error(
-        503,
-        "temporal_unavailable",
-        "overloaded: the request was not recorded; retry after Retry-After seconds",
-        {"Retry-After": str(retry_after)},
-    )
+    _overload_log.note()
+    return _Rendered(_OVERLOADED_BODY, 503, headers={"Retry-After": str(retry_after)})
 
 
 class OverloadFirst:
@@ -74,8 +113,9 @@ class OverloadFirst:
     would only queue for a workflow-start slot (``IngestService.start_queue_full``) is answered
     503 + ``Retry-After`` here, before routing, dependencies and the body: under a burst of
     thousands at once, each such answer costs a fraction of the routed one, so the first answers
-    come in time. Counted and logged like the route's answers (``IngestTelemetry``); not counted
-    against the webhook's rate limit (nothing was accepted). Everything else passes through.
+    come in time. Counted in the metrics like the route's answers, with no outcome line per
+    answer (``_OverloadLog`` logs their count once a second); not counted against the webhook's
+    rate limit (nothing was accepted). Everything else passes through.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -92,10 +132,9 @@ class OverloadFirst:
                     overload = services.ingest.start_queue_full()
                     if overload is not None:
                         response = _overloaded(overload)
-                        with logs.request_context(None):
-                            services.telemetry.observe(
-                                hook, response, time.perf_counter() - started
-                            )
+                        services.metrics.observe_answer(
+                            hook.id, 503, _OVERLOADED, time.perf_counter() - started
+                        )
                         await response(scope, receive, send)
                         return
         await self.app(scope, receive, send)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 
 import pytest
 
+from api.routes.ingest import _OverloadLog
 from careflow.settings import Settings
 from persistence.store import Store
 from tests.careflow.test_signatures import SECRET, standard_headers
@@ -513,3 +515,16 @@ async def test_overload_is_answered_before_routing_and_counted(
         assert (await api.http.post(f"/hooks/{hook_id}", json={"a": 1})).status_code == 202
         listed = (await api.admin("GET", f"/v1/requests?webhook_id={hook_id}")).json()
         assert len(listed["items"]) == 1
+
+
+def test_overload_answers_are_logged_as_a_count_at_most_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    overloads = _OverloadLog(every=3600)
+    with caplog.at_level(logging.WARNING, logger="api.ingest"):
+        for _ in range(5):
+            overloads.note()
+    assert [r.getMessage() for r in caplog.records] == [
+        "overloaded: no workflow start slot free; answered 503 to 1 request(s) since the last "
+        "such line"
+    ]
