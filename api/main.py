@@ -184,7 +184,7 @@ def create_app(
     ):
         app.include_router(router)
     app.add_middleware(codec.CodecCors)
-    app.add_middleware(ingest.OverloadFirst)  # outermost: overload answers skip the rest
+    app.add_middleware(ingest.OverloadFirst)  # overload answers skip routing and the rest
     app.mount("/ui/static", StaticFiles(directory=ui_common.STATIC_DIR), name="ui-static")
 
     errors.install(app)
