@@ -61,6 +61,12 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _rate_limited(wait: int) -> JSONResponse:
+    return _error(
+        429, "rate_limited", "too many requests for this webhook", {"Retry-After": str(wait)}
+    )
+
+
 class _Rendered(JSONResponse):
     """A JSON answer whose body is already rendered (bytes are sent as they are)."""
 
@@ -113,13 +119,32 @@ class OverloadFirst:
     would only queue for a workflow-start slot (``IngestService.start_queue_full``) is answered
     503 + ``Retry-After`` here, before routing, dependencies and the body: under a burst of
     thousands at once, each such answer costs a fraction of the routed one, so the first answers
-    come in time. Counted in the metrics like the route's answers, with no outcome line per
-    answer (``_OverloadLog`` logs their count once a second); not counted against the webhook's
-    rate limit (nothing was accepted). Everything else passes through.
+    come in time. The route's order holds: the rate limit is checked first (429
+    ``rate_limited``). Counted in the metrics like the route's answers, with no outcome line per
+    answer (``_OverloadLog`` logs the overloads' count once a second). Everything else, and every
+    request while a start could proceed, passes through to the route.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    @staticmethod
+    async def _answer(
+        services: Services, webhook_id: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """429 when over the rate limit (counted like the route counts it), else 503."""
+        started = time.perf_counter()
+        ingest = services.ingest
+        wait = ingest.retry_after(webhook_id)
+        if wait is not None:
+            response = _rate_limited(wait)
+            body: dict[str, Any] = json.loads(bytes(response.body))
+        else:
+            response = _overloaded(ingest.start_queue_full() or 1)
+            body = _OVERLOADED
+        seconds = time.perf_counter() - started
+        services.metrics.observe_answer(webhook_id, response.status_code, body, seconds)
+        await response(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -127,16 +152,10 @@ class OverloadFirst:
             if parts[1:2] == ["hooks"] and (len(parts) == 3 or parts[3:] == ["test"]):
                 services: Services | None = getattr(scope["app"].state, "services", None)
                 hook = services.ingest.webhook(parts[2]) if services is not None else None
-                if services is not None and hook is not None:
-                    started = time.perf_counter()
-                    overload = services.ingest.start_queue_full()
-                    if overload is not None:
-                        response = _overloaded(overload)
-                        services.metrics.observe_answer(
-                            hook.id, 503, _OVERLOADED, time.perf_counter() - started
-                        )
-                        await response(scope, receive, send)
-                        return
+                full = services is not None and services.ingest.start_queue_is_full()
+                if services is not None and hook is not None and full:
+                    await self._answer(services, hook.id, scope, receive, send)
+                    return
         await self.app(scope, receive, send)
 
 
@@ -177,9 +196,7 @@ async def _handle(
         return _error(404, "webhook_not_found", "no webhook with this id")
     wait = ingest.retry_after(webhook_id)
     if wait is not None:
-        return _error(
-            429, "rate_limited", "too many requests for this webhook", {"Retry-After": str(wait)}
-        )
+        return _rate_limited(wait)
     overload = ingest.start_queue_full()
     if overload is not None:
         # Answered at once, body unread: under a burst the answer comes fast instead of after
