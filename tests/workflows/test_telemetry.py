@@ -19,7 +19,7 @@ from temporalio.client import WorkflowExecutionStatus
 from backends.base import BackendRefusedError
 from backends.builtin import BuiltinBackend
 from careflow import logs
-from careflow.models import CareFlow
+from careflow.answers import CareFlow
 from careflow.settings import Settings
 from persistence.store import Store
 from tests.conftest import Api, free_port, serve_api
