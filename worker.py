@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
@@ -175,6 +176,9 @@ def build_worker(
 
 async def main() -> None:
     settings = get_settings()
+    if settings.careflow_worker_nice:
+        # Before any thread starts (the SDK's runtime, the executors): threads inherit it.
+        os.nice(settings.careflow_worker_nice)
     logs.configure(log_format=settings.careflow_log_format)
     store = Store(settings.sqlalchemy_url)
     store.migrate()

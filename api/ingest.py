@@ -94,6 +94,10 @@ class IngestService:
         """
         return self._gate.queue_full()
 
+    def start_queue_is_full(self) -> bool:
+        """``start_queue_full``'s condition alone, counting nothing (``StartGate.is_full``)."""
+        return self._gate.is_full()
+
     def close(self) -> None:
         """Release what the service started (the evaluation processes)."""
         self._evaluator.close()

@@ -59,6 +59,12 @@ class StartGate:
         self._overloaded_at: deque[float] = deque()  # monotonic times of recent overload 503s
         self._started_at: deque[float] = deque()  # monotonic times of recent finished starts
 
+    def is_full(self) -> bool:
+        """Every slot taken and as many requests waiting (``queue_full``, counting nothing)."""
+        return self._slots.locked() and (
+            self._waiting >= self._settings.careflow_max_concurrent_starts
+        )
+
     def queue_full(self) -> int | None:
         """Whether a new request would only queue for a start slot (every slot taken and as
         many requests already waiting): then it is answered 503 at once, unread.
@@ -66,9 +72,7 @@ class StartGate:
         Returns:
             None when a request may go ahead, else the Retry-After seconds to answer with.
         """
-        if not self._slots.locked():
-            return None
-        if self._waiting < self._settings.careflow_max_concurrent_starts:
+        if not self.is_full():
             return None
         metrics = self._metrics  # counted like an overload after a wait
         metrics.slot_waits.inc()

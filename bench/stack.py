@@ -100,6 +100,7 @@ class Stack:
         self.api_urls = [f"http://127.0.0.1:{port}" for port in self.api_ports]
         self.workers = workers
         self.procs: list[Proc] = []
+        self.extra_env: dict[str, str] = {}  # more settings for the components started next
         self.kills: list[dict[str, str | float]] = []
 
     def env(self, task_queue: str | None = None) -> dict[str, str]:
@@ -119,6 +120,7 @@ class Stack:
             TEMPORAL_UI_PORT=str(s.temporal_ui_port),
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.extra_env)
         return env
 
     def admin_client(self, timeout: float = 30.0) -> httpx.AsyncClient:

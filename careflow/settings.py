@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         careflow_body_read_seconds: time allowed to receive a whole request body, in seconds;
             a body still incomplete then is answered 408 ``request_timeout``.
         careflow_log_format: ``text`` or ``json`` (one JSON object per line).
+        careflow_worker_nice: the worker lowers its CPU priority by this much at start (Unix
+            ``nice``, 0-19), so on a shared machine the API's answers win the CPU over the
+            worker's draining; 0: unchanged.
         careflow_metrics_port: serve the API's Prometheus ``/metrics`` on this port instead of
             the API port (unset: on the API port).
         careflow_worker_metrics_port: the worker's Prometheus endpoint (Temporal SDK metrics and
@@ -106,6 +109,7 @@ class Settings(BaseSettings):
     careflow_eval_seconds: float = Field(default=2.0, gt=0)
     careflow_body_read_seconds: float = Field(default=30.0, gt=0)
     careflow_log_format: Literal["text", "json"] = "text"
+    careflow_worker_nice: int = Field(default=0, ge=0, le=19)
     careflow_metrics_port: int | None = None
     careflow_worker_metrics_host: str = "127.0.0.1"
     careflow_worker_metrics_port: int | None = 8001

@@ -137,6 +137,7 @@ class Api:
     base_url: str
     http: httpx.AsyncClient
     settings: Settings
+    app: Any = None  # the running FastAPI app (its ``state.services``)
 
     async def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", **kwargs.pop("headers", {})}
@@ -186,7 +187,7 @@ async def serve_api(
     base_url = f"http://127.0.0.1:{settings.careflow_api_port}"
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-            yield Api(base_url=base_url, http=http, settings=settings)
+            yield Api(base_url=base_url, http=http, settings=settings, app=app)
     finally:
         server.should_exit = True
         await task

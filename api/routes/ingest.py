@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.deps import ServicesDep
+from api.deps import Services, ServicesDep
 from api.ingest import Outcome
 from api.start_gate import StartOverloadedError, TemporalUnavailableError
 from careflow import logs
@@ -58,14 +61,102 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _overloaded(retry_after: int) -> JSONResponse:
-    log.warning("overloaded: no workflow start slot free; answering 503")
+def _rate_limited(wait: int) -> JSONResponse:
     return _error(
-        503,
-        "temporal_unavailable",
-        "overloaded: the request was not recorded; retry after Retry-After seconds",
-        {"Retry-After": str(retry_after)},
+        429, "rate_limited", "too many requests for this webhook", {"Retry-After": str(wait)}
     )
+
+
+class _Rendered(JSONResponse):
+    """A JSON answer whose body is already rendered (bytes are sent as they are)."""
+
+    def render(self, content: Any) -> bytes:
+        return content if isinstance(content, bytes) else super().render(content)
+
+
+# The overload answer's body, rendered once: under a burst it is sent thousands of times a second.
+_OVERLOADED = {
+    "errors": [
+        RequestError(
+            code="temporal_unavailable",
+            message="overloaded: the request was not recorded; retry after Retry-After seconds",
+        ).model_dump(exclude_none=True)
+    ]
+}
+_OVERLOADED_BODY = json.dumps(_OVERLOADED, separators=(",", ":")).encode()
+
+
+class _OverloadLog:
+    """One warning per ``every`` seconds at most, with the count of overload answers since."""
+
+    def __init__(self, every: float = 1.0) -> None:
+        self._every = every
+        self._last = -math.inf
+        self._count = 0
+
+    def note(self) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            log.warning(
+                "overloaded: no workflow start slot free; answered 503 to %d request(s) "
+                "since the last such line",
+                self._count,
+            )
+            self._last, self._count = now, 0
+
+
+_overload_log = _OverloadLog()
+
+
+def _overloaded(retry_after: int) -> JSONResponse:
+    _overload_log.note()
+    return _Rendered(_OVERLOADED_BODY, 503, headers={"Retry-After": str(retry_after)})
+
+
+class OverloadFirst:
+    """ASGI middleware: a ``POST /hooks/{id}`` (or its test link) for a known webhook that
+    would only queue for a workflow-start slot (``IngestService.start_queue_full``) is answered
+    503 + ``Retry-After`` here, before routing, dependencies and the body: under a burst of
+    thousands at once, each such answer costs a fraction of the routed one, so the first answers
+    come in time. The route's order holds: the rate limit is checked first (429
+    ``rate_limited``). Counted in the metrics like the route's answers, with no outcome line per
+    answer (``_OverloadLog`` logs the overloads' count once a second). Everything else, and every
+    request while a start could proceed, passes through to the route.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    @staticmethod
+    async def _answer(
+        services: Services, webhook_id: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """429 when over the rate limit (counted like the route counts it), else 503."""
+        started = time.perf_counter()
+        ingest = services.ingest
+        wait = ingest.retry_after(webhook_id)
+        if wait is not None:
+            response = _rate_limited(wait)
+            body: dict[str, Any] = json.loads(bytes(response.body))
+        else:
+            response = _overloaded(ingest.start_queue_full() or 1)
+            body = _OVERLOADED
+        seconds = time.perf_counter() - started
+        services.metrics.observe_answer(webhook_id, response.status_code, body, seconds)
+        await response(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            parts = scope["path"].split("/")  # "", "hooks", id[, "test"]
+            if parts[1:2] == ["hooks"] and (len(parts) == 3 or parts[3:] == ["test"]):
+                services: Services | None = getattr(scope["app"].state, "services", None)
+                hook = services.ingest.webhook(parts[2]) if services is not None else None
+                full = services is not None and services.ingest.start_queue_is_full()
+                if services is not None and hook is not None and full:
+                    await self._answer(services, hook.id, scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 async def _read_capped(request: Request, limit: int) -> bytes | None:
@@ -105,9 +196,7 @@ async def _handle(
         return _error(404, "webhook_not_found", "no webhook with this id")
     wait = ingest.retry_after(webhook_id)
     if wait is not None:
-        return _error(
-            429, "rate_limited", "too many requests for this webhook", {"Retry-After": str(wait)}
-        )
+        return _rate_limited(wait)
     overload = ingest.start_queue_full()
     if overload is not None:
         # Answered at once, body unread: under a burst the answer comes fast instead of after

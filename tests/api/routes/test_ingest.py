@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 
 import pytest
 
+from api.routes.ingest import _OverloadLog
 from careflow.settings import Settings
 from persistence.store import Store
 from tests.careflow.test_signatures import SECRET, standard_headers
@@ -479,3 +481,57 @@ async def test_temporal_unavailable_is_503(tmp_path, connected_first: bool) -> N
         assert answer.status_code == 503, answer.text
         assert answer.headers["Retry-After"]
         assert answer.json()["errors"][0]["code"] == "temporal_unavailable"
+
+
+async def test_overload_is_answered_before_routing_and_counted(
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the start queue is full, a POST to a known webhook or its test link is answered
+    503 + Retry-After by ``OverloadFirst``: the route (and so the body, validation, the start and
+    the per-answer telemetry) is never reached, the answer is counted under
+    ``temporal_unavailable``; the rate limit still comes first (429); an unknown webhook still
+    gets its 404 and other paths pass."""
+    limited = settings.model_copy(update={"careflow_rate_limit": "3/minute"})
+    async with serve_api(limited) as api:
+        hook_id = await open_webhook(api)
+        services = api.app.state.services
+        ingest = services.ingest
+
+        def never(*_: object, **__: object) -> None:
+            raise AssertionError("the route was reached")
+
+        monkeypatch.setattr(ingest, "start_queue_is_full", lambda: True)
+        monkeypatch.setattr(ingest, "start_queue_full", lambda: 7)
+        monkeypatch.setattr(services.telemetry, "observe", never)  # the route's last step
+        for path in (f"/hooks/{hook_id}", f"/hooks/{hook_id}/test", f"/hooks/{hook_id}"):
+            answer = await api.http.post(path, json={"a": 1})
+            assert answer.status_code == 503, answer.text
+            assert answer.headers["Retry-After"] == "7"
+            assert answer.json()["errors"][0]["code"] == "temporal_unavailable"
+        limited_answer = await api.http.post(f"/hooks/{hook_id}", json={"a": 1})
+        assert limited_answer.status_code == 429
+        assert limited_answer.json()["errors"][0]["code"] == "rate_limited"
+        assert int(limited_answer.headers["Retry-After"]) >= 1
+        monkeypatch.undo()
+        assert (await api.http.post("/hooks/wh_nope", json={"a": 1})).status_code == 404
+        assert (await api.http.post(f"/hooks/{hook_id}/other", json={})).status_code == 404
+        assert (await api.http.get("/healthz")).status_code == 200
+        metrics = (await api.http.get("/metrics")).text
+        for outcome, count in (("temporal_unavailable", 3), ("rate_limited", 1)):
+            labels = f'outcome="{outcome}",webhook_id="{hook_id}"'
+            assert f"careflow_webhook_requests_total{{{labels}}} {count}.0" in metrics
+        listed = (await api.admin("GET", f"/v1/requests?webhook_id={hook_id}")).json()
+        assert listed["items"] == []
+
+
+def test_overload_answers_are_logged_as_a_count_at_most_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    overloads = _OverloadLog(every=3600)
+    with caplog.at_level(logging.WARNING, logger="api.ingest"):
+        for _ in range(5):
+            overloads.note()
+    assert [r.getMessage() for r in caplog.records] == [
+        "overloaded: no workflow start slot free; answered 503 to 1 request(s) since the last "
+        "such line"
+    ]
