@@ -145,7 +145,7 @@ class RequestLog:
         """Everything about one request (contract §4), answering even when no worker runs.
 
         The live state comes from the ``status`` query (1 s timeout) while the run is open, else
-        from the memo; the payload and mapped values come from the run's history.
+        from the memo or the run's result; the payload and mapped values come from the history.
         """
         description = await self.describe(request_id)
         handle = self._client.get_workflow_handle(request_id, run_id=description.run_id)
@@ -158,14 +158,10 @@ class RequestLog:
         undecodable: list[RequestError] = []  # a key missing from this API's ring
         if state is None:
             try:
-                memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+                state = await runs.settled_state(self._client, description)
             except EncryptionKeyNotFound as exc:
-                memo, undecodable = None, [_key_error(exc)]
-            state = (
-                RequestState.model_validate(memo)
-                if memo
-                else RequestState(status=RequestStatus.RECEIVED)
-            )
+                state, undecodable = None, [_key_error(exc)]
+            state = state or RequestState(status=RequestStatus.RECEIVED)
         try:
             request, validation = await history.read(self._client, handle)
         except EncryptionKeyNotFound as exc:
@@ -255,7 +251,7 @@ class RequestLog:
 
     async def retryable(self, request_id: str) -> bool:
         """Whether ``retry`` would reset this request now (contract §3)."""
-        return (await _retryable_run(await self.describe(request_id)))[0] is not None
+        return (await _retryable_run(self._client, await self.describe(request_id)))[0] is not None
 
     async def retry(self, request_id: str, arrived: datetime | None = None) -> RetryAnswer:
         """Reset a retryable request to its first workflow task (the UI's Reset), so it
@@ -273,7 +269,7 @@ class RequestLog:
         """
         arrived = arrived or datetime.now(UTC)
         description = await self.describe(request_id)
-        run_id, reason = await _retryable_run(description)
+        run_id, reason = await _retryable_run(self._client, description)
         if run_id is None:
             if _reset_run_open(description):
                 raise ConflictError(_RETRY_IN_PROGRESS)
@@ -382,7 +378,7 @@ class RequestLog:
         for execution in await self._latest_runs(list(iterator.current_page or [])):
             status = _sa(execution, temporal.SA_REQUEST_STATUS)
             # The first receipt (memo), not the run's start: a reset run starts when reset.
-            received_at = await _first_receipt(execution) or execution.start_time
+            received_at = await _first_receipt(self._client, execution) or execution.start_time
             items.append(
                 RequestSummary(
                     request_id=execution.id,
@@ -422,7 +418,9 @@ _RETRY_IN_PROGRESS = RequestError(
 )
 
 
-async def _retryable_run(description: WorkflowExecutionDescription) -> tuple[str | None, str]:
+async def _retryable_run(
+    client: Client, description: WorkflowExecutionDescription
+) -> tuple[str | None, str]:
     """The run id of ``description`` when it may be retried (contract §3), else None, with the
     reason code it may not (``""`` when it may)."""
     if _sa(description, temporal.SA_IS_TEST):
@@ -441,10 +439,10 @@ async def _retryable_run(description: WorkflowExecutionDescription) -> tuple[str
     if status != RequestStatus.REJECTED.value:
         return None, "not_finished"
     try:
-        memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+        state = await runs.settled_state(client, description)
     except EncryptionKeyNotFound:  # its reasons cannot be read here: not retried blindly
         return None, "encryption_key_not_found"
-    codes = {e["code"] for e in (memo or {}).get("errors", [])}
+    codes = {e.code for e in state.errors} if state else set()
     if not codes or codes & DOOR_CODES:
         return None, "rejected_at_door"
     return description.run_id, ""
@@ -457,16 +455,23 @@ def _reset_run_open(description: WorkflowExecutionDescription) -> bool:
     return reset_run and description.status == WorkflowExecutionStatus.RUNNING
 
 
-async def _first_receipt(execution: WorkflowExecution) -> datetime | None:
-    """When a request first arrived: its timeline's receipt entry (memo), which a reset run
-    replays from its input."""
+async def _first_receipt(client: Client, execution: WorkflowExecution) -> datetime | None:
+    """When a request first arrived: its timeline's receipt entry, which a reset run replays
+    from its input. Read from the memo where there is one; a reset run without one (completed
+    since issue 19) from its result; a first run without one has its start time stand in
+    (None here), milliseconds after the receipt, which spares a history read per listed row."""
+    info = execution.raw_info
+    reset_run = bool(info.first_run_id) and info.first_run_id != execution.run_id
     try:
         memo = await execution.memo_value(temporal.MEMO_STATE, default=None)
+        if memo:
+            state: RequestState | None = RequestState.model_validate(memo)
+        else:
+            state = await runs.settled_state(client, execution) if reset_run else None
     except EncryptionKeyNotFound:  # a key this API lacks: the run's start time stands in
         return None
-    timeline = (memo or {}).get("timeline") or []
-    if timeline and timeline[0].get("status") == RequestStatus.RECEIVED.value:
-        return datetime.fromisoformat(timeline[0]["at"].replace("Z", "+00:00"))
+    if state and state.timeline and state.timeline[0].status == RequestStatus.RECEIVED:
+        return state.timeline[0].at
     return None
 
 
