@@ -375,10 +375,18 @@ class RequestLog:
         )
         await iterator.fetch_next_page()
         items: list[RequestSummary] = []
-        for execution in await self._latest_runs(list(iterator.current_page or [])):
+        latest = await self._latest_runs(list(iterator.current_page or []))
+        limiter = asyncio.Semaphore(20)
+
+        async def receipt(execution: WorkflowExecution) -> datetime | None:
+            async with limiter:
+                return await _first_receipt(self._client, execution)
+
+        receipts = await asyncio.gather(*(receipt(e) for e in latest))
+        for execution, first_receipt in zip(latest, receipts, strict=True):
             status = _sa(execution, temporal.SA_REQUEST_STATUS)
-            # The first receipt (memo), not the run's start: a reset run starts when reset.
-            received_at = await _first_receipt(self._client, execution) or execution.start_time
+            # The first receipt (settled state), not the run's start: a reset run starts when reset.
+            received_at = first_receipt or execution.start_time
             items.append(
                 RequestSummary(
                     request_id=execution.id,
@@ -456,18 +464,10 @@ def _reset_run_open(description: WorkflowExecutionDescription) -> bool:
 
 
 async def _first_receipt(client: Client, execution: WorkflowExecution) -> datetime | None:
-    """When a request first arrived: its timeline's receipt entry, which a reset run replays
-    from its input. Read from the memo where there is one; a reset run without one (completed
-    since issue 19) from its result; a first run without one has its start time stand in
-    (None here), milliseconds after the receipt, which spares a history read per listed row."""
-    info = execution.raw_info
-    reset_run = bool(info.first_run_id) and info.first_run_id != execution.run_id
+    """When a request first arrived: its timeline's receipt entry (settled state: memo or
+    result), which a reset run replays from its input; None while the run is open."""
     try:
-        memo = await execution.memo_value(temporal.MEMO_STATE, default=None)
-        if memo:
-            state: RequestState | None = RequestState.model_validate(memo)
-        else:
-            state = await runs.settled_state(client, execution) if reset_run else None
+        state = await runs.settled_state(client, execution)
     except EncryptionKeyNotFound:  # a key this API lacks: the run's start time stands in
         return None
     if state and state.timeline and state.timeline[0].status == RequestStatus.RECEIVED:
