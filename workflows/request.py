@@ -64,7 +64,9 @@ with workflow.unsafe.imports_passed_through():
     from infra import temporal
     from workflows.debounce import DebounceWindowWorkflow
 
-from workflows.request_book import RequestBook, attempt, codes, error_of
+    # Deterministic, no module-level state: passed through, so the sandbox does not import
+    # (or, without bytecode caches, compile) it afresh for every run as it must this module.
+    from workflows.request_book import RequestBook, attempt, codes, error_of
 
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Runs reset before retried requests claimed their debounce window replay without the claim.
