@@ -20,6 +20,7 @@ from api.deps import Services
 from api.ingest import IngestService
 from api.metrics import ApiMetrics
 from api.paging import PageTokens
+from api.received_at import ReceivedAt
 from api.request_log import RequestLog
 from api.routes import (
     backend,
@@ -180,6 +181,7 @@ def create_app(
     app.mount("/ui/static", StaticFiles(directory=ui_common.STATIC_DIR), name="ui-static")
 
     errors.install(app)
+    app.add_middleware(ReceivedAt)  # last added runs first
     if provider is not None:
         FastAPIInstrumentor.instrument_app(
             app,

@@ -259,8 +259,9 @@ class RequestLog:
 
         Of concurrent retries of one request exactly one resets it, on any API replica: the
         winner claims (request id, latest run id) in the app database before resetting; the
-        others find the claim taken, find the reset's new run open, or find a claim made after
-        they arrived (``arrived``, default now), and get ``retry_in_progress``.
+        others find the claim taken, find that the reset's new run was open when they arrived
+        (``arrived``, default now; it may have ended since), or find a claim made after they
+        arrived, and get ``retry_in_progress``.
 
         Raises:
             NotFoundError: ``request_not_found``.
@@ -269,10 +270,10 @@ class RequestLog:
         """
         arrived = arrived or datetime.now(UTC)
         description = await self.describe(request_id)
+        if _reset_run_open(description, arrived):
+            raise ConflictError(_RETRY_IN_PROGRESS)
         run_id, reason = await _retryable_run(self._client, description)
         if run_id is None:
-            if _reset_run_open(description):
-                raise ConflictError(_RETRY_IN_PROGRESS)
             raise NotRetryableError(
                 reason,
                 f"{_WHY_NOT[reason]}; only FAILED and IGNORED requests and REJECTED ones with "
@@ -307,14 +308,16 @@ class RequestLog:
             request_id=request_id, run_id=answer.run_id, status=RequestStatus.RECEIVED
         )
 
-    async def retry_many(self, filters: RequestFilters, limit: int) -> BulkRetryAnswer:
+    async def retry_many(
+        self, filters: RequestFilters, limit: int, arrived: datetime | None = None
+    ) -> BulkRetryAnswer:
         """Reset every retryable request matching ``filters`` (at most ``limit`` looked at);
         skipped ones are counted by reason (``succeeded``, ``not_finished``, ``test_request``,
         ``rejected_at_door``, ``retry_in_progress``, …): a status filter also matches earlier
         runs that a retry already superseded, whose request may since have succeeded."""
         reset = 0
         skipped: dict[str, int] = {}
-        arrived = datetime.now(UTC)
+        arrived = arrived or datetime.now(UTC)
         seen: set[str] = set()
         async for execution in self._client.list_workflows(
             visibility_query(filters), limit=limit, page_size=min(limit, 200)
@@ -456,11 +459,17 @@ async def _retryable_run(
     return description.run_id, ""
 
 
-def _reset_run_open(description: WorkflowExecutionDescription) -> bool:
-    """Whether the latest run is a retry's (reset's) run that has not finished yet."""
+def _reset_run_open(description: WorkflowExecutionDescription, at: datetime) -> bool:
+    """Whether the latest run is a retry's (reset's) run that had not finished at ``at`` (when
+    the asking retry arrived): a retry that arrived while another retry's run was open is
+    concurrent with it, even when a busy API reaches it only after that run has ended."""
     info = description.raw_description.workflow_execution_info
     reset_run = bool(info.first_run_id) and info.first_run_id != description.run_id
-    return reset_run and description.status == WorkflowExecutionStatus.RUNNING
+    if not reset_run:
+        return False
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        return True
+    return description.close_time is not None and description.close_time > at
 
 
 async def _first_receipt(client: Client, execution: WorkflowExecution) -> datetime | None:

@@ -22,9 +22,10 @@ from collections import Counter
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from bench.procs import cpu_seconds, die_with_parent, rss_mb
 from bench.reference import REFERENCE_WORKFLOW_TYPE
 from bench.report import Drain, Phase
-from bench.stack import ROOT, Stack, _die_with_parent, cpu_seconds, rss_mb
+from bench.stack import ROOT, Stack
 from bench.starts import start_like_ingest
 from careflow import request_ids
 from infra import temporal
@@ -62,7 +63,7 @@ async def run_load(stack: Stack, watched: dict[str, int], *args: str) -> Phase:
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=log,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     at_start: dict[str, float] = {}
     cpu: dict[str, float] = {}

@@ -43,7 +43,8 @@ the venv) to the API and the workers and prints where their CPU time goes (slows
 arguments to the dev server's command line (e.g. ``--sqlite-pragma cache_size=-65536``).
 
 The stack is ``bench/stack.py`` (shared with ``make chaos``), the phases ``bench/phases.py``, the
-table ``bench/report.py``, the ``--profile`` summaries ``bench/profiles.py``; this file runs them.
+sizes ``bench/sizes.py``, the burst ``bench/burst.py``, the table ``bench/report.py``, the
+``--profile`` summaries ``bench/profiles.py``; this file runs them.
 
 The last line printed is one JSON object: raw_start_rate, ingest_rate, ingest_ratio, e2e_rate,
 reference_rate, e2e_ratio, ack_p50_ms, ack_p99_ms, mapping_us_per_data_point,
@@ -63,103 +64,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import cli  # noqa: E402
-from bench.chaos_report import percentile  # noqa: E402
-from bench.chaos_scenarios import Delivery, Sender, send_burst  # noqa: E402
+from bench.burst import run_burst  # noqa: E402
 from bench.chart import draw  # noqa: E402
 from bench.codec import codec_ratio  # noqa: E402
 from bench.phases import CONCURRENCY, FHIR_BODY, configure, drain, run_load  # noqa: E402
 from bench.postgres import Postgres, topology, topology_name  # noqa: E402
+from bench.procs import free_ports, rss_mb  # noqa: E402
 from bench.profiles import summarize_profiles  # noqa: E402
 from bench.report import Drain, Phase, cpu_cell, mean, report  # noqa: E402
-from bench.stack import Stack, free_ports, rss_mb  # noqa: E402
+from bench.sizes import SIZES, bench_mode, cpu_model, run_mapping, temporal_version  # noqa: E402
+from bench.stack import Stack  # noqa: E402
 from infra import temporal  # noqa: E402
 
 RATE_LIMIT = "1000000/second"
 REQUESTS_QUEUE = "bench-requests"
 RAW_QUEUE = "bench-raw"  # no worker ever polls it
-
-
-@dataclass(frozen=True)
-class Sizes:
-    rounds: int  # raw / ingest rounds (alternating)
-    warmup: float  # seconds before each counted window
-    window: float  # counted seconds per raw / ingest phase
-    e2e_requests: int  # requests per drain
-    e2e_rounds: int  # drains of each kind (ours, reference)
-    drain_timeout: float  # seconds a drain may take at most
-    ack_seconds: float  # open-loop counted seconds
-    mapping_args: tuple[str, ...]
-    burst: int  # deliveries sent at once at the end (make chaos's sender), 0: none
-
-
-# Many short rounds, interleaved in ABBA order and even in number, rather than a few long ones:
-# other work on the machine comes and goes, and the Temporal database grows as the run goes on.
-SIZES = {
-    "full": Sizes(6, 1.5, 5.0, 300, 4, 300.0, 20.0, (), 2000),
-    "quick": Sizes(2, 0.5, 4.0, 150, 2, 120.0, 8.0, ("--rounds", "9", "--batch", "40"), 500),
-    "smoke": Sizes(1, 0.5, 1.5, 24, 1, 40.0, 2.0, ("--rounds", "3", "--batch", "5"), 20),
-}
-
-
-def bench_mode() -> str:
-    """``smoke`` (``BENCH_SMOKE``), ``quick`` (``BENCH_QUICK``) or ``full``."""
-    if os.environ.get("BENCH_SMOKE"):
-        return "smoke"
-    if os.environ.get("BENCH_QUICK"):
-        return "quick"
-    return "full"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (psutil has none: ``/proc/cpuinfo``), else the machine type."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.machine()
-
-
-def temporal_version() -> str:
-    """The ``temporal`` CLI's version line(s), as it prints them."""
-    with contextlib.suppress(Exception):
-        answer = subprocess.run(
-            [cli.temporal_binary(), "--version"], capture_output=True, text=True, timeout=10
-        )
-        return answer.stdout.strip()
-    return "temporal ?"
-
-
-def run_mapping(sizes: Sizes) -> dict[str, float]:
-    """Run ``bench/mapping.py`` (its table is printed); its figures, from its last JSON line."""
-    answer = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "mapping.py"), *sizes.mapping_args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-        cwd=ROOT,
-    )
-    lines = answer.stdout.strip().splitlines()
-    print("bench/mapping.py:", *(f"  {line}" for line in lines[:-1]), sep="\n", flush=True)
-    return dict(json.loads(lines[-1]))
 
 
 async def bench(args: argparse.Namespace) -> dict[str, float]:
@@ -375,36 +308,6 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
     if profile_dir:
         summarize_profiles(profile_dir)
     return figures
-
-
-async def run_burst(stack: Stack, webhook_id: str, count: int) -> dict[str, float]:
-    """``count`` deliveries at once, by ``make chaos``'s retrying sender (lean client), to every
-    API process; no worker runs (the answer never waits for one).
-
-    Returns:
-        ``first_answer_p50_s`` / ``first_answer_p99_s`` (seconds from each delivery's first
-        attempt to its first answer of any kind), ``acknowledged``, ``requests``, ``attempts``,
-        ``all_acknowledged_after_s``.
-    """
-    # The FHIR sample the bench's webhook maps (make chaos's own bodies would be REJECTED here),
-    # each delivery with its own webhook-id.
-    body = FHIR_BODY.read_bytes()
-    run = f"bench-burst-{time.time_ns()}"
-    deliveries = [Delivery(seq, f"{run}-{seq:05d}", "", body) for seq in range(count)]
-    urls = [f"{url}/hooks/{webhook_id}" for url in stack.api_urls]
-    started = time.monotonic()
-    sender = Sender([], urls[0], started, mirrors=urls[1:], lean=True)
-    await send_burst(sender, deliveries)
-    first = [d.first_answer_s for d in deliveries if d.first_answer_s is not None]
-    acked = [d.acknowledged_s for d in deliveries if d.acknowledged_s is not None]
-    return {
-        "requests": count,
-        "acknowledged": len(acked),
-        "attempts": sum(d.attempts for d in deliveries),
-        "first_answer_p50_s": percentile(first, 0.5) or 0.0,
-        "first_answer_p99_s": percentile(first, 0.99) or 0.0,
-        "all_acknowledged_after_s": round(max(acked), 2) if acked else 0.0,
-    }
 
 
 def main() -> int:

@@ -16,23 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psutil
 
 import cli
+from bench.procs import Proc, attach_py_spy, die_with_parent, free_ports, signal_group, stop_proc
 from careflow.settings import Settings
 from infra import temporal
 from persistence.store import Store
@@ -46,74 +42,6 @@ WORKERS = {
 }
 # Environment of the caller that must not reach the components (the stack sets its own).
 _SCRUB = ("CAREFLOW_", "TEMPORAL_", "DATABASE_URL", "BENCH_", "CHAOS_")
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free loopback ports (all bound at once, then released)."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
-def _die_with_parent() -> None:
-    """In the child, between fork and exec: get SIGKILL when the bench dies (Linux)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of a live process, children excluded (0.0 when gone/None)."""
-    if pid is None:
-        return 0.0
-    try:
-        times = psutil.Process(pid).cpu_times()
-    except psutil.Error:
-        return 0.0
-    return float(times.user + times.system)
-
-
-def rss_mb(pid: int) -> float:
-    """Resident set size of a live process, in MiB (0.0 when there is no such process)."""
-    try:
-        return float(psutil.Process(pid).memory_info().rss) / 2**20
-    except psutil.Error:
-        return 0.0
-
-
-@dataclass
-class Proc:
-    """One start of one component: its process, its own log file and its profiler, if any."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-    profiler: subprocess.Popen[bytes] | None = None
-    stopped: bool = False  # the stack stopped or killed it: its exit is expected
-    port: int | None = None  # an API process's port
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def tail(self, lines: int = 15) -> str:
-        """The last ``lines`` lines of its log."""
-        return "\n".join(self.log_text().splitlines()[-lines:])
 
 
 class Stack:
@@ -212,7 +140,7 @@ class Stack:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         proc = Proc(name, popen, log)
         self.procs.append(proc)
@@ -224,46 +152,16 @@ class Stack:
 
     def attach_profiler(self, proc: Proc) -> None:
         """With a ``profile_dir``: ``py-spy record`` (raw format, GIL samples) on ``proc``."""
-        if self.profile_dir is None:
-            return
-        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
-            "py-spy"
-        )
-        if spy is None:
-            raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
-        out = self.profile_dir / f"{proc.name}-{proc.pid}.txt"
-        proc.profiler = subprocess.Popen(
-            [spy, "record", "--pid", str(proc.pid), "--gil", "--full-filenames", "--format", "raw"]
-            + ["-r", "100"]
-            + ["-o", str(out)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )
+        if self.profile_dir is not None:
+            attach_py_spy(proc, self.profile_dir)
 
     @staticmethod
     def _signal(proc: Proc, sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
+        signal_group(proc, sig)
 
     def stop(self, proc: Proc, timeout: float = 15.0) -> None:
         """Stop ``proc`` (its profiler first, so it writes its file): SIGINT, then SIGKILL."""
-        proc.stopped = True
-        if proc.profiler is not None and proc.profiler.poll() is None:
-            proc.profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.profiler.wait(timeout=30)
-            if proc.profiler.poll() is None:
-                proc.profiler.kill()
-                proc.profiler.wait()
-        if proc.alive():
-            self._signal(proc, signal.SIGINT)
-            try:
-                proc.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self._signal(proc, signal.SIGKILL)
-                proc.popen.wait()
+        stop_proc(proc, timeout)
 
     def stop_all(self) -> None:
         """Stop every process still running, the latest started first."""

@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from api.deps import ServicesDep
-from api.ingest import Outcome, StartOverloadedError, TemporalUnavailableError
+from api.ingest import Outcome
+from api.start_gate import StartOverloadedError, TemporalUnavailableError
 from careflow import logs
 from careflow.models import RequestError
 

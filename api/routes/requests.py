@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ServicesDep, require_admin
+from api.received_at import received_at
 from api.request_models import (
     BulkRetryAnswer,
     RequestDetail,
@@ -69,13 +70,15 @@ class BulkRetry(BaseModel):
 
 
 @router.post("/retry", response_model=BulkRetryAnswer)
-async def retry_requests(body: BulkRetry, services: ServicesDep) -> BulkRetryAnswer:
+async def retry_requests(
+    body: BulkRetry, request: Request, services: ServicesDep
+) -> BulkRetryAnswer:
     """Bulk retry: reset every request matching the filters whose latest run is retryable."""
     filters = RequestFilters(**body.model_dump(exclude={"limit"}))
-    return await services.requests.retry_many(filters, body.limit)
+    return await services.requests.retry_many(filters, body.limit, received_at(request))
 
 
 @router.post("/{request_id}/retry", status_code=202, response_model=RetryAnswer)
-async def retry_request(request_id: str, services: ServicesDep) -> RetryAnswer:
+async def retry_request(request_id: str, request: Request, services: ServicesDep) -> RetryAnswer:
     """Reset a FAILED (or payload/config-REJECTED) request to its first workflow task."""
-    return await services.requests.retry(request_id)
+    return await services.requests.retry(request_id, received_at(request))

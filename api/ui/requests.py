@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.care_flows import find_care_flow
+from api.received_at import received_at
 from api.request_models import RequestFilters
 from api.ui.common import (
     STATUSES,
@@ -136,7 +137,7 @@ async def retry(
     request_id: str, request: Request, services: ServicesDep, sid: SessionDep, form: FormDep
 ) -> Response:
     try:
-        await services.requests.retry(request_id)
+        await services.requests.retry(request_id, received_at(request))
     except DomainError as exc:
         detail = await services.requests.get(request_id)
         return render(

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from temporalio.client import Client
 
 from api import request_history
-from api.ingest import IngestService, StartOverloadedError, _delivery_id
+from api.ingest import IngestService
 from api.paging import PageTokens
 from api.request_log import RequestLog
-from careflow.models import Identifier, Webhook
+from api.start_gate import StartOverloadedError
+from careflow.models import Identifier
 from careflow.settings import Settings
 from infra import temporal
 from persistence.config_cache import ConfigCache
@@ -78,26 +78,6 @@ async def test_only_a_handler_rejected_real_request_carries_its_mapping(
         assert request.door_rejected is (body == b"{nope")
     finally:
         await handle.terminate()
-
-
-def test_delivery_id_header_then_idempotency_key_then_body_path() -> None:
-    now = datetime.now(UTC)
-    hook = Webhook(
-        id=new_webhook_id(),
-        name="h",
-        care_flow_definition_id="intake",
-        delivery_id_path="$.event.id",
-        created_at=now,
-        updated_at=now,
-    )
-    body = {"event": {"id": " c "}}
-    assert _delivery_id({"webhook-id": " a ", "idempotency-key": "b"}, hook, body) == "a"
-    assert _delivery_id({"webhook-id": "  ", "idempotency-key": "b"}, hook, body) == "b"
-    assert _delivery_id({}, hook, body) == "c"
-    assert _delivery_id({}, hook, {"event": {"id": 12}}) == "12"
-    for value in (True, None, {"x": 1}, [1], "  "):
-        assert _delivery_id({}, hook, {"event": {"id": value}}) is None, value
-    assert _delivery_id({}, hook.model_copy(update={"delivery_id_path": None}), body) is None
 
 
 def test_rate_limit_counts_each_webhook_apart(

@@ -11,7 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.stack import Stack, cpu_seconds, free_ports, rss_mb
+from bench.procs import cpu_seconds, free_ports, rss_mb
+from bench.stack import Stack
 
 # Prints a line, then waits; on SIGINT prints "bye" and exits 0 (like a component stopping).
 POLITE = (

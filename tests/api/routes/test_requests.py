@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from api.paging import PageTokens
+from api.request_log import RequestLog
+from careflow.errors import ConflictError
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker
 from tests.factories import (
@@ -205,3 +209,15 @@ async def test_concurrent_retries_reset_once_the_others_are_retry_in_progress(
     assert sorted(a.status_code for a in answers) == [202] + [409] * 9, [a.text for a in answers]
     statuses = await _runs(temporal_client, third, at_least=2)
     assert len(statuses) == 2 and WorkflowExecutionStatus.TERMINATED not in statuses
+
+    # The rule behind it, independent of how fast the API is: a retry that arrived while the
+    # winner's run was open is in progress even after that run has failed again; one that
+    # arrives later resets it.
+    done = await api.wait_status(third, {"FAILED", "REJECTED"})
+    new_run = temporal_client.get_workflow_handle(third, run_id=done["run_id"])
+    opened = (await new_run.describe()).start_time
+    log = RequestLog(temporal_client, api.settings.ui_base_url, PageTokens("x"), store.retry_claims)
+    with pytest.raises(ConflictError) as refused:
+        await log.retry(third, arrived=opened)
+    assert refused.value.errors[0].code == "retry_in_progress"
+    assert (await log.retry(third)).run_id != done["run_id"]
