@@ -7,8 +7,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import Services
 from backends.temporal_workflow import describe_care_flow, is_temporal_care_flow_id
+from careflow.answers import CareFlow
 from careflow.errors import NotFoundError
-from careflow.models import CareFlow, RequestError
+from careflow.models import RequestError
 
 
 async def find_care_flow(services: Services, care_flow_id: str) -> CareFlow:

@@ -15,12 +15,14 @@ from api.ingest import IngestService
 from api.metrics import ApiMetrics
 from api.paging import MAX_LIMIT, PageTokens
 from api.request_log import RequestLog
+from api.request_retry import RequestRetry
 from api.services.awell_import import AwellImportService
 from api.services.configuration import ConfigurationService
 from api.services.webhooks import WebhookService
 from api.telemetry import IngestTelemetry
+from careflow.answers import Page
 from careflow.errors import UnauthorizedError
-from careflow.models import Page, RequestError
+from careflow.models import RequestError
 from careflow.settings import Settings
 from persistence.config_cache import ConfigCache
 from persistence.store import Store
@@ -37,6 +39,7 @@ class Services:
     config: ConfigCache
     client: Client
     requests: RequestLog
+    retries: RequestRetry
     ingest: IngestService
     webhooks: WebhookService
     configuration: ConfigurationService

@@ -22,6 +22,7 @@ from api.metrics import ApiMetrics
 from api.paging import PageTokens
 from api.received_at import ReceivedAt
 from api.request_log import RequestLog
+from api.request_retry import RequestRetry
 from api.routes import (
     backend,
     care_flow_definitions,
@@ -125,7 +126,7 @@ def create_app(
         fingerprint = token_fingerprint(admin_token)
         await asyncio.to_thread(store.ui_sessions.delete_other_tokens, fingerprint)
         page_tokens = PageTokens(admin_token)
-        request_log = RequestLog(client, cfg.ui_base_url, page_tokens, store.retry_claims)
+        request_log = RequestLog(client, cfg.ui_base_url, page_tokens)
         configuration = ConfigurationService(store, config, cfg.unconfigured_backends)
         app.state.services = Services(
             settings=cfg,
@@ -135,6 +136,7 @@ def create_app(
             config=config,
             client=client,
             requests=request_log,
+            retries=RequestRetry(client, request_log, store.retry_claims),
             ingest=IngestService(client, config, cfg, request_log, store, api_metrics),
             webhooks=WebhookService(store, config, cfg.unconfigured_backends),
             configuration=configuration,

@@ -7,15 +7,11 @@ so the log lives exactly as long as the namespace retention (contract §7).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from temporalio.api.common.v1 import WorkflowExecution as ProtoWorkflowExecution
-from temporalio.api.enums.v1 import ResetReapplyType
-from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import (
     Client,
     WorkflowExecution,
@@ -28,41 +24,22 @@ from api import request_history as history
 from api import request_runs as runs
 from api.paging import PageTokens
 from api.request_models import (
-    BulkRetryAnswer,
     RequestDetail,
     RequestFilters,
     RequestSummary,
-    RetryAnswer,
     TemporalDetails,
     latest_runs_query,
     visibility_query,
 )
 from backends.temporal_workflow import is_temporal_care_flow_id
-from careflow.errors import ConflictError, NotFoundError
+from careflow.errors import NotFoundError
 from careflow.messages import RequestState, TimelineEntry
 from careflow.models import RequestError, RequestStatus
 from infra import temporal
 from infra.codec import EncryptionKeyNotFound
-from persistence.repositories.retry_claims import RetryClaimRepository
 from workflows.request import WebhookRequestWorkflow
 
 QUERY_TIMEOUT = timedelta(milliseconds=500)
-
-# Rejected at the door (contract §3): retrying would replay the same refusal.
-DOOR_CODES = frozenset(
-    {
-        "invalid_signature",
-        "payload_too_large",
-        "unsupported_media_type",
-        "invalid_json",
-        "empty_body",
-        "nesting_too_deep",
-        "non_finite_number",
-        "duplicate_header",
-        "too_many_nodes",
-        "request_timeout",
-    }
-)
 
 
 def _key_error(exc: EncryptionKeyNotFound) -> RequestError:
@@ -72,22 +49,6 @@ def _key_error(exc: EncryptionKeyNotFound) -> RequestError:
 _RETRYABLE_STATUSES = frozenset(
     {RequestStatus.FAILED, RequestStatus.REJECTED, RequestStatus.IGNORED}
 )
-
-_WHY_NOT = {
-    "test_request": "test requests are never processed",
-    "succeeded": "the request succeeded",
-    "not_finished": "the request has not finished",
-    "rejected_at_door": "the request was refused at the door (signature, size, media type, syntax)",
-    "encryption_key_not_found": "its reasons are encrypted under a key this API does not have",
-}
-
-
-class NotRetryableError(ConflictError):
-    """409 ``not_retryable``; ``reason`` says why (a snake_case code counted by bulk retry)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(RequestError(code="not_retryable", message=message))
-        self.reason = reason
 
 
 def _sa(execution: WorkflowExecution, key: Any) -> Any:
@@ -101,20 +62,12 @@ class RequestLog:
         client: a Temporal client using the pydantic data converter.
         ui_base_url: the Temporal Web UI's base URL, for ``temporal.ui_url``.
         tokens: signs the list's page tokens.
-        claims: the retry claims in the app database (one retry of a run wins).
     """
 
-    def __init__(
-        self,
-        client: Client,
-        ui_base_url: str,
-        tokens: PageTokens,
-        claims: RetryClaimRepository,
-    ) -> None:
+    def __init__(self, client: Client, ui_base_url: str, tokens: PageTokens) -> None:
         self._client = client
         self._ui_base_url = ui_base_url
         self._tokens = tokens
-        self._claims = claims
 
     def ui_url(self, workflow_id: str, run_id: str | None = None) -> str:
         url = f"{self._ui_base_url}/namespaces/{self._client.namespace}/workflows/{workflow_id}"
@@ -249,92 +202,6 @@ class RequestLog:
             ),
         )
 
-    async def retryable(self, request_id: str) -> bool:
-        """Whether ``retry`` would reset this request now (contract §3)."""
-        return (await _retryable_run(self._client, await self.describe(request_id)))[0] is not None
-
-    async def retry(self, request_id: str, arrived: datetime | None = None) -> RetryAnswer:
-        """Reset a retryable request to its first workflow task (the UI's Reset), so it
-        re-validates against the current configuration; the reset starts a new run.
-
-        Of concurrent retries of one request exactly one resets it, on any API replica: the
-        winner claims (request id, latest run id) in the app database before resetting; the
-        others find the claim taken, find that the reset's new run was open when they arrived
-        (``arrived``, default now; it may have ended since), or find a claim made after they
-        arrived, and get ``retry_in_progress``.
-
-        Raises:
-            NotFoundError: ``request_not_found``.
-            ConflictError: ``not_retryable`` (door rejections, TEST, not terminal, SUCCESS);
-                ``retry_in_progress`` (another retry of this request won).
-        """
-        arrived = arrived or datetime.now(UTC)
-        description = await self.describe(request_id)
-        if _reset_run_open(description, arrived):
-            raise ConflictError(_RETRY_IN_PROGRESS)
-        run_id, reason = await _retryable_run(self._client, description)
-        if run_id is None:
-            raise NotRetryableError(
-                reason,
-                f"{_WHY_NOT[reason]}; only FAILED and IGNORED requests and REJECTED ones with "
-                "payload or configuration errors can be retried",
-            )
-        if not await asyncio.to_thread(self._claims.claim, request_id, run_id, arrived):
-            raise ConflictError(_RETRY_IN_PROGRESS)
-        try:
-            return await self._reset(request_id, run_id)
-        except BaseException:
-            await asyncio.to_thread(self._claims.release, request_id, run_id)
-            raise
-
-    async def _reset(self, request_id: str, run_id: str) -> RetryAnswer:
-        handle = self._client.get_workflow_handle(request_id, run_id=run_id)
-        first_task = await history.first_workflow_task(handle)
-        if first_task is None:
-            raise NotRetryableError("no_completed_task", "the request has no completed task")
-        # Same run → same reset request id: concurrent retries of one run reset it once.
-        reset_request_id = hashlib.sha256(f"{request_id}/{run_id}".encode()).hexdigest()
-        answer = await self._client.workflow_service.reset_workflow_execution(
-            ResetWorkflowExecutionRequest(
-                namespace=self._client.namespace,
-                workflow_execution=ProtoWorkflowExecution(workflow_id=request_id, run_id=run_id),
-                reason=runs.API_RETRY_REASON,
-                workflow_task_finish_event_id=first_task,
-                request_id=reset_request_id,
-                reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_NONE,
-            )
-        )
-        return RetryAnswer(
-            request_id=request_id, run_id=answer.run_id, status=RequestStatus.RECEIVED
-        )
-
-    async def retry_many(
-        self, filters: RequestFilters, limit: int, arrived: datetime | None = None
-    ) -> BulkRetryAnswer:
-        """Reset every retryable request matching ``filters`` (at most ``limit`` looked at);
-        skipped ones are counted by reason (``succeeded``, ``not_finished``, ``test_request``,
-        ``rejected_at_door``, ``retry_in_progress``, …): a status filter also matches earlier
-        runs that a retry already superseded, whose request may since have succeeded."""
-        reset = 0
-        skipped: dict[str, int] = {}
-        arrived = arrived or datetime.now(UTC)
-        seen: set[str] = set()
-        async for execution in self._client.list_workflows(
-            visibility_query(filters), limit=limit, page_size=min(limit, 200)
-        ):
-            if execution.id in seen:
-                continue
-            seen.add(execution.id)
-            try:
-                await self.retry(execution.id, arrived)
-                reset += 1
-            except ConflictError as exc:
-                reason = getattr(exc, "reason", None) or exc.errors[0].code
-                skipped[reason] = skipped.get(reason, 0) + 1
-        return BulkRetryAnswer(
-            reset=reset, skipped=sum(skipped.values()), skipped_by_reason=skipped
-        )
-
     async def _latest_runs(self, executions: list[WorkflowExecution]) -> list[WorkflowExecution]:
         """The executions that are their request's latest run, in the given order.
 
@@ -422,54 +289,6 @@ class RequestLog:
             e async for e in self._client.list_workflows(query, limit=exact_up_to, page_size=200)
         ]
         return len(await self._latest_runs(executions))
-
-
-_RETRY_IN_PROGRESS = RequestError(
-    code="retry_in_progress", message="another retry of this request is in progress"
-)
-
-
-async def _retryable_run(
-    client: Client, description: WorkflowExecutionDescription
-) -> tuple[str | None, str]:
-    """The run id of ``description`` when it may be retried (contract §3), else None, with the
-    reason code it may not (``""`` when it may)."""
-    if _sa(description, temporal.SA_IS_TEST):
-        return None, "test_request"
-    # An open run is never reset (that would terminate it). A reset run keeps the old run's
-    # search attributes (FAILED) until its first workflow task, so the state is checked too.
-    if description.status == WorkflowExecutionStatus.RUNNING:
-        return None, "not_finished"
-    status = _sa(description, temporal.SA_REQUEST_STATUS)
-    if status in (RequestStatus.FAILED.value, RequestStatus.IGNORED.value):
-        return description.run_id, ""
-    if description.status == WorkflowExecutionStatus.FAILED:  # failed before writing status
-        return description.run_id, ""
-    if status == RequestStatus.SUCCESS.value:
-        return None, "succeeded"
-    if status != RequestStatus.REJECTED.value:
-        return None, "not_finished"
-    try:
-        state = await runs.settled_state(client, description)
-    except EncryptionKeyNotFound:  # its reasons cannot be read here: not retried blindly
-        return None, "encryption_key_not_found"
-    codes = {e.code for e in state.errors} if state else set()
-    if not codes or codes & DOOR_CODES:
-        return None, "rejected_at_door"
-    return description.run_id, ""
-
-
-def _reset_run_open(description: WorkflowExecutionDescription, at: datetime) -> bool:
-    """Whether the latest run is a retry's (reset's) run that had not finished at ``at`` (when
-    the asking retry arrived): a retry that arrived while another retry's run was open is
-    concurrent with it, even when a busy API reaches it only after that run has ended."""
-    info = description.raw_description.workflow_execution_info
-    reset_run = bool(info.first_run_id) and info.first_run_id != description.run_id
-    if not reset_run:
-        return False
-    if description.status == WorkflowExecutionStatus.RUNNING:
-        return True
-    return description.close_time is not None and description.close_time > at
 
 
 async def _first_receipt(client: Client, execution: WorkflowExecution) -> datetime | None:

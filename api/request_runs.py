@@ -26,7 +26,7 @@ from careflow.models import RequestStatus
 from infra import temporal
 from infra.codec import EncryptionKeyNotFound
 
-# The reason ``RequestLog.retry`` gives Temporal's reset: how a retry is told from a UI Reset.
+# The reason ``RequestRetry.retry`` gives Temporal's reset: how a retry is told from a UI Reset.
 API_RETRY_REASON = "retry requested through the careflow-webhooks API"
 _RESET_CAUSE = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW
 

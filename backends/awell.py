@@ -34,16 +34,11 @@ from temporalio.service import RPCError
 from backends.awell_api import ACTIVE_PATHWAY_STATUSES, AwellApi
 from backends.base import BackendRefusedError, BackendUnavailableError
 from backends.loop import LoopRunner
+from careflow.answers import CareFlow, Patient
 from careflow.errors import NotFoundError, TransientStoreError
 from careflow.keyed_ids import keyed_hash
 from careflow.messages import RemotePatientInput, RemotePatientResult
-from careflow.models import (
-    AwellBackendConfig,
-    CareFlow,
-    CareFlowDefinition,
-    Identifier,
-    Patient,
-)
+from careflow.models import AwellBackendConfig, CareFlowDefinition, Identifier
 from infra import temporal
 from persistence.repositories.backend_care_flows import BackendCareFlowRecord
 from persistence.store import Store

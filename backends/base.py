@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from careflow.models import CareFlow, Identifier, Patient
+from careflow.answers import CareFlow, Patient
+from careflow.models import Identifier
 
 
 class BackendError(Exception):

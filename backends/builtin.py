@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from backends.base import BackendRefusedError, BackendUnavailableError
+from careflow.answers import CareFlow, Patient
 from careflow.errors import NotFoundError, TransientStoreError
-from careflow.models import CareFlow, Identifier, Patient
+from careflow.models import Identifier
 from persistence.store import Store
 
 

@@ -36,9 +36,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from backends.base import BackendRefusedError, BackendUnavailableError
 from backends.builtin import BuiltinBackend
 from backends.loop import LoopRunner
+from careflow.answers import CareFlow, Patient
 from careflow.errors import NotFoundError, TransientStoreError
 from careflow.messages import CareFlowWorkflowInput
-from careflow.models import CareFlow, Identifier, Patient, TemporalBackendConfig
+from careflow.models import Identifier, TemporalBackendConfig
 from infra import temporal
 from persistence.store import Store
 

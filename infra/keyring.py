@@ -12,7 +12,6 @@ import base64
 import binascii
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -149,8 +148,3 @@ def _b64decode(key_id: str, encoded: str) -> bytes:
         return base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError):
         raise KeyRingError(f"key {key_id!r} is not valid base64") from None
-
-
-def ring_of(entries: Sequence[str]) -> KeyRing:
-    """A ring from ``id:base64key`` entries (tests and tools)."""
-    return KeyRing.parse(",".join(entries))

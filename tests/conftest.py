@@ -156,18 +156,26 @@ class Api:
 
 @contextlib.asynccontextmanager
 async def serve_api(
-    settings: Settings, tracer_provider: TracerProvider | None = None
+    settings: Settings,
+    tracer_provider: TracerProvider | None = None,
+    *,
+    uvicorn_logs_to_root: bool = False,
 ) -> AsyncIterator[Api]:
     """Run the real app under uvicorn on ``settings.careflow_api_port`` (traced to
-    ``tracer_provider`` when given)."""
+    ``tracer_provider`` when given). With ``uvicorn_logs_to_root`` uvicorn keeps no log config
+    of its own: its records (such as ``Exception in ASGI application``) reach the root logger,
+    where ``caplog`` sees them."""
     app = create_app(settings, tracer_provider)
+    logging_options: dict[str, Any] = (
+        {"log_config": None} if uvicorn_logs_to_root else {"log_level": "warning"}
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             host="127.0.0.1",
             port=settings.careflow_api_port,
-            log_level="warning",
             lifespan="on",
+            **logging_options,
         )
     )
     task = asyncio.create_task(server.serve())

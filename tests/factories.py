@@ -39,6 +39,16 @@ TERMINAL = {"SUCCESS", "REJECTED", "FAILED", "TEST"}
 FHIR_SAMPLE = "fhir-r4-patient-example"
 FHIR_SYSTEM = "urn:oid:1.2.36.146.595.217.0.1"
 MRN_SYSTEM = "https://example-hospital.org/mrn"
+# Where a webhook reads the patient profile in a payload shaped like ``EHR_PATIENT``.
+EHR_PROFILE = {
+    "first_name": "$.patient.given",
+    "last_name": "$.patient.family",
+    "birth_date": "$.patient.born",
+    "phone": "$.patient.phone",
+    "sex": "$.patient.sex",
+    "preferred_language": "$.patient.lang",
+    "email": "$.patient.email",
+}
 
 
 # --- payloads -------------------------------------------------------------------------------------
@@ -153,16 +163,32 @@ async def failed_request(api: Api, worker: RunningWorker, hook_id: str) -> str:
     await worker.stop()
     accepted = await post_sample(api, hook_id)
     assert accepted.status_code == 202, accepted.text
-    unpublished = await api.admin(
-        "PUT",
-        "/v1/care-flow-definitions/intake?force=true",
-        json={"title": "Patient intake", "published": False, "data_point_definitions": FHIR_POINTS},
-    )
-    assert unpublished.status_code == 200, unpublished.text
+    await unpublish(api, "intake", "Patient intake", FHIR_POINTS)
     await worker.start()
     request_id = str(accepted.json()["request_id"])
     await api.wait_status(request_id, {"FAILED"})
     return request_id
+
+
+async def unpublish(api: Api, definition_id: str, title: str, points: list[Any]) -> None:
+    """Unpublish a care flow definition with ``?force=true`` (which disables its webhooks)."""
+    unpublished = await api.admin(
+        "PUT",
+        f"/v1/care-flow-definitions/{definition_id}?force=true",
+        json={"title": title, "published": False, "data_point_definitions": points},
+    )
+    assert unpublished.status_code == 200, unpublished.text
+
+
+async def post_with_unknown_system(api: Api, hook_id: str) -> httpx.Response:
+    """Post the FHIR sample with a first identifier of a system nobody registered: REJECTED
+    ``unknown_identifier_system`` (422), retryable once that system is added."""
+    payload = fhir_patient()
+    other = {**payload["identifier"][0], "system": "https://other.example/mrn", "value": "X1"}
+    payload["identifier"].insert(0, other)
+    rejected = await api.http.post(f"/hooks/{hook_id}", json=payload)
+    assert rejected.status_code == 422, rejected.text
+    return rejected
 
 
 async def republish(api: Api, hook_id: str) -> None:
@@ -210,15 +236,7 @@ async def ehr_webhook(api: Api) -> str:
         care_flow_definition_id="visit",
         data_point_mappings=[{"data_point_definition_id": "reason", "path": "$.reason"}],
         patient_identifier={"system": MRN_SYSTEM, "value_path": "$.patient.mrn"},
-        patient_profile={
-            "first_name": "$.patient.given",
-            "last_name": "$.patient.family",
-            "birth_date": "$.patient.born",
-            "phone": "$.patient.phone",
-            "sex": "$.patient.sex",
-            "preferred_language": "$.patient.lang",
-            "email": "$.patient.email",
-        },
+        patient_profile=EHR_PROFILE,
     )
     return str(hook["id"])
 

@@ -139,6 +139,17 @@ async def alert_receiver(status: int = 204, *first: int) -> AsyncIterator[Receiv
         await task
 
 
+def metric_labels(text: str) -> str:
+    """Every sample name, label name and label value of a Prometheus exposition, one sample a
+    line, without the sample values: where PHI could leak. (A sample value such as
+    ``0.1170011…`` may contain a patient's digits by chance; it is a number we computed.)"""
+    return "\n".join(
+        f"{sample.name} {sample.labels}"
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    )
+
+
 def assert_no_phi(text: str, values: tuple[str, ...] = PHI_VALUES_WITH_REASON) -> None:
     """None of the fictional patient's values appears in ``text``."""
     leaked = [v for v in values if v in text]

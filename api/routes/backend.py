@@ -7,8 +7,9 @@ from pydantic import ValidationError
 
 from api.care_flows import find_care_flow
 from api.deps import PagingDep, ServicesDep, StoreDep, paged, require_admin
+from careflow.answers import CareFlow, Page, Patient
 from careflow.errors import DomainError, InvalidConfigError
-from careflow.models import CareFlow, Identifier, Page, Patient, RequestError
+from careflow.models import Identifier, RequestError
 
 router = APIRouter(prefix="/v1", tags=["care-flow backend"], dependencies=[Depends(require_admin)])
 

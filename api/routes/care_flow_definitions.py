@@ -13,13 +13,13 @@ from api.errors import errors_response
 from api.services.awell_import import ImportAnswer
 from api.services.configuration import DisabledWebhook
 from backends.base import BackendRefusedError, BackendUnavailableError
+from careflow.answers import Page
 from careflow.errors import InvalidConfigError
 from careflow.models import (
     SLUG_PATTERN,
     CareFlowDefinition,
     CareFlowDefinitionCreate,
     CareFlowDefinitionReplace,
-    Page,
     RequestError,
 )
 from careflow.read_only import read_only_problems

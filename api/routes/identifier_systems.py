@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 
 from api.deps import PagingDep, ServicesDep, StoreDep, paged, require_admin
+from careflow.answers import Page
 from careflow.errors import InvalidConfigError
 from careflow.models import (
     SLUG_PATTERN,
     IdentifierSystem,
     IdentifierSystemCreate,
     IdentifierSystemReplace,
-    Page,
 )
 from careflow.read_only import read_only_problems
 

@@ -14,8 +14,9 @@ from api.request_models import (
     RequestSummary,
     RetryAnswer,
 )
+from careflow.answers import Page
 from careflow.errors import InvalidConfigError
-from careflow.models import Page, RequestError, RequestStatus
+from careflow.models import RequestError, RequestStatus
 
 router = APIRouter(prefix="/v1/requests", tags=["requests"], dependencies=[Depends(require_admin)])
 
@@ -75,10 +76,10 @@ async def retry_requests(
 ) -> BulkRetryAnswer:
     """Bulk retry: reset every request matching the filters whose latest run is retryable."""
     filters = RequestFilters(**body.model_dump(exclude={"limit"}))
-    return await services.requests.retry_many(filters, body.limit, received_at(request))
+    return await services.retries.retry_many(filters, body.limit, received_at(request))
 
 
 @router.post("/{request_id}/retry", status_code=202, response_model=RetryAnswer)
 async def retry_request(request_id: str, request: Request, services: ServicesDep) -> RetryAnswer:
     """Reset a FAILED (or payload/config-REJECTED) request to its first workflow task."""
-    return await services.requests.retry(request_id, received_at(request))
+    return await services.retries.retry(request_id, received_at(request))

@@ -8,15 +8,8 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from api.deps import PagingDep, ServicesDep, paged, require_admin
 from api.services.webhooks import to_public
-from careflow.models import (
-    Page,
-    PreviewAnswer,
-    PreviewRequest,
-    TestPayload,
-    TestPayloadPublic,
-    WebhookCreate,
-    WebhookPublic,
-)
+from careflow.answers import Page, PreviewAnswer, WebhookPublic
+from careflow.models import PreviewRequest, TestPayload, TestPayloadPublic, WebhookCreate
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(require_admin)])
 

@@ -142,13 +142,6 @@ class ConfigurationService:
         ]
         return DefinitionSaved(definition=saved, disabled_webhooks=disabled)
 
-    def webhooks_left_incomplete(
-        self, item: CareFlowDefinition
-    ) -> list[tuple[Webhook, list[RequestError]]]:
-        """The enabled webhooks of ``item.id`` that ``item`` would leave incomplete, each with
-        the enable-gate problems the change adds (problems they have already are left out)."""
-        return left_incomplete(self._config.refresh(), item, self._unconfigured_backends)
-
 
 def _type_changes(
     hook: Webhook, before: CareFlowDefinition | None, after: CareFlowDefinition

@@ -15,18 +15,16 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
 from careflow import mapping, signatures
+from careflow.answers import PreviewAnswer, SignaturePublic, WebhookPublic
 from careflow.conditions.checks import check_conditions, check_debounce
 from careflow.errors import ConflictError, InvalidConfigError, NotFoundError, from_validation
 from careflow.models import (
-    PreviewAnswer,
     PreviewRequest,
     RequestError,
     RequestStatus,
-    SignaturePublic,
     Webhook,
     WebhookCreate,
     WebhookFields,
-    WebhookPublic,
 )
 from careflow.read_only import read_only_problems
 from careflow.snapshot import ConfigSnapshot

@@ -108,7 +108,7 @@ async def request_page(
     request_id: str, request: Request, services: ServicesDep, sid: SessionDep
 ) -> HTMLResponse:
     detail = await services.requests.get(request_id)
-    retryable = await services.requests.retryable(request_id)
+    retryable = await services.retries.retryable(request_id)
     return render(
         request,
         services,
@@ -137,7 +137,7 @@ async def retry(
     request_id: str, request: Request, services: ServicesDep, sid: SessionDep, form: FormDep
 ) -> Response:
     try:
-        await services.requests.retry(request_id, received_at(request))
+        await services.retries.retry(request_id, received_at(request))
     except DomainError as exc:
         detail = await services.requests.get(request_id)
         return render(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from careflow.answers import MappingResult
 from careflow.mapping.codes import DEFAULT_REGION
 from careflow.mapping.data_points import _absent, _map_data_point
 from careflow.mapping.identifier import _patient_identifier
 from careflow.mapping.profile import _profile
-from careflow.models import CareFlowDefinition, MappingResult, RequestError, WebhookFields
+from careflow.models import CareFlowDefinition, RequestError, WebhookFields
 
 
 def map_payload(webhook: WebhookFields, definition: CareFlowDefinition, body: Any) -> MappingResult:
@@ -25,7 +26,7 @@ def map_payload(webhook: WebhookFields, definition: CareFlowDefinition, body: An
         body: The parsed JSON body: dict, list, str, int, float, bool or None.
 
     Returns:
-        A :class:`~careflow.models.MappingResult`: ``data_points`` (definition id → coerced value,
+        A :class:`~careflow.answers.MappingResult`: ``data_points`` (definition id → coerced value,
         in definition order; absent optional and failing points omitted), ``patient_identifier``
         (None: no mapping and no ``patient_identifier`` body field, or an error), ``profile``
         (fields that coerced cleanly) and ``errors`` (codes in :data:`ERROR_CODES`; messages name

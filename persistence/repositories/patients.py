@@ -9,12 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from careflow.answers import CareFlow, Patient
 from careflow.errors import not_found
-from careflow.models import (
-    CareFlow,
-    Identifier,
-    Patient,
-)
+from careflow.models import Identifier
 from persistence.database import Database, aware, now
 from persistence.tables import (
     care_flows,

@@ -36,7 +36,7 @@ NOTHING: dict[str, Any] = {"handler_data_points": {}, "handler_patient_identifie
 def _service(client: Client, store: Store, settings: Settings) -> IngestService:
     config = ConfigCache(store, refresh_seconds=3600)
     config.refresh()
-    requests = RequestLog(client, settings.ui_base_url, PageTokens("secret"), store.retry_claims)
+    requests = RequestLog(client, settings.ui_base_url, PageTokens("secret"))
     return IngestService(client, config, settings, requests, store)
 
 

@@ -18,7 +18,7 @@ from api.request_runs import RunSummary, joined_timeline
 from careflow.messages import TimelineEntry
 from careflow.models import RequestStatus
 from tests.conftest import Api, RunningWorker
-from tests.factories import open_webhook, save_definition
+from tests.factories import open_webhook, save_definition, unpublish
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 OPEN_POINTS = [{"id": "anything", "value_type": "json", "optional": True}]
@@ -68,12 +68,7 @@ async def _failed_anonymous_request(api: Api, worker: RunningWorker) -> tuple[st
     answer = await api.http.post(f"/hooks/{hook_id}", json={"a": 1})
     assert answer.status_code == 202, answer.text
     request_id = answer.json()["request_id"]
-    unpublished = await api.admin(
-        "PUT",
-        "/v1/care-flow-definitions/open?force=true",
-        json={"title": "Open", "published": False, "data_point_definitions": OPEN_POINTS},
-    )
-    assert unpublished.status_code == 200, unpublished.text
+    await unpublish(api, "open", "Open", OPEN_POINTS)
     await worker.start()
     await api.wait_status(request_id, {"FAILED"})
     await save_definition(api, "open", OPEN_POINTS, title="Open", published=True, replace=True)

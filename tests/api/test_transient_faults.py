@@ -15,7 +15,8 @@ from temporalio.client import Client
 
 from backends.base import BackendUnavailableError
 from backends.builtin import BuiltinBackend
-from careflow.models import Identifier, Patient
+from careflow.answers import Patient
+from careflow.models import Identifier
 from careflow.settings import Settings
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker, free_port, serve_api

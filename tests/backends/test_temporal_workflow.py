@@ -128,17 +128,23 @@ async def reset_to_first_task(client: Client, request_id: str) -> None:
     )
 
 
+async def _sample_succeeds(api: Api, hook_id: str) -> tuple[str, dict[str, Any]]:
+    """Post the FHIR sample and wait until its request SUCCEEDED; (request id, detail)."""
+    answer = await api.http.post(f"/hooks/{hook_id}", content=sample_payload(), headers=JSON)
+    assert answer.status_code == 202, answer.text
+    request_id = str(answer.json()["request_id"])
+    detail = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=60)
+    assert detail["status"] == "SUCCESS", detail
+    return request_id, detail
+
+
 async def test_care_flow_workflow_runs_with_the_data_points(
     api: Api, worker: RunningWorker, temporal_client: Client
 ) -> None:
     queue = f"care-flows-{uuid.uuid4().hex[:8]}"
     hook_id = await temporal_webhook(api, queue)
     async with example_worker(temporal_client, queue):
-        answer = await api.http.post(f"/hooks/{hook_id}", content=sample_payload(), headers=JSON)
-        assert answer.status_code == 202, answer.text
-        request_id = answer.json()["request_id"]
-        detail = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=60)
-        assert detail["status"] == "SUCCESS", detail
+        request_id, detail = await _sample_succeeds(api, hook_id)
         care_flow_id = detail["care_flow_id"]
         assert care_flow_id == care_flow_workflow_id(request_id)
         assert detail["care_flow_ui_url"].endswith(f"/workflows/{care_flow_id}")
@@ -184,10 +190,7 @@ async def test_resets_leave_exactly_one_care_flow_execution(
     queue = f"care-flows-{uuid.uuid4().hex[:8]}"
     hook_id = await temporal_webhook(api, queue)
     async with example_worker(temporal_client, queue):
-        answer = await api.http.post(f"/hooks/{hook_id}", content=sample_payload(), headers=JSON)
-        request_id = answer.json()["request_id"]
-        detail = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=60)
-        assert detail["status"] == "SUCCESS", detail
+        request_id, detail = await _sample_succeeds(api, hook_id)
         care_flow_id = detail["care_flow_id"]
 
         # Reset while the care flow runs: USE_EXISTING attaches to it.

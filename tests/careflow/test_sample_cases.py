@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from careflow.answers import MappingResult
 from careflow.mapping import check_paths, map_payload
 from careflow.models import (
     CareFlowDefinition,
     DataPointDefinition,
     DataPointMapping,
-    MappingResult,
     PatientIdentifierMapping,
     WebhookFields,
 )

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from backends.builtin import BuiltinBackend
-from careflow.models import CareFlow
+from careflow.answers import CareFlow
 from careflow.settings import Settings
 from infra import tracing
 from persistence.store import Store

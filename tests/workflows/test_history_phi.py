@@ -21,7 +21,8 @@ from google.protobuf.json_format import MessageToDict
 from temporalio.client import Client
 
 from backends.builtin import BuiltinBackend
-from careflow.models import Identifier, Patient
+from careflow.answers import Patient
+from careflow.models import Identifier
 from careflow.settings import Settings
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker

@@ -19,7 +19,7 @@ from temporalio.client import WorkflowExecutionStatus
 from backends.base import BackendRefusedError
 from backends.builtin import BuiltinBackend
 from careflow import logs
-from careflow.models import CareFlow
+from careflow.answers import CareFlow
 from careflow.settings import Settings
 from persistence.store import Store
 from tests.conftest import Api, free_port, serve_api
@@ -28,6 +28,7 @@ from tests.observability import (
     EHR_REQUEST,
     alert_receiver,
     assert_no_phi,
+    metric_labels,
     metrics_worker,
     value,
 )
@@ -128,7 +129,7 @@ async def test_terminal_statuses_are_counted_and_a_failed_request_alerts(
         == 2
     )
     assert value(text, "careflow_alerts_sent_total", type="request.failed") == 1
-    assert_no_phi(text)
+    assert_no_phi(metric_labels(text))
 
     # --- the alert: one, signed per Standard Webhooks, ids and codes only ---------------------
     assert len(receiver.received) == 1

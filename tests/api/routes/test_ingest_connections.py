@@ -8,44 +8,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
 
-import httpx
 import pytest
-import uvicorn
 
-from api.main import create_app
 from careflow.settings import Settings
 from persistence.store import Store
-from tests.conftest import Api, RunningWorker
+from tests.conftest import Api, RunningWorker, serve_api
 from tests.factories import JSON, TERMINAL, open_webhook
-
-
-@contextlib.asynccontextmanager
-async def serve_with_logs(settings: Settings) -> AsyncIterator[Api]:
-    """The app under uvicorn with ``log_config=None``: uvicorn's own records (such as
-    ``Exception in ASGI application``) reach the root logger, where ``caplog`` sees them."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=settings.careflow_api_port,
-            log_config=None,
-            lifespan="on",
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    base_url = f"http://127.0.0.1:{settings.careflow_api_port}"
-    try:
-        async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-            yield Api(base_url=base_url, http=http, settings=settings)
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def _send_partial(api: Api, hook_id: str, *, declared: int, sent: bytes) -> bytes:
@@ -78,7 +47,7 @@ async def test_client_disconnect_mid_body_is_one_quiet_line_and_no_request(
     settings: Settings, store: Store, worker: RunningWorker, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    async with serve_with_logs(settings) as api:
+    async with serve_api(settings, uvicorn_logs_to_root=True) as api:
         hook_id = await open_webhook(api)
         caplog.clear()
         reader, writer = await asyncio.open_connection("127.0.0.1", settings.careflow_api_port)
@@ -116,7 +85,7 @@ async def test_body_that_stalls_is_408_and_logged_rejected(
     settings: Settings, store: Store, worker: RunningWorker
 ) -> None:
     quick = settings.model_copy(update={"careflow_body_read_seconds": 1.0})
-    async with serve_with_logs(quick) as api:
+    async with serve_api(quick, uvicorn_logs_to_root=True) as api:
         hook_id = await open_webhook(api)
         raw = await _send_partial(api, hook_id, declared=100, sent=b'{"a": ')
         head, _, body = raw.partition(b"\r\n\r\n")

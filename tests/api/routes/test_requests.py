@@ -10,14 +10,15 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from api.paging import PageTokens
 from api.request_log import RequestLog
+from api.request_retry import RequestRetry
 from careflow.errors import ConflictError
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker
 from tests.factories import (
     configure_fhir_webhook,
     failed_request,
-    fhir_patient,
     open_webhook,
+    post_with_unknown_system,
     republish,
 )
 
@@ -109,11 +110,7 @@ async def test_rejected_for_configuration_is_retryable_door_rejection_is_not(
     api: Api, worker: RunningWorker
 ) -> None:
     hook = await configure_fhir_webhook(api)
-    payload = fhir_patient()
-    other = {**payload["identifier"][0], "system": "https://other.example/mrn", "value": "X1"}
-    payload["identifier"].insert(0, other)
-    rejected = await api.http.post(f"/hooks/{hook['id']}", json=payload)
-    assert rejected.status_code == 422
+    rejected = await post_with_unknown_system(api, hook["id"])
     assert rejected.json()["errors"][0]["code"] == "unknown_identifier_system"
     request_id = rejected.json()["request_id"]
     await api.wait_status(request_id, {"REJECTED"})
@@ -216,8 +213,9 @@ async def test_concurrent_retries_reset_once_the_others_are_retry_in_progress(
     done = await api.wait_status(third, {"FAILED", "REJECTED"})
     new_run = temporal_client.get_workflow_handle(third, run_id=done["run_id"])
     opened = (await new_run.describe()).start_time
-    log = RequestLog(temporal_client, api.settings.ui_base_url, PageTokens("x"), store.retry_claims)
+    log = RequestLog(temporal_client, api.settings.ui_base_url, PageTokens("x"))
+    retries = RequestRetry(temporal_client, log, store.retry_claims)
     with pytest.raises(ConflictError) as refused:
-        await log.retry(third, arrived=opened)
+        await retries.retry(third, arrived=opened)
     assert refused.value.errors[0].code == "retry_in_progress"
-    assert (await log.retry(third)).run_id != done["run_id"]
+    assert (await retries.retry(third)).run_id != done["run_id"]

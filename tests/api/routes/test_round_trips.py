@@ -7,8 +7,8 @@ from tests.conftest import Api, RunningWorker
 from tests.factories import (
     configure_fhir_webhook,
     failed_request,
-    fhir_patient,
     post_sample,
+    post_with_unknown_system,
     republish,
     save_definition,
 )
@@ -124,11 +124,7 @@ async def test_webhook_for_unknown_definition_is_refused_at_save(api: Api) -> No
 
 async def test_unknown_identifier_system_is_named(api: Api, worker: RunningWorker) -> None:
     hook = await configure_fhir_webhook(api)
-    payload = fhir_patient()
-    other = {**payload["identifier"][0], "system": "https://other.example/mrn", "value": "X1"}
-    payload["identifier"].insert(0, other)
-    rejected = await api.http.post(f"/hooks/{hook['id']}", json=payload)
-    assert rejected.status_code == 422
+    rejected = await post_with_unknown_system(api, hook["id"])
     error = rejected.json()["errors"][0]
     assert error["code"] == "unknown_identifier_system"
     assert "'https://other.example/mrn'" in error["message"]

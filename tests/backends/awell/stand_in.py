@@ -198,9 +198,6 @@ class AwellStandIn:
     def publishedPathwayDefinitions(self, _info: Any) -> dict[str, Any]:
         return {"code": "200", "success": True, "publishedPathwayDefinitions": self.definitions}
 
-    def pathways_of(self, patient_id: str) -> list[dict[str, Any]]:
-        return [p for p in self.pathways.values() if p["patient_id"] == patient_id]
-
     # --- HTTP -----------------------------------------------------------------------------------
 
     async def endpoint(self, request: Request) -> JSONResponse:

@@ -15,10 +15,25 @@ from careflow.settings import Settings
 from persistence.store import Store
 from tests.backends.awell.stand_in import API_KEY, AwellStandIn
 from tests.conftest import Api, RunningWorker
-from tests.factories import EHR_PATIENT, JSON, MRN_SYSTEM, add_identifier_system, add_webhook
+from tests.factories import (
+    EHR_PATIENT,
+    EHR_PROFILE,
+    JSON,
+    MRN_SYSTEM,
+    add_identifier_system,
+    add_webhook,
+)
 from worker import build_awell
 
 pytestmark = pytest.mark.usefixtures("patient_worker")
+
+# The data points of the ``visit-follow-up`` definition that every visit payload carries.
+VISIT_MAPPINGS = [
+    {"data_point_definition_id": "reason", "path": "$.reason"},
+    {"data_point_definition_id": "age", "path": "$.age"},
+    {"data_point_definition_id": "urgent", "path": "$.urgent"},
+    {"data_point_definition_id": "visit_date", "path": "$.date"},
+]
 
 
 async def awell_webhook(api: Api) -> str:
@@ -33,23 +48,12 @@ async def awell_webhook(api: Api) -> str:
         name="Visits",
         care_flow_definition_id="visit-follow-up",
         data_point_mappings=[
-            {"data_point_definition_id": "reason", "path": "$.reason"},
-            {"data_point_definition_id": "age", "path": "$.age"},
-            {"data_point_definition_id": "urgent", "path": "$.urgent"},
-            {"data_point_definition_id": "visit_date", "path": "$.date"},
+            *VISIT_MAPPINGS,
             {"data_point_definition_id": "tags", "path": "$.tags"},
             {"data_point_definition_id": "callback", "path": "$.callback"},
         ],
         patient_identifier={"system": MRN_SYSTEM, "value_path": "$.patient.mrn"},
-        patient_profile={
-            "first_name": "$.patient.given",
-            "last_name": "$.patient.family",
-            "birth_date": "$.patient.born",
-            "phone": "$.patient.phone",
-            "sex": "$.patient.sex",
-            "preferred_language": "$.patient.lang",
-            "email": "$.patient.email",
-        },
+        patient_profile=EHR_PROFILE,
     )
     return str(hook["id"])
 
@@ -194,12 +198,7 @@ async def test_anonymous_request_gets_one_patient_across_a_retry(
         api,
         name="Anonymous visits",
         care_flow_definition_id="visit-follow-up",
-        data_point_mappings=[
-            {"data_point_definition_id": "reason", "path": "$.reason"},
-            {"data_point_definition_id": "age", "path": "$.age"},
-            {"data_point_definition_id": "urgent", "path": "$.urgent"},
-            {"data_point_definition_id": "visit_date", "path": "$.date"},
-        ],
+        data_point_mappings=VISIT_MAPPINGS,
     )
     stand_in.fail("startPathway", "graphql_error")
     detail = await send(api, hook["id"], visit())
