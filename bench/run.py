@@ -277,7 +277,7 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
             shutil.rmtree(tmp, ignore_errors=True)
 
     # codec_e2e_ratio: a stack of its own (bench/codec.py), codec on and off side by side.
-    codec = await codec_ratio(max(12, sizes.e2e_requests // 2), 1 if mode == "smoke" else 2, 300)
+    codec = await codec_ratio(max(12, sizes.e2e_requests // 2), 1 if mode == "smoke" else 3, 300)
     elapsed = time.monotonic() - started
     figures = report(
         phases,

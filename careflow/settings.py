@@ -63,6 +63,9 @@ class Settings(BaseSettings):
             forwarded headers are ignored, so a client cannot choose its sign-in throttle key.
         careflow_test_payloads_max_bytes: kept test payloads per webhook, in bytes of JSON
             (besides the newest 20); the newest payload is always kept.
+        temporal_ui_port / temporal_ui_internal_port: under ``make run`` the Temporal UI is
+            served on ``temporal_ui_port`` by the UI proxy (``api.temporal_ui_proxy``), in front
+            of the dev server's own UI on the internal port (unset: ``temporal_ui_port + 1``).
         careflow_example_worker: ``make run`` also runs the example care-flow worker
             (``ExampleCareFlow`` on ``example-care-flows``).
         care_flow_pickup_seconds: how long ``start_care_flow`` (temporal backend) waits for a
@@ -88,6 +91,7 @@ class Settings(BaseSettings):
     temporal_tls_cert: Path | None = None
     temporal_tls_key: Path | None = None
     temporal_ui_port: int = 8233
+    temporal_ui_internal_port: int | None = None
     temporal_ui_url: str | None = None
     max_payload_bytes: int = Field(default=1_048_576, gt=0)
     config_refresh_seconds: float = Field(default=1.0, gt=0)
@@ -144,6 +148,11 @@ class Settings(BaseSettings):
         if self.temporal_ui_url:
             return self.temporal_ui_url.rstrip("/")
         return f"http://127.0.0.1:{self.temporal_ui_port}"
+
+    @property
+    def ui_internal_port(self) -> int:
+        """The dev server's own Web UI port under ``make run`` (behind the UI proxy)."""
+        return self.temporal_ui_internal_port or self.temporal_ui_port + 1
 
     @property
     def public_base_url(self) -> str:

@@ -60,7 +60,30 @@ def test_dev_server_command_uses_sqlite_wal_in_data_dir(tmp_path) -> None:  # ty
     assert f"--db-filename {tmp_path / 'temporal.db'}" in joined
     assert "--sqlite-pragma journal_mode=wal" in joined
     assert "--sqlite-pragma synchronous=normal" in joined
-    assert "--port 7999" in joined and "--ui-port 8999" in joined
+    # The dev server's UI is internal (loopback, TEMPORAL_UI_PORT + 1); the UI proxy serves 8999.
+    assert "--port 7999" in joined and "--ui-ip 127.0.0.1 --ui-port 9000" in joined
+
+
+def test_the_ui_proxy_serves_the_ui_port_in_front_of_the_internal_one(tmp_path: Path) -> None:
+    import cli
+
+    settings = Settings(
+        careflow_data_dir=tmp_path,
+        careflow_api_host="0.0.0.0",
+        careflow_api_port=8123,
+        temporal_ui_port=8999,
+        temporal_ui_internal_port=9555,
+    )
+    command = cli.ui_proxy_command(settings)
+    assert command[1:3] == ["-m", "api.temporal_ui_proxy"]
+    args = dict(zip(command[3::2], command[4::2], strict=True))
+    assert args == {
+        "--host": "127.0.0.1",
+        "--port": "8999",
+        "--upstream": "http://127.0.0.1:9555",
+        "--codec-upstream": "http://127.0.0.1:8123/codec",
+    }
+    assert settings.ui_base_url == "http://127.0.0.1:8999"  # /ui links, CORS origin, README
 
 
 def test_api_runs_without_access_log(tmp_path: Path) -> None:
@@ -223,6 +246,20 @@ async def _ready(
     raise AssertionError("the stack did not become ready")
 
 
+async def _ui_settings(http: httpx.AsyncClient, ui: str, timeout: float = 60) -> Any:
+    """The Temporal UI's settings through the UI proxy, once both answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            answer = await http.get(f"{ui}/api/v1/settings")
+            if answer.status_code == 200:
+                return answer.json()
+            assert answer.status_code == 502, answer.text  # the dev server's UI not up yet
+            assert answer.json()["code"] == "temporal_ui_unavailable"
+        assert time.monotonic() < deadline, "the UI proxy did not come back"
+        await asyncio.sleep(0.2)
+
+
 async def _delivered(api: Api, hook_id: str) -> tuple[float, int]:
     """POST the FHIR sample until accepted (202; any other answer must be 503
     ``temporal_unavailable``) and wait for SUCCESS; seconds it took and the 503s seen."""
@@ -240,7 +277,7 @@ async def _delivered(api: Api, hook_id: str) -> tuple[float, int]:
     return time.monotonic() - started, unavailable
 
 
-def _start_stack(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+def _start_stack(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, int, Path]:
     """``python cli.py run`` on free ports in a temp data dir; its output goes to a file."""
     api_port, temporal_port, ui_port = free_port(), free_port(), free_port()
     env = {
@@ -249,6 +286,7 @@ def _start_stack(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
         "CAREFLOW_API_PORT": str(api_port),
         "TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
         "TEMPORAL_UI_PORT": str(ui_port),
+        "TEMPORAL_UI_INTERNAL_PORT": str(free_port()),
         "CAREFLOW_ADMIN_TOKEN": ADMIN_TOKEN,
         "PYTHONUNBUFFERED": "1",
     }
@@ -261,7 +299,7 @@ def _start_stack(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    return process, api_port, log_path
+    return process, api_port, ui_port, log_path
 
 
 async def test_make_run_restarts_a_killed_worker_and_dev_server(tmp_path: Path) -> None:
@@ -270,7 +308,7 @@ async def test_make_run_restarts_a_killed_worker_and_dev_server(tmp_path: Path) 
     never a refused connection) and a request sent afterwards reaches SUCCESS. SIGTERM then
     stops everything. The seconds until each is back are printed, not asserted."""
     for _attempt in range(3):  # a free port can be taken by someone else before the stack binds
-        process, api_port, log_path = _start_stack(tmp_path)
+        process, api_port, ui_port, log_path = _start_stack(tmp_path)
         while process.poll() is None and not log_path.read_text().count("is up"):
             await asyncio.sleep(0.2)
         if process.poll() is None or "in use" not in log_path.read_text():
@@ -309,6 +347,16 @@ async def test_make_run_restarts_a_killed_worker_and_dev_server(tmp_path: Path) 
                 server_back(), _delivered(api, hook["id"])
             )
             server_delivered = time.monotonic() - killed
+
+            # The Temporal UI proxy: restarted too, and back to answering the UI's settings
+            # with the codec credentials on (502 temporal_ui_unavailable until its UI is up).
+            proxy = _child(cli, "api.temporal_ui_proxy")
+            assert proxy is not None
+            proxy.kill()
+            await _new_child(cli, "api.temporal_ui_proxy", proxy.pid)
+            ui_settings = await _ui_settings(http, f"http://127.0.0.1:{ui_port}")
+            assert ui_settings["Codec"]["IncludeCredentials"] is True
+            assert ui_settings["Codec"]["Endpoint"] == f"http://127.0.0.1:{ui_port}/codec"
             descendants = cli.children(recursive=True)
         print(
             f"worker SIGKILL: restarted after {worker_restarted:.1f} s, a request sent then"
@@ -331,4 +379,5 @@ async def test_make_run_restarts_a_killed_worker_and_dev_server(tmp_path: Path) 
     log = log_path.read_text()
     assert "worker exited (exit code -9 (SIGKILL))" in log, log
     assert "Temporal dev server exited (exit code -9 (SIGKILL))" in log, log
+    assert "Temporal UI proxy exited (exit code -9 (SIGKILL))" in log, log
     assert "a component exited; stopping the rest" not in log

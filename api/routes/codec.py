@@ -3,10 +3,12 @@
 Temporal's remote codec protocol (samples-go ``codec-server/protocol.md``): the body is a
 ``Payloads`` message in protobuf JSON, ``{"payloads": [{"metadata": {k: base64}, "data":
 base64}]}``, and so is the answer. The Temporal UI posts to ``<endpoint>/decode`` with an
-``X-Namespace`` header; ``make run`` passes ``--ui-codec-endpoint <API>/codec``.
+``X-Namespace`` header; under ``make run`` it reaches this router through the Temporal UI
+proxy's same-origin ``/codec`` (``api.temporal_ui_proxy``).
 
 Operators only: the admin bearer token, or the ``/ui`` session cookie (which the Temporal UI
-sends when its codec setting "include cross-origin credentials" is on). Missing, wrong or
+sends same-origin through the proxy, or cross-origin when its codec setting "include
+credentials" is on, as the proxy and docker-compose set it). Missing, wrong or
 expired credentials → 401 JSON ``unauthorized``; a body that is not ``Payloads`` JSON → 400
 ``invalid_codec_request``; a payload whose key is not in the ring is answered as it came (still
 encrypted) so the UI shows ciphertext rather than an error. CORS (with credentials) is allowed

@@ -134,7 +134,12 @@ def test_a_large_body_is_evaluated_in_a_worker_process_within_a_budget(
             EvaluationJob(b"[1]", "application/json", Snap(), "w")
         ).queued_too_long:
             break
-    result = ActivityEnvironment().run(activities.validate_request, _input(hook_id, body))
+    for _ in range(20):  # a loaded machine may keep the job queued past 50 ms: Temporal retries
+        try:
+            result = ActivityEnvironment().run(activities.validate_request, _input(hook_id, body))
+            break
+        except ApplicationError as busy:
+            assert busy.type == "evaluation_busy" and not busy.non_retryable
     assert result.verdict == RequestStatus.REJECTED
     assert [e.code for e in result.errors] == ["mapping_too_costly"]
     small = json.dumps([7]).encode()  # inline: evaluated in the activity's thread

@@ -30,6 +30,7 @@ def test_defaults_match_the_documented_table(tmp_path: Path) -> None:
     assert settings.sqlalchemy_url == f"sqlite:///{tmp_path.resolve() / '.data' / 'careflow.db'}"
     assert settings.public_base_url == "http://127.0.0.1:8000"
     assert settings.ui_base_url == "http://127.0.0.1:8233"
+    assert settings.ui_internal_port == 8234  # make run: the dev server's UI behind the proxy
     assert settings.temporal_address == "127.0.0.1:7233"
     assert settings.temporal_namespace == "default"
     assert settings.careflow_task_queue == "careflow-webhooks"

@@ -77,6 +77,7 @@ def test_make_run_keeps_every_data_file_private_under_umask_022(tmp_path: Path) 
         "CAREFLOW_API_PORT": str(api_port),
         "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
         "TEMPORAL_UI_PORT": str(free_port()),
+        "TEMPORAL_UI_INTERNAL_PORT": str(free_port()),
         "CAREFLOW_TASK_QUEUE": "data-dir-test",
     }
     env.pop("CAREFLOW_ADMIN_TOKEN", None)

@@ -1,10 +1,12 @@
 """The Temporal UI decodes through the API's codec server, in Debian's Chromium (Playwright).
 
-A dev server of its own with the Web UI and ``--ui-codec-endpoint <API>/codec`` (as ``make
-run`` starts it). Without credentials the codec server answers 401 and the UI shows the
-ciphertext, not an error page; signed in at ``/ui`` as the README says, with the UI's codec
-setting "Include cross-origin credentials" on, the UI shows the decoded result (the patient's
-identifier value). Screenshots land in ``test-artifacts/ui/``.
+As ``make run`` serves it: a dev server of its own with the Web UI on an internal port and
+``--ui-codec-endpoint <API>/codec``, and the Temporal UI proxy (``api.temporal_ui_proxy``) in
+front of it on the UI port, relaying ``/codec`` to the API. Nothing is set in the browser:
+without credentials the codec server answers 401 and the UI shows the ciphertext, not an error
+page; signed in at ``/ui`` as the README says, the UI shows the decoded result (the patient's
+identifier value), its decode requests going to the UI's own origin. Screenshots land in
+``test-artifacts/ui/``.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import pytest
 from playwright.async_api import BrowserContext, Page, Response, async_playwright, expect
 from temporalio.testing import WorkflowEnvironment
 
+from api.temporal_ui_proxy import ProxyConfig
 from careflow.settings import Settings
 from infra import codec, temporal
 from persistence.store import Store
+from tests.api.test_temporal_ui_proxy import serve_proxy
 from tests.api.ui.test_browser import CHROMIUM, CHROMIUM_ARGS, shot
 from tests.conftest import ADMIN_TOKEN, TEMPORAL_BIN, TEST_RING, free_port, serve_api
 from tests.factories import JSON, MRN_SYSTEM, add_identifier_system, add_webhook, save_definition
@@ -32,21 +36,21 @@ MRN = "MRN-55120987"
 
 @pytest.fixture
 async def ui_env(settings: Settings) -> AsyncIterator[tuple[WorkflowEnvironment, int]]:
-    ui_port = free_port()
+    """The dev server with its UI on an internal port, and the UI proxy on the UI port."""
+    ui_port, internal_port = free_port(), free_port()
+    api_codec = f"http://127.0.0.1:{settings.careflow_api_port}/codec"
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=TEMPORAL_BIN,
         data_converter=codec.data_converter(TEST_RING),
         search_attributes=temporal.SEARCH_ATTRIBUTES,
         ui=True,
-        ui_port=ui_port,
-        dev_server_extra_args=[
-            "--ui-codec-endpoint",
-            f"http://127.0.0.1:{settings.careflow_api_port}/codec",
-            "--ui-disable-news-fetch",
-        ],
+        ui_port=internal_port,
+        dev_server_extra_args=["--ui-codec-endpoint", api_codec, "--ui-disable-news-fetch"],
     )
     try:
-        yield env, ui_port
+        config = ProxyConfig(upstream=f"http://127.0.0.1:{internal_port}", codec_upstream=api_codec)
+        async with serve_proxy(config, ui_port):
+            yield env, ui_port
     finally:
         await env.shutdown()
 
@@ -104,7 +108,6 @@ async def test_the_temporal_ui_decodes_for_signed_in_operators_only(
                 )
                 page = await stranger.new_page()
                 page.set_default_timeout(15_000)
-                await _enable_credentials(page, ui, api.base_url)
                 seen = await _open_request(page, ui, request_id)
                 await shot(page, "codec-01-no-credentials")
                 assert seen and {r.status for r in seen} == {401}
@@ -123,9 +126,10 @@ async def test_the_temporal_ui_decodes_for_signed_in_operators_only(
                 await page.fill("#token", ADMIN_TOKEN)
                 await page.click("button[type=submit]")
                 await expect(page).to_have_url(f"{api.base_url}/ui/webhooks")
-                await _enable_credentials(page, ui, api.base_url)
+                # Straight to the Temporal UI: no codec setting touched in this browser.
                 seen = await _open_request(page, ui, request_id)
                 assert seen and {r.status for r in seen} == {200}
+                assert all(r.url.startswith(f"{ui}/codec/decode") for r in seen)  # same-origin
                 await expect(page.get_by_text('"webhook_name": "PHI"')).to_be_visible()
                 await shot(page, "codec-02-signed-in")
                 # The result is long: its end is rendered once scrolled to. It is the settled
@@ -146,14 +150,3 @@ async def _ciphertext_of_result(env: WorkflowEnvironment, request_id: str) -> st
             assert result.metadata["encoding"] == b"binary/encrypted"
             return base64.b64encode(result.data).decode()[:40]
     raise AssertionError("the request has no result")
-
-
-async def _enable_credentials(page: Page, ui: str, api_base: str) -> None:
-    """The README's one-time step in the Temporal UI: Codec Server (the glasses icon) → "Use my
-    browser setting" → the endpoint → "Include cross-origin credentials" → Apply."""
-    await page.goto(f"{ui}/namespaces/default/workflows")
-    await page.click("[data-testid=data-encoder-status-configured]")
-    await page.click("label:has(#use-local-endpoint-radio)")
-    await page.fill("#data-encoder-endpoint-input", f"{api_base}/codec")
-    await page.click("[data-testid=data-encoder-include-credentials]")
-    await page.get_by_role("button", name="Apply").click()
