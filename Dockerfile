@@ -21,7 +21,10 @@ COPY worker.py ./
 
 # psycopg is the PostgreSQL driver of DATABASE_URL=postgresql+psycopg://… in the scaled-out
 # stack; it is not a dependency in pyproject.toml (the embedded default uses SQLite).
+# compileall: the worker's workflow sandbox imports the workflow modules afresh for every run;
+# with PYTHONDONTWRITEBYTECODE and /app not writable, each run would compile them from source.
 RUN pip install . "psycopg[binary]==3.3.9" \
+    && python -m compileall -q /app \
     && useradd --system --create-home --uid 10001 --user-group careflow \
     && mkdir -p /var/lib/careflow \
     && chown careflow:careflow /var/lib/careflow

@@ -339,6 +339,7 @@ class IngestService:
             debounce_window_id=window,
             activity_max_attempts=self._settings.activity_max_attempts,
             activity_max_seconds=self._settings.activity_max_seconds,
+            memo_on_completion=False,  # a completed run's result holds its state (issue 19)
         )
         if test:
             initial = RequestStatus.TEST if door_rejected else RequestStatus.RECEIVED

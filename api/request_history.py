@@ -146,9 +146,9 @@ def known_state(
 
     Mapped data points and identifier: the last ``validate_request`` result, else the handler's
     mapping carried in the input (a request the handler rejected), else the live state's (none
-    when read from the memo, which holds no PHI). Verdict and errors of a first run no worker
-    has run yet (empty timeline): the handler's, from the input. A reset run (a retry) re-decides,
-    so until a worker runs it, it shows neither.
+    when read from the memo or the result, which hold no PHI). Verdict and errors of a first run
+    no worker has run yet (empty timeline): the handler's, from the input. A reset run (a retry)
+    re-decides, so until a worker runs it, it shows neither.
     """
     update: dict[str, Any] = {}
     if validation is not None:

@@ -98,7 +98,7 @@ class RequestLog:
         """Everything about one request (contract §4), answering even when no worker runs.
 
         The live state comes from the ``status`` query (1 s timeout) while the run is open, else
-        from the memo; the payload and mapped values come from the run's history.
+        from the memo or the run's result; the payload and mapped values come from the history.
         """
         description = await self.describe(request_id)
         handle = self._client.get_workflow_handle(request_id, run_id=description.run_id)
@@ -111,14 +111,10 @@ class RequestLog:
         undecodable: list[RequestError] = []  # a key missing from this API's ring
         if state is None:
             try:
-                memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+                state = await runs.settled_state(self._client, description)
             except EncryptionKeyNotFound as exc:
-                memo, undecodable = None, [_key_error(exc)]
-            state = (
-                RequestState.model_validate(memo)
-                if memo
-                else RequestState(status=RequestStatus.RECEIVED)
-            )
+                state, undecodable = None, [_key_error(exc)]
+            state = state or RequestState(status=RequestStatus.RECEIVED)
         try:
             request, validation = await history.read(self._client, handle)
         except EncryptionKeyNotFound as exc:
@@ -249,10 +245,18 @@ class RequestLog:
         )
         await iterator.fetch_next_page()
         items: list[RequestSummary] = []
-        for execution in await self._latest_runs(list(iterator.current_page or [])):
+        latest = await self._latest_runs(list(iterator.current_page or []))
+        limiter = asyncio.Semaphore(20)
+
+        async def receipt(execution: WorkflowExecution) -> datetime | None:
+            async with limiter:
+                return await _first_receipt(self._client, execution)
+
+        receipts = await asyncio.gather(*(receipt(e) for e in latest))
+        for execution, first_receipt in zip(latest, receipts, strict=True):
             status = _sa(execution, temporal.SA_REQUEST_STATUS)
-            # The first receipt (memo), not the run's start: a reset run starts when reset.
-            received_at = await _first_receipt(execution) or execution.start_time
+            # The first receipt (settled state), not the run's start: a reset run starts when reset.
+            received_at = first_receipt or execution.start_time
             items.append(
                 RequestSummary(
                     request_id=execution.id,
@@ -287,16 +291,15 @@ class RequestLog:
         return len(await self._latest_runs(executions))
 
 
-async def _first_receipt(execution: WorkflowExecution) -> datetime | None:
-    """When a request first arrived: its timeline's receipt entry (memo), which a reset run
-    replays from its input."""
+async def _first_receipt(client: Client, execution: WorkflowExecution) -> datetime | None:
+    """When a request first arrived: its timeline's receipt entry (settled state: memo or
+    result), which a reset run replays from its input; None while the run is open."""
     try:
-        memo = await execution.memo_value(temporal.MEMO_STATE, default=None)
+        state = await runs.settled_state(client, execution)
     except EncryptionKeyNotFound:  # a key this API lacks: the run's start time stands in
         return None
-    timeline = (memo or {}).get("timeline") or []
-    if timeline and timeline[0].get("status") == RequestStatus.RECEIVED.value:
-        return datetime.fromisoformat(timeline[0]["at"].replace("Z", "+00:00"))
+    if state and state.timeline and state.timeline[0].status == RequestStatus.RECEIVED:
+        return state.timeline[0].at
     return None
 
 

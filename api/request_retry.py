@@ -75,7 +75,8 @@ class RequestRetry:
 
     async def retryable(self, request_id: str) -> bool:
         """Whether ``retry`` would reset this request now (contract §3)."""
-        return (await _retryable_run(await self._log.describe(request_id)))[0] is not None
+        description = await self._log.describe(request_id)
+        return (await _retryable_run(self._client, description))[0] is not None
 
     async def retry(self, request_id: str, arrived: datetime | None = None) -> RetryAnswer:
         """Reset a retryable request to its first workflow task (the UI's Reset), so it
@@ -96,7 +97,7 @@ class RequestRetry:
         description = await self._log.describe(request_id)
         if _reset_run_open(description, arrived):
             raise ConflictError(_RETRY_IN_PROGRESS)
-        run_id, reason = await _retryable_run(description)
+        run_id, reason = await _retryable_run(self._client, description)
         if run_id is None:
             raise NotRetryableError(
                 reason,
@@ -165,7 +166,9 @@ _RETRY_IN_PROGRESS = RequestError(
 )
 
 
-async def _retryable_run(description: WorkflowExecutionDescription) -> tuple[str | None, str]:
+async def _retryable_run(
+    client: Client, description: WorkflowExecutionDescription
+) -> tuple[str | None, str]:
     """The run id of ``description`` when it may be retried (contract §3), else None, with the
     reason code it may not (``""`` when it may)."""
     if description.typed_search_attributes.get(temporal.SA_IS_TEST):
@@ -183,11 +186,11 @@ async def _retryable_run(description: WorkflowExecutionDescription) -> tuple[str
         return None, "succeeded"
     if status != RequestStatus.REJECTED.value:
         return None, "not_finished"
-    try:
-        memo = await description.memo_value(temporal.MEMO_STATE, default=None)
+    try:  # the memo, or the result of a run that completed (issue 19)
+        state = await runs.settled_state(client, description)
     except EncryptionKeyNotFound:  # its reasons cannot be read here: not retried blindly
         return None, "encryption_key_not_found"
-    codes = {e["code"] for e in (memo or {}).get("errors", [])}
+    codes = {e.code for e in state.errors} if state else set()
     if not codes or codes & DOOR_CODES:
         return None, "rejected_at_door"
     return description.run_id, ""

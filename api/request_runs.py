@@ -13,7 +13,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
-from temporalio.client import Client, WorkflowExecution, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowHistoryEventFilterType,
+)
 
 from careflow.messages import RequestState, TimelineEntry
 from careflow.models import RequestStatus
@@ -81,20 +87,50 @@ def _started_by(reset: ResetEvent | None) -> tuple[str, str | None]:
     return ("retry" if reset.reason == API_RETRY_REASON else "reset"), reset.reason
 
 
+async def settled_state(client: Client, execution: WorkflowExecution) -> RequestState | None:
+    """A closed run's settled state (PHI-free: no data points, no identifier).
+
+    From its memo when it has one (a run that ended Failed, or one started before issue 19's
+    second part, which wrote it at every settle), else from its result in the completion event
+    (``WebhookRequestWorkflow`` returns its state; one history read of the close event only).
+
+    Returns:
+        The state, or None for an open run, or a closed one that recorded neither.
+
+    Raises:
+        infra.codec.EncryptionKeyNotFound: the memo or result is under a key this API lacks.
+    """
+    memo = await execution.memo_value(temporal.MEMO_STATE, default=None)
+    if memo:
+        return RequestState.model_validate(memo)
+    if execution.status != WorkflowExecutionStatus.COMPLETED:
+        return None
+    handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+    close = WorkflowHistoryEventFilterType.CLOSE_EVENT
+    async for event in handle.fetch_history_events(event_filter_type=close):
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+            payloads = event.workflow_execution_completed_event_attributes.result.payloads
+            if payloads:
+                [state] = await client.data_converter.decode(payloads, [RequestState])
+                return state
+    return None
+
+
 async def earlier_runs(
     client: Client, request_id: str, latest_run_id: str
 ) -> list[tuple[WorkflowExecution, RequestState | None]]:
-    """The runs before ``latest_run_id`` with their memo state, oldest first (from visibility)."""
+    """The runs before ``latest_run_id`` with their settled state (memo or result), oldest
+    first (from visibility)."""
     query = f"WorkflowId = '{request_id}' AND WorkflowType = '{temporal.WORKFLOW_TYPE}'"
     runs = [e async for e in client.list_workflows(query) if e.run_id != latest_run_id]
     runs.sort(key=lambda e: e.start_time)
     found = []
     for execution in runs:
         try:
-            memo = await execution.memo_value(temporal.MEMO_STATE, default=None)
+            state = await settled_state(client, execution)
         except EncryptionKeyNotFound:  # a key this API lacks: the run without its state
-            memo = None
-        found.append((execution, RequestState.model_validate(memo) if memo else None))
+            state = None
+        found.append((execution, state))
     return found
 
 

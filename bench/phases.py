@@ -190,6 +190,7 @@ async def drain(
     """
     kind = "v1" if v1 else "reference" if reference else "ours"
     db_before = temporal_db_bytes(stack)
+    stores_before = temporal_db_stores(stack)
     enqueue_cpu = cpu_seconds(temporal_pid)
     if v1:
         enqueued = await enqueue_reference(client, webhook_id, requests, V1_WORKFLOW_TYPE, V1_QUEUE)
@@ -263,6 +264,8 @@ async def drain(
         ids.append(execution.id)
     succeeded = statuses.pop("SUCCESS", 0)
     db_growth = temporal_db_bytes(stack) - db_before
+    stores_after = temporal_db_stores(stack)
+    stores = {k: stores_after.get(k, 0) - stores_before.get(k, 0) for k in stores_after}
     sample = ids[:: max(1, len(ids) // HISTORY_SAMPLE)]
     events = await history_shape(client, sample)
     actions = await billable_actions(client, sample)
@@ -279,6 +282,7 @@ async def drain(
         events,
         actions=actions,
         db_bytes=db_growth,
+        db_stores=stores,
     )
 
 
@@ -295,6 +299,41 @@ def temporal_db_bytes(stack: Stack) -> int:
             for name in ("page_count", "freelist_count", "page_size")
         )
     return int((pages - free) * size)
+
+
+# The dev server's SQLite tables (and their indexes) by what they hold.
+_HISTORY_TABLES = ("history_node", "history_tree")
+_STATE_TABLES = ("executions", "current_executions", "buffered_events")
+_VISIBILITY_TABLES = ("executions_visibility",)
+
+
+def temporal_db_stores(stack: Stack) -> dict[str, int]:
+    """Bytes of ``temporal.db`` by store, from SQLite's ``dbstat`` (cells in use, indexes
+    included): ``history`` (event blobs), ``mutable_state`` (open and closed executions),
+    ``visibility`` (the list/search rows and their ~70 indexes) and ``queues`` (task queues,
+    transfer / timer / visibility tasks, the rest). Empty when SQLite lacks ``dbstat``."""
+    path = stack.data_dir / "temporal.db"
+    if not path.exists():
+        return {}
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)) as db:
+        try:
+            rows = db.execute("SELECT name, tbl_name FROM sqlite_master").fetchall()
+            used = dict(db.execute("SELECT name, SUM(pgsize - unused) FROM dbstat GROUP BY name"))
+        except sqlite3.OperationalError:  # built without SQLITE_ENABLE_DBSTAT_VTAB
+            return {}
+    stores = {"history": 0, "mutable_state": 0, "visibility": 0, "queues": 0}
+    for name, table in rows:
+        store = (
+            "history"
+            if table in _HISTORY_TABLES
+            else "mutable_state"
+            if table in _STATE_TABLES
+            else "visibility"
+            if table in _VISIBILITY_TABLES
+            else "queues"
+        )
+        stores[store] += int(used.get(name) or 0)
+    return stores
 
 
 async def billable_actions(client: Client, workflow_ids: list[str]) -> float:

@@ -35,7 +35,15 @@ KEYS = (
     "temporal_bytes_per_request",
 )
 # Measured only where the run's size affords it (``bench/run.py``): present after ``KEYS``.
-OPTIONAL_KEYS = ("burst_first_answer_p50_s",)
+OPTIONAL_KEYS = (
+    "burst_first_answer_p50_s",
+    # temporal_bytes_per_request by store (where SQLite has dbstat): what the workflow's shape
+    # decides (history, mutable state) and what any workflow costs (visibility rows and indexes).
+    "temporal_history_bytes_per_request",
+    "temporal_mutable_state_bytes_per_request",
+    "temporal_visibility_bytes_per_request",
+    "temporal_queues_bytes_per_request",
+)
 ACCEPTANCE_LABELS = {
     "raw": "raw starts, minimal workflow",
     "raw-shaped": "raw starts, ingest's exact start",
@@ -79,6 +87,7 @@ class Drain:
     events: dict[str, float]
     actions: float = 0.0  # mean Temporal Cloud billable actions per workflow (sampled)
     db_bytes: int = 0  # growth of temporal.db + WAL over enqueue and drain
+    db_stores: dict[str, int] = field(default_factory=dict)  # growth by store (dbstat)
 
     @property
     def rate(self) -> float:
@@ -163,13 +172,26 @@ def _drain_lines(drains: list[Drain]) -> list[str]:
             f"{spread([d.rate for d in v1s])}; ours ÷ v1 round by round "
             f"{', '.join(f'{x:.2f}' for x in v1_pairs)}"
         )
-    lines.append("  per request: events / billable actions / server CPU ms / temporal.db bytes")
+    lines.append(
+        "  per request: events / billable actions / server CPU ms / temporal.db bytes "
+        "(history + mutable state + visibility + queues)"
+    )
     for label, kinds in (("ours", ours), ("v1", v1s), ("reference", refs)):
         if kinds:
             c = per_request(kinds)
+            split = " + ".join(
+                f"{c[k]:.0f}"
+                for k in (
+                    "bytes_history",
+                    "bytes_mutable_state",
+                    "bytes_visibility",
+                    "bytes_queues",
+                )
+                if k in c
+            )
             lines.append(
                 f"    {label:<10} {c['events']:5.1f} / {c['actions']:4.1f} / "
-                f"{c['server_cpu_ms']:6.1f} / {c['bytes']:8.0f}"
+                f"{c['server_cpu_ms']:6.1f} / {c['bytes']:8.0f}" + (f" ({split})" if split else "")
             )
     if ours and refs and ours[-1].events != refs[-1].events:
         lines.append(
@@ -219,6 +241,11 @@ def per_request(drains: list[Drain]) -> dict[str, float]:
         "actions": mean([d.actions for d in drains]),
         "server_cpu_ms": 1000 * server / requests,
         "bytes": sum(d.db_bytes for d in drains) / requests,
+        **{
+            f"bytes_{store}": sum(d.db_stores.get(store, 0) for d in drains) / requests
+            for store in ("history", "mutable_state", "visibility", "queues")
+            if drains and all(d.db_stores for d in drains)
+        },
     }
 
 
@@ -269,6 +296,9 @@ def figures(
     assert tuple(result) == KEYS
     if burst is not None:
         result["burst_first_answer_p50_s"] = round(burst["first_answer_p50_s"], 2)
+    for store in ("history", "mutable_state", "visibility", "queues"):
+        if f"bytes_{store}" in cost:
+            result[f"temporal_{store}_bytes_per_request"] = round(cost[f"bytes_{store}"])
     return result
 
 

@@ -54,6 +54,7 @@ async def start_like_ingest(
             body=body,
             media_type="application/json",
             handler_status=RequestStatus.SCHEDULED,
+            memo_on_completion=False,  # as the ingest handler starts it
         ),
         id=request_id,
         task_queue=task_queue,

@@ -46,6 +46,11 @@ class WebhookRequestInput(BaseModel):
     debounce_window_id: str | None = None
     activity_max_attempts: int = 10
     activity_max_seconds: float = 600.0
+    # The workflow's shape this input was started for: absent (True) in inputs started before
+    # issue 19's second part, whose runs write the settled state to the memo at every settle
+    # and replay as recorded; the ingest handler sets False: the memo only for FAILED, a
+    # completed run's result carrying its state (one history event less).
+    memo_on_completion: bool = True
 
 
 class ValidateRequestInput(BaseModel):

@@ -11,14 +11,25 @@ ring's first key with a fresh 12-byte nonce; the result carries two metadata ent
 clear, ``encoding: binary/encrypted`` (the Temporal samples' convention) and
 ``encryption-key-id``. Payloads without that encoding pass through ``decode`` unchanged (histories
 written before the codec was turned on stay readable).
+
+Before encryption a payload of ``COMPRESS_MIN_BYTES`` or more is compressed with zlib when that
+saves bytes: the sealed message is then a ``Payload`` with ``encoding: binary/zlib`` whose data is
+the compressed serialized payload (a codec chain, compression inside encryption, which is the only
+order that compresses: ciphertext does not). The workflow input's body shrinks to about 40 %
+(issue 19: bytes written to Temporal per request). Payloads written before stay readable. Only
+holders of a ring key can produce a payload that decompresses, and decompression stops at
+``MAX_PAYLOAD_BYTES``. Compression leaks a payload's compressibility through its length; a payload
+holds one request's data only, so that length tells nothing about another request.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import zlib
 from collections.abc import Sequence
 
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
@@ -32,6 +43,9 @@ from infra.keyring import DecryptionError, KeyNotFoundError, KeyRing
 
 ENCODING = b"binary/encrypted"
 KEY_ID = "encryption-key-id"
+COMPRESSED = b"binary/zlib"  # the encoding of a compressed payload, inside the encryption
+COMPRESS_MIN_BYTES = 256  # smaller payloads gain (almost) nothing
+MAX_PAYLOAD_BYTES = 8 * 1024 * 1024  # a decompressed payload (Temporal's limit is 2 MiB)
 
 log = logging.getLogger("careflow.codec")
 
@@ -83,7 +97,7 @@ class EncryptionCodec(PayloadCodec):
     def encrypt(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") == ENCODING:
             return payload
-        key_id, sealed = self.ring.encrypt(payload.SerializeToString())
+        key_id, sealed = self.ring.encrypt(_compressed(payload.SerializeToString()))
         return Payload(metadata={"encoding": ENCODING, KEY_ID: key_id.encode()}, data=sealed)
 
     def decrypt(self, payload: Payload, *, log_failure: bool = True) -> Payload:
@@ -106,7 +120,39 @@ class EncryptionCodec(PayloadCodec):
             if log_failure:
                 log.warning("%s: payload key id %r cannot be decrypted here", exc.code, key_id)
             raise EncryptionKeyNotFound(key_id, exc.code) from None
-        return Payload.FromString(plain)
+        inner = Payload.FromString(plain)
+        if inner.metadata.get("encoding") != COMPRESSED:
+            return inner
+        try:
+            return Payload.FromString(_decompressed(inner.data))
+        except (ValueError, zlib.error, DecodeError):  # authenticated: a writer's defect
+            log.warning(
+                "%s: payload under key id %r does not inflate", DecryptionError.code, key_id
+            )
+            raise EncryptionKeyNotFound(key_id, DecryptionError.code) from None
+
+
+def _compressed(serialized: bytes) -> bytes:
+    """``serialized`` as a compressed payload's serialization when that is shorter."""
+    if len(serialized) < COMPRESS_MIN_BYTES:
+        return serialized
+    packed = Payload(metadata={"encoding": COMPRESSED}, data=zlib.compress(serialized))
+    smaller = packed.SerializeToString()
+    return smaller if len(smaller) < len(serialized) else serialized
+
+
+def _decompressed(data: bytes) -> bytes:
+    """Inflate a compressed payload, at most ``MAX_PAYLOAD_BYTES``.
+
+    Raises:
+        zlib.error: the data is not zlib.
+        ValueError: it inflates past the bound, or is truncated.
+    """
+    inflater = zlib.decompressobj()
+    plain = inflater.decompress(data, MAX_PAYLOAD_BYTES)
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ValueError("a compressed payload is truncated or inflates past its bound")
+    return plain
 
 
 def data_converter(ring: KeyRing) -> DataConverter:

@@ -302,9 +302,11 @@ async def start_request(
     handler_data_points: dict[str, Any] | None = None,
     door_rejected: bool = False,
     is_test: bool = False,
+    memo_on_completion: bool = False,
 ) -> WorkflowHandle[Any, RequestState]:
     """Start ``WebhookRequestWorkflow`` directly, as the ingest handler would; ``body`` None
-    carries no body (a payload over the size limit)."""
+    carries no body (a payload over the size limit); ``memo_on_completion`` True starts the
+    shape before issue 19's second part (memo at every settle)."""
     request_id = request_ids.new_request_id(test=is_test)
     return await client.start_workflow(
         temporal.WORKFLOW_TYPE,
@@ -322,6 +324,7 @@ async def start_request(
             door_rejected=door_rejected,
             activity_max_attempts=2,
             activity_max_seconds=10,
+            memo_on_completion=memo_on_completion,
         ),
         id=request_id,
         task_queue=task_queue,

@@ -437,6 +437,8 @@ def test_dockerfile_runs_as_non_root() -> None:
     assert re.search(r"^FROM python:3\.11[.\d]*-slim", text, re.MULTILINE)
     assert re.search(r"^USER (?!root\b|0\b)\S+", text, re.MULTILINE)
     assert "pip install ." in text
+    # Bytecode compiled at build: the workflow sandbox re-imports workflow modules for every run.
+    assert "python -m compileall -q /app" in text
 
 
 # --- metrics and dashboards ---------------------------------------------------------------------

@@ -4,9 +4,10 @@ Orchestration only: every decision that needs I/O is an activity. ``validate_req
 local activity (in the first workflow task, on the worker: one marker event instead of an
 activity's three events and a workflow task's three; its input, which holds the body, is not
 recorded again). The ``RequestStatus`` search attribute is written only when the status changes
-(with the other search attributes gathered meanwhile), and the PHI-free memo only once the
-request has settled (any status but RECEIVED / SCHEDULED / PROCESSING), which the request log
-reads when no worker answers the ``status`` query (contract §7; issue 19 measures the shape).
+(with the other search attributes gathered meanwhile); once the request has settled, a run that
+completes returns its PHI-free state as its result and a run that fails writes it to the memo,
+which the request log reads when no worker answers the ``status`` query (contract §7; issue 19
+measures the shape). The state and those writes are ``workflows/request_book.py``'s.
 
 Which run trusts which verdict — a request is validated at most twice, by the same pure
 ``careflow.validation.validate``:
@@ -22,7 +23,8 @@ the ingest handler (cached config)     decides the HTTP answer. Door rejections 
                                        after a reset (a retry re-validates against the
                                        configuration of now).
 the request log                        validates nothing: it reads the verdict from the
-                                       query or memo and the mapping from the history.
+                                       query, the result or memo and the mapping from the
+                                       history.
 =====================================  ==================================================
 """
 
@@ -58,16 +60,17 @@ with workflow.unsafe.imports_passed_through():
         ValidationResult,
         WebhookRequestInput,
     )
-    from careflow.models import RequestError, RequestStatus
+    from careflow.models import RequestStatus
     from infra import temporal
     from workflows.debounce import DebounceWindowWorkflow
+
+    # Deterministic, no module-level state: passed through, so the sandbox does not import
+    # (or, without bytecode caches, compile) it afresh for every run as it must this module.
+    from workflows.request_book import RequestBook, attempt, codes, error_of
 
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # Runs reset before retried requests claimed their debounce window replay without the claim.
 _DEBOUNCE_ON_RETRY = "debounce-on-retry"
-# Statuses a request passes through; at any other the memo is written (the request log's state
-# when no worker answers the query). These are also in the RequestStatus search attribute.
-_IN_FLIGHT = frozenset({RequestStatus.RECEIVED, RequestStatus.SCHEDULED, RequestStatus.PROCESSING})
 In = TypeVar("In")
 Out = TypeVar("Out")
 
@@ -81,56 +84,58 @@ class WebhookRequestWorkflow:
     """
 
     def __init__(self) -> None:
-        self._state = RequestState(status=RequestStatus.RECEIVED)
-        self._search_attributes: dict[str, Any] = {}
+        self._book = RequestBook()
         self._request: WebhookRequestInput | None = None
         self._window_id: str | None = None  # the debounce window a retried run claimed
 
     @workflow.query(name=temporal.STATUS_QUERY)
     def status(self) -> RequestState:
         """The live state: status, verdict, errors, timeline, data points, patient, care flow."""
-        return self._state
+        return self._book.state
 
     @workflow.run
     async def run(self, request: WebhookRequestInput) -> RequestState:
-        self._state.timeline.append(
+        self._book.state.timeline.append(
             TimelineEntry(status=RequestStatus.RECEIVED, at=request.received_at)
         )
         self._request = request
+        self._book.memo_on_completion = request.memo_on_completion
         info = workflow.info()
         first_run = info.run_id == info.first_execution_run_id
         if request.door_rejected or request.body is None:
             # Refused at the door (size, media type, signature, syntax): final, never retried.
-            self._state.verdict = RequestStatus.REJECTED
+            self._book.state.verdict = RequestStatus.REJECTED
             status = RequestStatus.TEST if request.is_test else RequestStatus.REJECTED
-            self._set(status, errors=request.handler_errors, message=_codes(request.handler_errors))
-            self._flush()
-            return self._state
+            self._book.set(
+                status, errors=request.handler_errors, message=codes(request.handler_errors)
+            )
+            self._book.flush()
+            return self._book.result()
         if first_run and not request.is_test and request.handler_status == RequestStatus.REJECTED:
             # The sender was told REJECTED and may have resent: the first run keeps that verdict.
-            self._state.verdict = RequestStatus.REJECTED
-            self._set(
+            self._book.state.verdict = RequestStatus.REJECTED
+            self._book.set(
                 RequestStatus.REJECTED,
                 errors=request.handler_errors,
-                message=_codes(request.handler_errors),
+                message=codes(request.handler_errors),
             )
-            self._state.data_points = request.handler_data_points
-            self._state.patient_identifier = request.handler_patient_identifier
-            self._flush()
-            return self._state
+            self._book.state.data_points = request.handler_data_points
+            self._book.state.patient_identifier = request.handler_patient_identifier
+            self._book.flush()
+            return self._book.result()
         if first_run and not request.is_test and request.handler_status == RequestStatus.IGNORED:
             # The sender was answered 200 IGNORED (conditions not met, or debounced): final.
-            self._state.verdict = RequestStatus.IGNORED
+            self._book.state.verdict = RequestStatus.IGNORED
             self._ignore(request.handler_reasons)
-            return self._state
+            return self._book.result()
         try:
             return await self._process(request, first_run)
         except ApplicationError:
             raise
         except Exception as exc:  # no exception may leave the request stuck RUNNING
-            error = _error_of(exc)
-            self._set(RequestStatus.FAILED, errors=[error], message=error.code)
-            self._flush()
+            error = error_of(exc)
+            self._book.set(RequestStatus.FAILED, errors=[error], message=error.code)
+            self._book.flush()
             await self._release_debounce_window()
             # Chain only Temporal's own errors: Temporal stores a failure's causes in the history
             # in the clear, and another exception's message may quote payload values (PHI).
@@ -172,43 +177,45 @@ class WebhookRequestWorkflow:
             ),
             **options,
         )
-        self._state.verdict = validation.verdict
-        self._state.data_points = validation.data_points
-        self._state.patient_identifier = validation.patient_identifier
-        self._state.reasons = list(validation.reasons)
+        self._book.state.verdict = validation.verdict
+        self._book.state.data_points = validation.data_points
+        self._book.state.patient_identifier = validation.patient_identifier
+        self._book.state.reasons = list(validation.reasons)
         if validation.care_flow_definition_id:
-            self._search_attributes["CareFlowDefinitionId"] = validation.care_flow_definition_id
+            self._book.gather("CareFlowDefinitionId", validation.care_flow_definition_id)
         if request.is_test:
-            self._set(
+            self._book.set(
                 RequestStatus.TEST,
                 errors=validation.errors,
                 message=f"verdict {validation.verdict.value}",
             )
-            self._flush()
-            return self._state
+            self._book.flush()
+            return self._book.result()
         if validation.verdict == RequestStatus.REJECTED:
-            self._set(
+            self._book.set(
                 RequestStatus.REJECTED,
                 errors=validation.errors,
-                message=_codes(validation.errors),
+                message=codes(validation.errors),
             )
-            self._flush()
+            self._book.flush()
             await self._release_debounce_window()
-            return self._state
+            return self._book.result()
         if validation.verdict == RequestStatus.IGNORED:
             self._ignore(validation.reasons)
-            return self._state
+            return self._book.result()
         if (
             not first_run
             and validation.debounce_window_id is not None
             and workflow.patched(_DEBOUNCE_ON_RETRY)
             and not await self._claim_debounce_window(request, validation, options)
         ):
-            return self._state
+            return self._book.result()
         assert validation.care_flow_definition_id is not None
-        self._set(RequestStatus.SCHEDULED, message=_attempt("validate_request", validation.attempt))
-        self._set(RequestStatus.PROCESSING)
-        self._flush()
+        self._book.set(
+            RequestStatus.SCHEDULED, message=attempt("validate_request", validation.attempt)
+        )
+        self._book.set(RequestStatus.PROCESSING)
+        self._book.flush()
         patient: ResolvePatientResult = await self._activity(
             PatientActivities.resolve_patient,
             ResolvePatientInput(
@@ -219,15 +226,15 @@ class WebhookRequestWorkflow:
             ),
             options,
         )
-        self._state.patient_id = patient.patient_id
-        self._search_attributes["PatientId"] = patient.patient_id
+        self._book.state.patient_id = patient.patient_id
+        self._book.gather("PatientId", patient.patient_id)
         # True to this run: a reset run reuses the anonymous patient its first run created.
         if patient.anonymous:
             what = "anonymous patient " + ("created" if patient.created else "reused")
         else:
             what = "patient created" if patient.created else "patient matched"
-        self._note(f"{what}; {_attempt('resolve_patient', patient.attempt)}")
-        self._flush()
+        self._book.note(f"{what}; {attempt('resolve_patient', patient.attempt)}")
+        self._book.flush()
         if validation.skip_if_enrolled:
             active: FindActiveCareFlowResult = await self._activity(
                 CareFlowActivities.find_active_care_flow,
@@ -248,7 +255,7 @@ class WebhookRequestWorkflow:
                         )
                     ]
                 )
-                return self._state
+                return self._book.result()
         care_flow: StartCareFlowResult = await self._activity(
             CareFlowActivities.start_care_flow,
             StartCareFlowInput(
@@ -259,15 +266,15 @@ class WebhookRequestWorkflow:
             ),
             options,
         )
-        self._state.care_flow_id = care_flow.care_flow_id
-        self._search_attributes["CareFlowId"] = care_flow.care_flow_id
+        self._book.state.care_flow_id = care_flow.care_flow_id
+        self._book.gather("CareFlowId", care_flow.care_flow_id)
         started = "care flow started" if care_flow.created else "care flow already started"
-        self._set(
+        self._book.set(
             RequestStatus.SUCCESS,
-            message=f"{started}; {_attempt('start_care_flow', care_flow.attempt)}",
+            message=f"{started}; {attempt('start_care_flow', care_flow.attempt)}",
         )
-        self._flush()
-        return self._state
+        self._book.flush()
+        return self._book.result()
 
     async def _activity(
         self, method: Callable[[Any, In], Out], arg: In, options: dict[str, Any]
@@ -278,9 +285,9 @@ class WebhookRequestWorkflow:
         try:
             return await workflow.execute_activity_method(method, arg, **options)
         except ActivityError as exc:
-            error = _error_of(exc)
-            self._set(RequestStatus.FAILED, errors=[error], message=f"{name}: {error.code}")
-            self._flush()
+            error = error_of(exc)
+            self._book.set(RequestStatus.FAILED, errors=[error], message=f"{name}: {error.code}")
+            self._book.flush()
             await self._release_debounce_window()
             raise ApplicationError(error.message, type=error.code, non_retryable=True) from exc
 
@@ -308,7 +315,7 @@ class WebhookRequestWorkflow:
         if claimed.holder is None:
             self._window_id = validation.debounce_window_id
             return True
-        self._state.verdict = RequestStatus.IGNORED
+        self._book.state.verdict = RequestStatus.IGNORED
         self._ignore(
             [
                 IgnoredReason(
@@ -322,9 +329,9 @@ class WebhookRequestWorkflow:
 
     def _ignore(self, reasons: list[IgnoredReason]) -> None:
         """End the request IGNORED (Completed) with its reasons; nothing is started."""
-        self._state.reasons = list(reasons)
-        self._set(RequestStatus.IGNORED, message=", ".join(r.code for r in reasons) or None)
-        self._flush()
+        self._book.state.reasons = list(reasons)
+        self._book.set(RequestStatus.IGNORED, message=", ".join(r.code for r in reasons) or None)
+        self._book.flush()
 
     async def _release_debounce_window(self) -> None:
         """Release the debounce window this request holds (it ended FAILED or REJECTED), so the
@@ -340,92 +347,5 @@ class WebhookRequestWorkflow:
             )
         except Exception:  # the window closed already (timed out): nothing to release
             workflow.logger.info("debounce window already closed")
-        self._note("debounce window released")
-        self._flush()
-
-    def _set(
-        self,
-        status: RequestStatus,
-        *,
-        errors: list[RequestError] | None = None,
-        message: str | None = None,
-    ) -> None:
-        self._state.status = status
-        if errors is not None:
-            self._state.errors = list(errors)
-        self._state.timeline.append(
-            TimelineEntry(status=status, at=workflow.now(), message=message)
-        )
-
-    def _note(self, message: str) -> None:
-        """A message on the current status: onto its entry when that has none (one PROCESSING
-        row per run, not a bare one and a noted one), else a new entry."""
-        timeline = self._state.timeline
-        if timeline and timeline[-1].status == self._state.status and timeline[-1].message is None:
-            timeline[-1] = timeline[-1].model_copy(update={"message": message})
-            return
-        timeline.append(
-            TimelineEntry(status=self._state.status, at=workflow.now(), message=message)
-        )
-
-    def _flush(self) -> None:
-        """Write what operators see, only where it changed: the status search attribute (with
-        the other search attributes gathered since) when the status differs from the written
-        one, and the PHI-free memo once the request has settled (not ``_IN_FLIGHT``)."""
-        current = workflow.info().typed_search_attributes
-        if self._state.status.value != current.get(temporal.SA_REQUEST_STATUS):
-            updates = [temporal.SA_REQUEST_STATUS.value_set(self._state.status.value)]
-            for key in (
-                temporal.SA_CARE_FLOW_DEFINITION_ID,
-                temporal.SA_PATIENT_ID,
-                temporal.SA_CARE_FLOW_ID,
-            ):
-                value = self._search_attributes.pop(key.name, None)
-                if value is not None and value != current.get(key):
-                    updates.append(key.value_set(value))
-            workflow.upsert_search_attributes(updates)
-        if self._state.status in _IN_FLIGHT:
-            return
-        memo = self._state.model_dump(
-            mode="json",
-            include={
-                "status",
-                "verdict",
-                "errors",
-                "timeline",
-                "patient_id",
-                "care_flow_id",
-                "reasons",
-            },
-        )
-        workflow.upsert_memo({temporal.MEMO_STATE: memo})
-
-
-def _codes(errors: list[RequestError]) -> str:
-    return ", ".join(sorted({e.code for e in errors}))
-
-
-def _attempt(activity_name: str, attempt: int) -> str:
-    return f"{activity_name} succeeded on attempt {attempt}"
-
-
-def _error_of(exc: BaseException) -> RequestError:
-    """The request error for a failure: the innermost ``ApplicationError``'s type and message
-    (activities put codes there, never payload values), else a timeout or an internal error."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ApplicationError) and cause.type:
-            return RequestError(code=_snake(cause.type), message=cause.message)
-        cause = cause.__cause__
-    if isinstance(exc, ActivityError):
-        return RequestError(
-            code="activity_retries_exhausted",
-            message=f"{exc.activity_type} did not complete within its retry bounds",
-        )
-    return RequestError(code="internal_error", message=type(exc).__name__)
-
-
-def _snake(name: str) -> str:
-    if name.islower() or "_" in name:
-        return name
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+        self._book.note("debounce window released")
+        self._book.flush()

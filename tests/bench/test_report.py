@@ -64,14 +64,18 @@ PHASES = [
     phase("raw-shaped", 1, 900, server=5.0, load=0.9),
     phase("raw", 1, 1000, server=4.0, load=1.0),
 ]
+# temporal.db growth by store over one drain of ours (dbstat).
+STORES = {"history": 1_500_000, "mutable_state": 300_000, "visibility": 900_000, "queues": 30_000}
 # Ours: 300 in 7.5 s and 300 in 8 s; the reference's: 300 in 7.5 s and 300 in 7.5 s.
 DRAINS = [
-    drain("ours", 0, 300, 7.5, actions=6.0, db_bytes=3_000_000),
+    drain("ours", 0, 300, 7.5, actions=6.0, db_bytes=3_000_000, db_stores=STORES),
     drain("reference", 0, 300, 7.5, worker_rss_mb=90.0),
     drain("v1", 0, 300, 12.0, actions=8.0, db_bytes=9_000_000),
     drain("v1", 1, 300, 12.5, actions=8.0, db_bytes=9_000_000),
     drain("reference", 1, 300, 7.5, worker_rss_mb=90.0),
-    drain("ours", 1, 300, 8.0, worker_rss_mb=140.04, actions=6.0, db_bytes=3_600_000),
+    drain(
+        "ours", 1, 300, 8.0, worker_rss_mb=140.04, actions=6.0, db_bytes=3_600_000, db_stores=STORES
+    ),
 ]
 
 
@@ -106,6 +110,10 @@ def test_figures_are_means_over_rounds_and_their_ratios() -> None:
         "server_cpu_ms_per_request": 40.0,  # 2 × 12 s / 600 requests, no enqueue CPU given
         "temporal_bytes_per_request": 11000,  # 6.6 MB / 600
         "burst_first_answer_p50_s": 0.43,
+        "temporal_history_bytes_per_request": 5000,  # 2 × 1.5 MB / 600
+        "temporal_mutable_state_bytes_per_request": 1000,
+        "temporal_visibility_bytes_per_request": 3000,
+        "temporal_queues_bytes_per_request": 100,
     }
 
 

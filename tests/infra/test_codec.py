@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
+import zlib
 
 import pytest
 from temporalio.api.common.v1 import Payload
@@ -11,8 +13,10 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.exceptions import ApplicationError
 
 from infra.codec import (
+    COMPRESSED,
     ENCODING,
     KEY_ID,
+    MAX_PAYLOAD_BYTES,
     EncryptionCodec,
     EncryptionKeyNotFound,
     data_converter,
@@ -55,6 +59,34 @@ async def test_rotation_and_missing_key() -> None:
     with pytest.raises(EncryptionKeyNotFound) as invalid:
         await EncryptionCodec(RING_A).decode([tampered])
     assert invalid.value.type == "encryption_payload_invalid"
+
+
+async def test_large_payloads_are_compressed_inside_the_encryption() -> None:
+    body = b'{"resourceType": "Patient", "name": [{"family": "Roe"}]}' * 60  # ~3.4 kB JSON
+    plain = Payload(metadata={"encoding": b"json/plain"}, data=body)
+    codec = EncryptionCodec(RING_A)
+    [sealed] = await codec.encode([plain])
+    assert sealed.metadata["encoding"] == ENCODING
+    assert len(sealed.data) < len(body) // 4  # compressed, then sealed
+    assert b"Roe" not in sealed.SerializeToString()
+    assert await codec.decode([sealed]) == [plain]
+    inner = Payload.FromString(RING_A.decrypt("a", sealed.data))
+    assert inner.metadata["encoding"] == COMPRESSED
+    # Small or incompressible payloads are sealed as they are.
+    for data in (b"1", os.urandom(600)):
+        [sealed] = await codec.encode([Payload(data=data)])
+        assert Payload.FromString(RING_A.decrypt("a", sealed.data)).data == data
+
+
+async def test_a_payload_that_does_not_inflate_is_invalid() -> None:
+    bomb = zlib.compress(b"\0" * (MAX_PAYLOAD_BYTES + 1))
+    for data in (b"not zlib", bomb, zlib.compress(b"x" * 1000)[:-4]):
+        packed = Payload(metadata={"encoding": COMPRESSED}, data=data).SerializeToString()
+        key_id, sealed = RING_A.encrypt(packed)
+        forged = Payload(metadata={"encoding": ENCODING, KEY_ID: key_id.encode()}, data=sealed)
+        with pytest.raises(EncryptionKeyNotFound) as invalid:
+            await EncryptionCodec(RING_A).decode([forged])
+        assert invalid.value.type == "encryption_payload_invalid"
 
 
 async def test_converter_encrypts_values_and_failure_messages() -> None:

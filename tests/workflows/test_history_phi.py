@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -55,13 +56,21 @@ def _strings(node: Any, path: str) -> Iterator[tuple[str, str]]:
         yield path, node
 
 
+def _holds(text: str, needle: str) -> bool:
+    """Whether ``needle`` is in ``text``; a digits-only needle (the ZIP code) not as part of a
+    longer number, such as a timestamp's nanoseconds, where it turns up by chance."""
+    if needle.isdigit():
+        return re.search(rf"(?<!\d){needle}(?!\d)", text) is not None
+    return needle.lower() in text.lower()
+
+
 async def _phi(client: Client, request_id: str) -> tuple[set[str], list[tuple[str, str]]]:
     """The carrying fields that hold PHI, and (field, needle) for PHI found anywhere else."""
     history = await client.get_workflow_handle(request_id).fetch_history()
     carried, leaks = set(), []
     for event in history.events:
         for path, text in _strings(MessageToDict(event), ""):
-            found = [n for n in (*NEEDLES, REASON) if n.lower() in text.lower()]
+            found = [n for n in (*NEEDLES, REASON) if _holds(text, n)]
             if found and path.startswith(CARRIERS):
                 carried.add(path)
             else:

@@ -3,7 +3,6 @@ task queue, started directly as the ingest handler would."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -39,7 +38,7 @@ async def activities_scheduled(handle: WorkflowHandle[Any, Any]) -> list[str]:
     return names
 
 
-async def test_success_sets_search_attributes_and_phi_free_memo(
+async def test_success_sets_search_attributes_and_phi_free_result(
     temporal_client: Client, settings: Settings, store: Store, worker: RunningWorker
 ) -> None:
     hook = store_webhook(store)
@@ -47,16 +46,19 @@ async def test_success_sets_search_attributes_and_phi_free_memo(
     handle = await start(temporal_client, settings, hook, body)
     state = await handle.result()
     assert state.status == RequestStatus.SUCCESS
-    assert state.data_points == {"age": 42}
+    # The result is the settled state without what the history holds once already.
+    assert state.data_points == {} and state.patient_identifier is None
+    assert (await handle.query(temporal.STATUS_QUERY, result_type=RequestState)).data_points == {
+        "age": 42
+    }
     description = await handle.describe()
     attrs = description.typed_search_attributes
     assert attrs.get(temporal.SA_REQUEST_STATUS) == "SUCCESS"
     assert attrs.get(temporal.SA_PATIENT_ID) == state.patient_id
     assert attrs.get(temporal.SA_CARE_FLOW_ID) == state.care_flow_id
     assert attrs.get(temporal.SA_CARE_FLOW_DEFINITION_ID) == "intake"
-    memo = json.dumps(await description.memo())
-    assert "MRN-SECRET-77" not in memo
-    assert '"age"' not in memo and '"data_points"' not in memo  # no mapped values in the memo
+    assert await description.memo() == {}  # a completed run's result holds its state
+    assert "MRN-SECRET-77" not in state.model_dump_json()
     assert "MRN-SECRET-77" not in handle.id
     query = await handle.query(temporal.STATUS_QUERY, result_type=RequestState)
     assert query.status == RequestStatus.SUCCESS
@@ -72,7 +74,7 @@ async def test_success_history_writes_only_visible_changes(
 ) -> None:
     """The cheaper shape (issue 19): validation as a local activity (one marker), the status
     search attribute upserted only when it changes (RECEIVED → PROCESSING → SUCCESS, patient and
-    care flow ids with the last), the memo written once, when the request settles: 21 events."""
+    care flow ids with the last), no memo (the result holds the settled state): 20 events."""
     hook = store_webhook(store)
     body = {"age": "7", "patient_identifier": {"system": MRN_SYSTEM, "value": "MRN-SHAPE-1"}}
     handle = await start(temporal_client, settings, hook, body)
@@ -88,11 +90,11 @@ async def test_success_history_writes_only_visible_changes(
     assert kinds.count("MARKER_RECORDED") == 1
     assert kinds.count("ACTIVITY_TASK_SCHEDULED") == 2
     assert kinds.count("WORKFLOW_TASK_COMPLETED") == 3
-    assert kinds.count("WORKFLOW_PROPERTIES_MODIFIED") == 1
+    assert kinds.count("WORKFLOW_PROPERTIES_MODIFIED") == 0
     assert len(upserted) == 2  # CareFlowDefinitionId too where the start did not set it
     assert "RequestStatus" in upserted[0] and "PatientId" not in upserted[0]
     assert {"RequestStatus", "PatientId", "CareFlowId"} <= upserted[1]
-    assert len(kinds) == 21
+    assert len(kinds) == 20
 
 
 async def test_unpublished_definition_fails_for_good(
@@ -132,8 +134,8 @@ async def test_handler_rejection_stays_on_first_run_and_reset_revalidates(
         handler_errors=errors,
         handler_data_points={"age": 5},
     )
-    state = await handle.result()
-    assert state.status == RequestStatus.REJECTED
+    state = await handle.query(temporal.STATUS_QUERY, result_type=RequestState)
+    assert (await handle.result()).status == RequestStatus.REJECTED
     assert state.data_points == {"age": 5}  # the handler's mapping, not validated again
     assert await activities_scheduled(handle) == []
     first_run = (await handle.describe()).run_id

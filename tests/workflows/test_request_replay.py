@@ -1,0 +1,71 @@
+"""Replay safety of ``WebhookRequestWorkflow`` across its shape change (issue 19, part 2).
+
+Runs started before the change wrote the settled state to the memo at every settle (a
+``WORKFLOW_PROPERTIES_MODIFIED`` event); runs started since write it only when they fail. The
+workflow tells the two apart by its input (``WebhookRequestInput.memo_on_completion``, absent —
+so True — in inputs started before), with no patch marker (which would cost an event per request).
+The stored histories were recorded from the workflow code at commit c31cedc (the shape before),
+encrypted with the tests' key ring.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.worker import Replayer
+
+from careflow.models import RequestStatus
+from careflow.settings import Settings
+from infra import codec, temporal
+from persistence.store import Store
+from tests.conftest import TEST_RING, RunningWorker
+from tests.factories import MRN_SYSTEM, start_request, store_webhook
+from workflows.request import WebhookRequestWorkflow
+
+HISTORIES = Path(__file__).resolve().parent.parent / "fixtures" / "histories"
+
+
+def replayer() -> Replayer:
+    return Replayer(
+        workflows=[WebhookRequestWorkflow], data_converter=codec.data_converter(TEST_RING)
+    )
+
+
+def stored(name: str) -> WorkflowHistory:
+    text = (HISTORIES / name).read_text()
+    return WorkflowHistory.from_json("stored-" + name, json.loads(text))
+
+
+def kinds(history: WorkflowHistory) -> list[str]:
+    return [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events]
+
+
+async def test_histories_of_the_shape_before_replay() -> None:
+    success = stored("request-success-c31cedc.json")
+    assert kinds(success).count("WORKFLOW_PROPERTIES_MODIFIED") == 1 and len(kinds(success)) == 21
+    for history in (success, stored("request-rejected-c31cedc.json")):
+        result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, result.replay_failure
+
+
+async def test_each_shape_writes_its_memo_and_replays(
+    temporal_client: Client, settings: Settings, store: Store, worker: RunningWorker
+) -> None:
+    hook = store_webhook(store)
+    body: dict[str, Any] = {"age": "7", "patient_identifier": {"system": MRN_SYSTEM, "value": "R1"}}
+    queue = settings.careflow_task_queue
+    before = await start_request(temporal_client, queue, hook, body, memo_on_completion=True)
+    now = await start_request(temporal_client, queue, hook, body)
+    for handle in (before, now):
+        assert (await handle.result()).status == RequestStatus.SUCCESS
+    assert (await (await before.describe()).memo_value(temporal.MEMO_STATE))["status"] == "SUCCESS"
+    assert await (await now.describe()).memo() == {}
+    histories = [await h.fetch_history() for h in (before, now)]
+    assert [len(h.events) for h in histories] == [21, 20]
+    for history in histories:
+        result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, result.replay_failure
