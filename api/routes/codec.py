@@ -42,6 +42,9 @@ log = logging.getLogger("careflow.codec")
 
 PREFIX = "/codec"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # the UI batches a history page's payloads (2 MiB each at most)
+# The decoded payloads of one answer, in all: each inflates to at most 8 MiB
+# (``infra.codec.MAX_PAYLOAD_BYTES``), and an 8 MiB body holds hundreds of them.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -124,6 +127,7 @@ _OPENAPI = {
         "200": {"content": {"application/json": {"schema": _PAYLOADS_SCHEMA}}},
         "400": {"description": "invalid_codec_request: the body is not Payloads JSON"},
         "401": {"description": "unauthorized: no admin token and no valid /ui session"},
+        "413": {"description": "codec_answer_too_large: the decoded payloads exceed 32 MiB"},
     },
 }
 
@@ -147,6 +151,16 @@ async def _payloads(request: Request) -> Payloads:
     return message
 
 
+_TOO_LARGE = {
+    "errors": [
+        RequestError(
+            code="codec_answer_too_large",
+            message=f"the decoded payloads exceed {MAX_ANSWER_BYTES} bytes; send fewer at once",
+        ).model_dump(exclude_none=True)
+    ]
+}
+
+
 def _answer(payloads: Payloads) -> JSONResponse:
     content: Any = json.loads(json_format.MessageToJson(payloads))
     return JSONResponse({"payloads": content.get("payloads", [])})
@@ -168,17 +182,25 @@ async def encode(request: Request, services: ServicesDep) -> JSONResponse:
 
 @router.post("/decode", response_class=JSONResponse, openapi_extra=_OPENAPI)
 async def decode(request: Request, services: ServicesDep) -> JSONResponse:
-    """Decrypt each payload; one whose key is not in the ring is returned unchanged."""
+    """Decrypt each payload; one whose key is not in the ring is returned unchanged.
+
+    Past ``MAX_ANSWER_BYTES`` decoded in all: 413 ``codec_answer_too_large``.
+    """
     payloads = await _payloads(request)
     codec = _codec(services)
     out = []
     left: Counter[tuple[str, str]] = Counter()
+    size = 0
     for payload in payloads.payloads:
         try:
             out.append(codec.decrypt(payload, log_failure=False))
         except EncryptionKeyNotFound as exc:
             out.append(payload)
             left[(exc.type or "", exc.key_id)] += 1
+        size += out[-1].ByteSize()
+        if size > MAX_ANSWER_BYTES:
+            log.warning("codec server: decoded payloads past %d bytes; answered 413", size)
+            return JSONResponse(_TOO_LARGE, status_code=413)
     if left:  # one line per request: the UI decodes a whole history page at once
         log.warning(
             "codec server: %s left encrypted",

@@ -6,12 +6,13 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import zlib
 from typing import Any
 
 import pytest
 from temporalio.api.common.v1 import Payload
 
-from infra.codec import ENCODING, KEY_ID, EncryptionCodec
+from infra.codec import COMPRESSED, ENCODING, KEY_ID, EncryptionCodec
 from infra.keyring import KeyRing
 from tests.conftest import ADMIN_TOKEN, TEST_KEY_ID, TEST_RING, Api
 from tests.factories import ui_sign_in
@@ -247,3 +248,39 @@ async def test_payloads_under_a_missing_key_log_one_line_per_request_not_per_pay
     lines = [r for r in caplog.records if "gone" in r.getMessage()]
     assert len(lines) == 1, [r.getMessage() for r in lines[:5]]
     assert "500" in lines[0].getMessage()
+
+
+def _inflating_payload(size: int) -> dict[str, Any]:
+    """A payload sealed under the test key whose compressed body inflates to ``size`` bytes
+    (each about 8 kB on the wire): what a key holder, or a defect, could send."""
+    inner = Payload(metadata={"encoding": b"json/plain"}, data=b" " * size).SerializeToString()
+    packed = Payload(metadata={"encoding": COMPRESSED}, data=zlib.compress(inner, 9))
+    key_id, sealed = TEST_RING.encrypt(packed.SerializeToString())
+    return {
+        "metadata": {"encoding": _b64(ENCODING), KEY_ID: _b64(key_id.encode())},
+        "data": _b64(sealed),
+    }
+
+
+async def test_payloads_inflating_past_the_answer_budget_are_413_not_gigabytes(api: Api) -> None:
+    # Each payload stays under the per-payload cap (8 MiB), but a request of many would hold
+    # gigabytes (an 8 MiB body carries ~700 of them): the answer's total is bounded instead.
+    one = _inflating_payload(7 * 1024 * 1024)
+    answer = await api.http.post("/codec/decode", json={"payloads": [one] * 6}, headers=BEARER)
+    assert answer.status_code == 413, answer.status_code
+    assert answer.json()["errors"][0]["code"] == "codec_answer_too_large"
+    small = await api.http.post("/codec/decode", json={"payloads": [one]}, headers=BEARER)
+    assert small.status_code == 200
+    assert len(base64.b64decode(small.json()["payloads"][0]["data"])) == 7 * 1024 * 1024
+
+
+async def test_a_compressed_payload_that_does_not_inflate_comes_back_encrypted(api: Api) -> None:
+    for data in (b"not zlib", zlib.compress(b"x" * 1000)[:-6], zlib.compress(b"\xff" * 300)):
+        packed = Payload(metadata={"encoding": COMPRESSED}, data=data)
+        key_id, sealed = TEST_RING.encrypt(packed.SerializeToString())
+        sent = {
+            "metadata": {"encoding": _b64(ENCODING), KEY_ID: _b64(key_id.encode())},
+            "data": _b64(sealed),
+        }
+        answer = await api.http.post("/codec/decode", json={"payloads": [sent]}, headers=BEARER)
+        assert answer.status_code == 200 and answer.json() == {"payloads": [sent]}
