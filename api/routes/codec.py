@@ -17,10 +17,12 @@ for the Temporal UI's origin on these two paths only (``CodecCors``).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -45,6 +47,8 @@ MAX_BODY_BYTES = 8 * 1024 * 1024  # the UI batches a history page's payloads (2 
 # The decoded payloads of one answer, in all: each inflates to at most 8 MiB
 # (``infra.codec.MAX_PAYLOAD_BYTES``), and an 8 MiB body holds hundreds of them.
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
+# Payloads in one request: a history page holds far fewer. 2.8 million "{}" fit in 8 MiB.
+MAX_PAYLOADS = 10_000
 _bearer = HTTPBearer(auto_error=False)
 
 
@@ -127,19 +131,30 @@ _OPENAPI = {
         "200": {"content": {"application/json": {"schema": _PAYLOADS_SCHEMA}}},
         "400": {"description": "invalid_codec_request: the body is not Payloads JSON"},
         "401": {"description": "unauthorized: no admin token and no valid /ui session"},
-        "413": {"description": "codec_answer_too_large: the decoded payloads exceed 32 MiB"},
+        "413": {
+            "description": "codec_request_too_large: more than 10,000 payloads; "
+            "codec_answer_too_large: they decode to more than 32 MiB"
+        },
     },
 }
 
 
-async def _payloads(request: Request) -> Payloads:
-    body = await request.body()
+def _payloads(body: bytes) -> Payloads:
+    """Parse a request body (run off the event loop: up to 8 MiB of JSON).
+
+    Raises:
+        DomainError: not Payloads JSON (400 ``invalid_codec_request``).
+        _TooManyPayloads: more than ``MAX_PAYLOADS``.
+    """
     try:
         if len(body) > MAX_BODY_BYTES:
             raise ValueError("too large")
         document = json.loads(body or b"{}")
         if not isinstance(document, dict):
             raise ValueError("not an object")
+        listed = document.get("payloads")
+        if isinstance(listed, list) and len(listed) > MAX_PAYLOADS:
+            raise _TooManyPayloads
         message = json_format.ParseDict(document, Payloads())
     except (json_format.ParseError, ValueError, TypeError, RecursionError):
         raise DomainError(
@@ -151,14 +166,13 @@ async def _payloads(request: Request) -> Payloads:
     return message
 
 
-_TOO_LARGE = {
-    "errors": [
-        RequestError(
-            code="codec_answer_too_large",
-            message=f"the decoded payloads exceed {MAX_ANSWER_BYTES} bytes; send fewer at once",
-        ).model_dump(exclude_none=True)
-    ]
-}
+class _TooManyPayloads(Exception):
+    """More than ``MAX_PAYLOADS`` payloads in one request."""
+
+
+def _refused(code: str, message: str) -> JSONResponse:
+    error = RequestError(code=code, message=message).model_dump(exclude_none=True)
+    return JSONResponse({"errors": [error]}, status_code=413)
 
 
 def _answer(payloads: Payloads) -> JSONResponse:
@@ -172,12 +186,31 @@ def _codec(services: Services) -> EncryptionCodec:
     return codec
 
 
+async def _off_loop(request: Request, work: Callable[[Payloads], JSONResponse]) -> JSONResponse:
+    """Read the body, then parse it and do ``work`` in a thread: up to ``MAX_PAYLOADS``
+    payloads and 8 MiB of JSON each way must not hold the event loop (webhook deliveries)."""
+    body = await request.body()
+
+    def run() -> JSONResponse:
+        try:
+            payloads = _payloads(body)
+        except _TooManyPayloads:
+            return _refused(
+                "codec_request_too_large", f"more than {MAX_PAYLOADS} payloads; send fewer at once"
+            )
+        return work(payloads)
+
+    return await asyncio.to_thread(run)
+
+
 @router.post("/encode", response_class=JSONResponse, openapi_extra=_OPENAPI)
 async def encode(request: Request, services: ServicesDep) -> JSONResponse:
     """Encrypt each payload with the ring's first key (payloads already encrypted stay)."""
-    payloads = await _payloads(request)
     codec = _codec(services)
-    return _answer(Payloads(payloads=[codec.encrypt(p) for p in payloads.payloads]))
+    return await _off_loop(
+        request,
+        lambda payloads: _answer(Payloads(payloads=[codec.encrypt(p) for p in payloads.payloads])),
+    )
 
 
 @router.post("/decode", response_class=JSONResponse, openapi_extra=_OPENAPI)
@@ -186,8 +219,11 @@ async def decode(request: Request, services: ServicesDep) -> JSONResponse:
 
     Past ``MAX_ANSWER_BYTES`` decoded in all: 413 ``codec_answer_too_large``.
     """
-    payloads = await _payloads(request)
     codec = _codec(services)
+    return await _off_loop(request, lambda payloads: _decoded(codec, payloads))
+
+
+def _decoded(codec: EncryptionCodec, payloads: Payloads) -> JSONResponse:
     out = []
     left: Counter[tuple[str, str]] = Counter()
     size = 0
@@ -200,7 +236,10 @@ async def decode(request: Request, services: ServicesDep) -> JSONResponse:
         size += out[-1].ByteSize()
         if size > MAX_ANSWER_BYTES:
             log.warning("codec server: decoded payloads past %d bytes; answered 413", size)
-            return JSONResponse(_TOO_LARGE, status_code=413)
+            return _refused(
+                "codec_answer_too_large",
+                f"the decoded payloads exceed {MAX_ANSWER_BYTES} bytes; send fewer at once",
+            )
     if left:  # one line per request: the UI decodes a whole history page at once
         log.warning(
             "codec server: %s left encrypted",
