@@ -167,7 +167,9 @@ class UnexpectedErrors:
             await self._app(scope, receive, tracking_send)
         except ClientDisconnect:
             # The client went away mid-body: nobody to answer, nothing to report but one line.
-            log.info("client disconnected before sending its whole body: %s", scope["path"])
+            # The path may name no known resource (sender text): its first segment only.
+            section = "/" + scope["path"].lstrip("/").split("/", 1)[0]
+            log.info("client disconnected before sending its whole body: %s/…", section)
         except Exception as exc:
             response = unexpected_response(exc)
             if not started:  # else the answer is already on its way; only the log line remains

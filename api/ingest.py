@@ -35,6 +35,7 @@ from api.metrics import ApiMetrics
 from api.request_log import RequestLog
 from api.start_gate import StartGate, TemporalUnavailableError
 from careflow import logs, request_ids, signatures
+from careflow.keyed_ids import id_hash_key
 from careflow.messages import ValidationResult, WebhookRequestInput
 from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
 from careflow.payload import media_type_of
@@ -206,7 +207,9 @@ class IngestService:
 
         delivery_id = header_delivery_id or evaluation.delivery_id
         if delivery_id is not None:
-            request_id = request_ids.request_id_for_delivery(hook.id, delivery_id, test=test)
+            request_id = request_ids.request_id_for_delivery(
+                hook.id, delivery_id, hash_key=id_hash_key(self._settings), test=test
+            )
         else:
             request_id = request_ids.new_request_id(test=test)
         logs.bind_request_id(request_id)  # the route's context: every later line carries it

@@ -87,6 +87,7 @@ from bench.chaos_scenarios import (  # noqa: E402
 from bench.postgres import Postgres, topology, topology_name  # noqa: E402
 from bench.stack import Stack  # noqa: E402
 from careflow import request_ids  # noqa: E402
+from careflow.keyed_ids import id_hash_key  # noqa: E402
 
 RATE_LIMIT = "100000/second"  # raised: the bench measures loss, not the limiter
 DRAIN_SECONDS = 600.0  # a cap: on a machine shared with other work a drain of 2,000 can take 5 min
@@ -217,8 +218,12 @@ async def run(burst: bool) -> dict[str, Any]:
                 await send_with_chaos(sender, deliveries, scale, stack, load_started)
         load_seconds = time.monotonic() - load_started
         acked = [d for d in deliveries if d.outcome == "acknowledged"]
+        hash_key = id_hash_key(stack.settings)  # the APIs' key: same data dir or setting
         expected = {
-            d.request_id: request_ids.request_id_for_delivery(hook_id, d.delivery_id) for d in acked
+            d.request_id: request_ids.request_id_for_delivery(
+                hook_id, d.delivery_id, hash_key=hash_key
+            )
+            for d in acked
         }
         async with stack.admin_client() as admin:
             details, drain_seconds = await drain(

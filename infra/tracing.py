@@ -84,6 +84,24 @@ def drop_query_attributes(span: trace.Span, scope: dict[str, Any]) -> None:
             span.set_attribute(key, "")
 
 
+def hide_unknown_path(template: str) -> None:
+    """Replace the current server span's path with ``template`` (e.g. ``/hooks/{webhook_id}``)
+    in its URL attributes: a path naming no known resource is sender text (which may be PHI);
+    a known webhook's id is configuration and stays."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for key in ("http.target", "url.path"):
+        if key in attributes:
+            span.set_attribute(key, template)
+    for key in ("http.url", "url.full"):
+        url = attributes.get(key)
+        if isinstance(url, str):
+            origin = url.split("/", 3)[:3]  # scheme, "", host[:port]
+            span.set_attribute(key, "/".join(origin) + template)
+
+
 def _client_request_hook(span: trace.Span, request: Any) -> None:
     """httpx ``request_hook``: outgoing URLs are recorded without their query."""
     if span.is_recording():

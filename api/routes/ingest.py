@@ -19,6 +19,7 @@ from api.ingest import Outcome
 from api.start_gate import StartOverloadedError, TemporalUnavailableError
 from careflow import logs
 from careflow.models import RequestError
+from infra import tracing
 
 log = logging.getLogger("api.ingest")
 
@@ -193,6 +194,7 @@ async def _handle(
     ingest = services.ingest
     hook = ingest.webhook(webhook_id)
     if hook is None:
+        tracing.hide_unknown_path("/hooks/{webhook_id}" + ("/test" if test else ""))
         return _error(404, "webhook_not_found", "no webhook with this id")
     wait = ingest.retry_after(webhook_id)
     if wait is not None:

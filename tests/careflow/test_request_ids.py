@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 
-import pytest
-
-from careflow.request_ids import new_request_id, request_id_for_delivery
+from careflow import request_ids
+from careflow.request_ids import new_request_id
 
 HEX_32 = r"[0-9a-f]{32}"
+KEY = b"test-id-hash-key"
+
+
+def request_id_for_delivery(webhook_id: str, delivery_id: str, *, test: bool = False) -> str:
+    return request_ids.request_id_for_delivery(webhook_id, delivery_id, hash_key=KEY, test=test)
 
 
 def test_a_delivery_always_gets_the_same_id() -> None:
@@ -18,10 +23,15 @@ def test_a_delivery_always_gets_the_same_id() -> None:
     assert re.fullmatch("req_" + HEX_32, first)
 
 
-def test_the_id_is_the_documented_sha256_prefix() -> None:
+def test_the_id_is_the_documented_hmac_prefix() -> None:
     """Changing the derivation would let resends of in-flight deliveries start twice."""
-    digest = hashlib.sha256(b"real\x1fwh_1\x1fmsg_001").hexdigest()
+    digest = hmac.new(KEY, b"request\x1freal\x1fwh_1\x1fmsg_001", hashlib.sha256).hexdigest()
     assert request_id_for_delivery("wh_1", "msg_001") == "req_" + digest[:32]
+
+
+def test_another_key_gives_other_ids() -> None:
+    other = request_ids.request_id_for_delivery("wh_1", "msg_001", hash_key=b"another key")
+    assert other != request_id_for_delivery("wh_1", "msg_001")
 
 
 def test_other_webhooks_deliveries_and_test_requests_get_other_ids() -> None:
@@ -56,15 +66,10 @@ def test_fresh_ids_are_random_and_marked() -> None:
     assert re.fullmatch("test_" + HEX_32, new_request_id(test=True))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PHI review, not fixed: the id is an unkeyed SHA-256 of the delivery id, which a "
-    "webhook's delivery_id_path may read from the payload (an MRN, an appointment number); "
-    "the fix (careflow.keyed_ids, as debounce windows) needs api/ingest.py and bench/chaos.py",
-)
 def test_a_small_delivery_id_cannot_be_found_back_from_the_request_id() -> None:
     """Workflow ids are shown to everyone who can open the Temporal UI, with the WebhookId
-    search attribute beside them: trying every 5-digit value must not give the MRN back."""
+    search attribute beside them: trying every 5-digit value (hashed as an unkeyed id would
+    be) must not give the MRN back."""
     request_id = request_id_for_delivery("wh_feed", "24680")
     found = [
         candidate

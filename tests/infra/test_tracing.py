@@ -344,3 +344,26 @@ async def test_an_endpoint_that_never_answers_costs_requests_nothing(
                     assert answer.status_code == 202
         finally:
             provider.shutdown()
+
+
+async def test_an_unknown_webhook_path_is_sender_text_and_stays_out_of_spans(
+    settings: Settings, store: Store, spans: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    """PHI review N3: ``/hooks/<anything>`` for no known webhook keeps only the route's template
+    in the span's URL attributes; a known webhook's id (configuration) stays."""
+    provider, exporter = spans
+    async with serve_api(settings, provider) as api:
+        hook_id = await ehr_webhook(api)
+        for path in ("/hooks/phiPATH7707-Zelphinia", "/hooks/phiPATH7707-Zelphinia/test"):
+            answer = await api.http.post(path, json=EHR_REQUEST)
+            assert answer.status_code == 404
+        assert (await api.http.post(f"/hooks/{hook_id}", json=EHR_REQUEST)).status_code == 202
+    shown = [
+        str(dict(s.attributes or {}))
+        for s in exporter.get_finished_spans()
+        if s.name.startswith("POST /hooks")
+    ]
+    assert len(shown) == 3
+    assert not [a for a in shown if "phiPATH7707" in a or "Zelphinia" in a], shown
+    assert any("/hooks/{webhook_id}/test" in a for a in shown)
+    assert any(f"/hooks/{hook_id}" in a for a in shown)
