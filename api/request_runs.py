@@ -73,12 +73,12 @@ def reset_of(event: Any) -> ResetEvent | None:
 
 
 async def reset_event(handle: WorkflowHandle[Any, Any]) -> ResetEvent | None:
-    """The reset that began this run, if a reset did."""
+    """The reset that began this run, if a reset did: the last reset event of its history (a
+    run reset from a run a reset began carries that earlier reset's event too)."""
+    last = None
     async for event in handle.fetch_history_events():
-        found = reset_of(event)
-        if found is not None:
-            return found
-    return None
+        last = reset_of(event) or last
+    return last
 
 
 def _started_by(reset: ResetEvent | None) -> tuple[str, str | None]:

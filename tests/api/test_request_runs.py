@@ -175,3 +175,45 @@ async def test_temporal_ui_lists_superseded_runs_unless_runs_are_named(
     # Describe still links the superseded run to its successor (the UI's run page shows it).
     old = await temporal_client.get_workflow_handle(request_id, run_id=old_run).describe()
     assert old.raw_description.workflow_extended_info.reset_run_id == new_run
+
+
+async def test_a_retry_after_a_ui_reset_is_told_as_the_retry(
+    api: Api, worker: RunningWorker, temporal_client: Client
+) -> None:
+    """Run 2 began with a UI reset; run 3, reset from run 2 by the API's retry, carries run 2's
+    reset event in its history too: what started run 3 is its own (last) reset event."""
+    hook_id, request_id = await _failed_anonymous_request(api, worker)
+    await unpublish(api, "open", "Open", OPEN_POINTS)
+    failed = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
+    run_id = failed["temporal"]["run_id"]
+    handle = temporal_client.get_workflow_handle(request_id, run_id=run_id)
+    await temporal_client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=temporal_client.namespace,
+            workflow_execution=ProtoWorkflowExecution(workflow_id=request_id, run_id=run_id),
+            reason="tried again",
+            workflow_task_finish_event_id=await request_history.first_workflow_task(handle),
+            request_id="ui-reset-2",
+            reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_NONE,
+        )
+    )
+    for _ in range(300):
+        detail = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
+        if len(detail["runs"]) == 2 and detail["status"] in {"FAILED", "REJECTED"}:
+            break
+        await asyncio.sleep(0.2)
+    await save_definition(api, "open", OPEN_POINTS, title="Open", published=True, replace=True)
+    assert (await api.admin("POST", f"/v1/webhooks/{hook_id}/enable")).status_code == 200
+    retried = await api.admin("POST", f"/v1/requests/{request_id}/retry")
+    assert retried.status_code == 202, retried.text
+    done = await api.wait_status(request_id, {"SUCCESS"})
+    assert [(r["started_by"], r["reason"], r["status"]) for r in done["runs"]] == [
+        ("receipt", None, "FAILED"),
+        ("reset", "tried again", "REJECTED"),  # validated against the unpublished definition
+        ("retry", "retry requested through the careflow-webhooks API", "SUCCESS"),
+    ]
+    markers = [t["message"] for t in done["timeline"] if (t["message"] or "").startswith("run ")]
+    assert len(markers) == 2, markers
+    assert markers[0].endswith("; reset (tried again): run 2 started"), markers
+    assert markers[1].startswith("run 2 ended REJECTED"), markers
+    assert markers[1].endswith("; retried through the API: run 3 started"), markers
