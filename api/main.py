@@ -128,7 +128,12 @@ def create_app(
         await asyncio.to_thread(store.ui_sessions.delete_other_tokens, fingerprint)
         page_tokens = PageTokens(admin_token)
         request_log = RequestLog(client, cfg.ui_base_url, page_tokens)
-        configuration = ConfigurationService(store, config, cfg.unconfigured_backends)
+        configuration = ConfigurationService(
+            store,
+            config,
+            cfg.unconfigured_backends,
+            frozenset({cfg.careflow_task_queue, cfg.patient_task_queue}),
+        )
         app.state.services = Services(
             settings=cfg,
             admin_token=admin_token,

@@ -16,11 +16,18 @@ so the two cannot interleave across threads or API replicas.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from pydantic import BaseModel
 
-from careflow.errors import ConflictError, not_found
-from careflow.models import CareFlowDefinition, IdentifierSystem, RequestError, Webhook
+from careflow.errors import ConflictError, InvalidConfigError, not_found
+from careflow.models import (
+    CareFlowDefinition,
+    IdentifierSystem,
+    RequestError,
+    TemporalBackendConfig,
+    Webhook,
+)
 from careflow.snapshot import ConfigSnapshot
 from careflow.validation import enable_problems
 from persistence.config_cache import ConfigCache
@@ -57,17 +64,20 @@ def _key(problem: RequestError) -> tuple[str, str | None, str | None]:
 class ConfigurationService:
     """Args: store: the store; config: the process's configuration cache (refreshed on writes);
     unconfigured_backends: backend kinds without settings (a definition moved to one leaves its
-    enabled webhooks incomplete)."""
+    enabled webhooks incomplete); reserved_task_queues: this service's own task queues, which a
+    temporal-backend definition may not name."""
 
     def __init__(
         self,
         store: Store,
         config: ConfigCache,
         unconfigured_backends: frozenset[str] = frozenset(),
+        reserved_task_queues: frozenset[str] = frozenset(),
     ) -> None:
         self._repository = store.configuration
         self._config = config
         self._unconfigured_backends = unconfigured_backends
+        self._reserved_task_queues = reserved_task_queues
 
     def create_identifier_system(self, item: IdentifierSystem) -> IdentifierSystem:
         """Raises: ConflictError (409) when the name or system URI is taken."""
@@ -107,6 +117,9 @@ class ConfigurationService:
         Requests already accepted for a disabled webhook run to their end against the new
         definition (an unpublished one fails them at ``start_care_flow``; both are retryable).
         """
+        problems = temporal_backend_problems(item, self._reserved_task_queues)
+        if problems:
+            raise InvalidConfigError(problems)
         if not replace:
             saved = self._repository.create_care_flow_definition(item)
             self._config.refresh()
@@ -185,3 +198,53 @@ def left_incomplete(
         if added:
             affected.append((hook, added))
     return affected
+
+
+# This service's own workflow types: a care flow started as one of them would run our code.
+RESERVED_WORKFLOW_TYPES = frozenset(
+    {
+        "WebhookRequestWorkflow",
+        "PatientResolutionWorkflow",
+        "DebounceWindowWorkflow",
+        "AlertWorkflow",
+    }
+)
+# Workflow type and task queue names: letters, digits and ``_ - . : / @ $ +`` — no quote,
+# backslash or space, which visibility queries (``WorkflowType = '…'``) would have to escape.
+_TEMPORAL_NAME = re.compile(r"[A-Za-z0-9_.:/@$+-]+")
+
+
+def temporal_backend_problems(
+    item: CareFlowDefinition, reserved_task_queues: frozenset[str]
+) -> list[RequestError]:
+    """Why a temporal-backend definition cannot be saved (``invalid_backend``); [] when it can
+    or when it names another backend."""
+    backend = item.backend
+    if not isinstance(backend, TemporalBackendConfig):
+        return []
+    problems = [
+        RequestError(
+            code="invalid_backend",
+            message=f"backend.{field} may hold only letters, digits and _ - . : / @ $ +",
+        )
+        for field, value in (
+            ("workflow_type", backend.workflow_type),
+            ("task_queue", backend.task_queue),
+        )
+        if not _TEMPORAL_NAME.fullmatch(value)
+    ]
+    if backend.workflow_type in RESERVED_WORKFLOW_TYPES:
+        problems.append(
+            RequestError(
+                code="invalid_backend",
+                message=f"backend.workflow_type {backend.workflow_type!r} is this service's own",
+            )
+        )
+    if backend.task_queue in reserved_task_queues:
+        problems.append(
+            RequestError(
+                code="invalid_backend",
+                message=f"backend.task_queue {backend.task_queue!r} is this service's own",
+            )
+        )
+    return problems

@@ -281,6 +281,39 @@ async def test_definition_backend_round_trips_and_refuses_unknown_kinds(api: Api
     assert answer.status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("workflow_type", "task_queue", "named"),
+    [
+        ("A'B", "example-care-flows", "workflow_type"),  # a visibility query would break on it
+        ("ExampleCareFlow", "queue\\x", "task_queue"),
+        ("WebhookRequestWorkflow", "example-care-flows", "this service's own"),
+        ("ExampleCareFlow", "OWN", "this service's own"),  # the service's task queue
+        ("ExampleCareFlow", "OWN-patients", "this service's own"),
+    ],
+)
+async def test_a_temporal_backend_naming_our_own_or_unquotable_names_is_refused_at_save(
+    api: Api, workflow_type: str, task_queue: str, named: str
+) -> None:
+    """Review of issue 14: saved, such a definition would start our own workflow as a care flow
+    or fail later in a visibility query; refused at save with 422 ``invalid_backend``."""
+    task_queue = task_queue.replace("OWN", api.settings.careflow_task_queue)
+    backend = {"kind": "temporal", "workflow_type": workflow_type, "task_queue": task_queue}
+    body = {"id": "z", "title": "Z", "published": True, "backend": backend}
+    answer = await api.admin("POST", "/v1/care-flow-definitions", json=body)
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["errors"]
+    assert error["code"] == "invalid_backend" and named in error["message"]
+    fine = {
+        **body,
+        "backend": {
+            **backend,
+            "workflow_type": "ExampleCareFlow",
+            "task_queue": "example-care-flows",
+        },
+    }
+    assert (await api.admin("POST", "/v1/care-flow-definitions", json=fine)).status_code == 201
+
+
 async def test_find_active_care_flow_sees_only_running_executions(
     api: Api, worker: RunningWorker, temporal_client: Client, store: Store
 ) -> None:
