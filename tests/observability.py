@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
-import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
@@ -26,6 +25,7 @@ from infra.runtime import prometheus_runtime
 from persistence.store import Store
 from tests.conftest import free_port
 from tests.factories import EHR_PATIENT
+from tests.serving import serve_asgi
 from worker import build_worker
 
 # The fictional patient of ``tests.factories.EHR_PATIENT`` as it may appear in text.
@@ -126,17 +126,8 @@ async def alert_receiver(status: int = 204, *first: int) -> AsyncIterator[Receiv
         return Response(status_code=answer)
 
     app = Starlette(routes=[Route("/alerts", alerts, methods=["POST"])])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
+    async with serve_asgi(app, port):
         yield receiver
-    finally:
-        server.should_exit = True
-        await task
 
 
 def metric_labels(text: str) -> str:

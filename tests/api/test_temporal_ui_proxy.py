@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -26,24 +25,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.temporal_ui_proxy import ProxyConfig, build_app, rewrite_settings
 from tests.conftest import TEMPORAL_BIN, free_port
+from tests.serving import serve_asgi
 
 
-@contextlib.asynccontextmanager
-async def serve(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+def serve(app: ASGIApp, port: int | None = None) -> contextlib.AbstractAsyncContextManager[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 (a free port unless given); its base URL."""
-    port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    return serve_asgi(app, port, lifespan="on")
 
 
 def serve_proxy(

@@ -28,14 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from graphql import GraphQLError, build_schema, graphql, parse, validate
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.conftest import free_port
+from tests.serving import serve_asgi
 
 SCHEMA = build_schema((Path(__file__).parent / "schema.graphql").read_text())
 API_KEY = "awell-test-key-do-not-log"
@@ -247,17 +246,5 @@ def _field_name(document: Any) -> str:
 async def serve_stand_in(stand_in: AwellStandIn) -> AsyncIterator[str]:
     """Serve ``stand_in`` on a free port; yields its GraphQL URL."""
     app = Starlette(routes=[Route("/graphql", stand_in.endpoint, methods=["POST"])])
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        await task
+    async with serve_asgi(app) as base_url:
+        yield f"{base_url}/graphql"
