@@ -137,7 +137,13 @@ async def test_the_temporal_ui_decodes_for_signed_in_operators_only(
                 await page.get_by_text('"verdict"').first.click()
                 await page.keyboard.press("Control+End")
                 await expect(page.get_by_text('"patient_identifier": null').first).to_be_visible()
-                await shot(page, "codec-03-decoded-identifier")
+                await shot(page, "codec-03-decoded-result")
+                # The identifier value is in the validation marker (local activity): decoded too.
+                await page.get_by_text("validate_request", exact=True).first.click()
+                await page.get_by_text('"activity_type"').first.click()  # into the details box
+                await page.keyboard.press("Control+End")  # the marker's result: scrolled to
+                await expect(page.get_by_text(MRN).first).to_be_visible()
+                await shot(page, "codec-04-decoded-identifier")
                 await browser.close()
 
 
