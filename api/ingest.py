@@ -343,6 +343,7 @@ class IngestService:
             activity_max_attempts=self._settings.activity_max_attempts,
             activity_max_seconds=self._settings.activity_max_seconds,
             memo_on_completion=False,  # a completed run's result holds its state (issue 19)
+            local_first=True,  # one workflow task when the backend answers at once (issue 19)
         )
         if test:
             initial = RequestStatus.TEST if door_rejected else RequestStatus.RECEIVED

@@ -102,10 +102,20 @@ async def first_workflow_task(handle: WorkflowHandle[Any, Any]) -> int | None:
     return None
 
 
-def pending_activities(description: WorkflowExecutionDescription) -> list[PendingActivity]:
-    """Activities in flight, with the code (failure type) of their last failure."""
+def pending_activities(
+    description: WorkflowExecutionDescription, *, local_first: bool = False
+) -> list[PendingActivity]:
+    """Activities in flight, with the code (failure type) of their last failure.
+
+    Args:
+        description: the run's description.
+        local_first: the run tried ``resolve_patient``, ``find_active_care_flow`` and
+            ``start_care_flow`` once as local activities before scheduling them
+            (``WebhookRequestInput.local_first``): their attempts count that one too.
+    """
     pending = []
     for info in description.raw_description.pending_activities:
+        offset = int(local_first and info.activity_type.name in temporal.LOCAL_FIRST_ACTIVITIES)
         failure = info.last_failure if info.HasField("last_failure") else None
         code = None
         if failure is not None:
@@ -125,8 +135,8 @@ def pending_activities(description: WorkflowExecutionDescription) -> list[Pendin
         pending.append(
             PendingActivity(
                 activity_type=info.activity_type.name,
-                attempt=info.attempt,
-                maximum_attempts=info.maximum_attempts,
+                attempt=info.attempt + offset,
+                maximum_attempts=info.maximum_attempts + offset if info.maximum_attempts else 0,
                 last_failure=code,
                 last_attempt_at=last_at,
                 next_attempt_at=next_at,

@@ -130,7 +130,9 @@ class RequestLog:
             state = state.model_copy(update={"status": RequestStatus.FAILED})
         if undecodable:
             state = state.model_copy(update={"errors": [*state.errors, *undecodable]})
-        pending = history.pending_activities(description)
+        pending = history.pending_activities(
+            description, local_first=request is not None and request.local_first
+        )
         timeline = list(state.timeline)
         for activity in pending:
             if activity.attempt > 1:
@@ -139,8 +141,12 @@ class RequestLog:
                         status=state.status,
                         at=activity.last_attempt_at or description.start_time,
                         message=f"{activity.activity_type} attempt {activity.attempt} of "
-                        f"{activity.maximum_attempts or 'unlimited'} pending; last failure: "
-                        f"{activity.last_failure}",
+                        f"{activity.maximum_attempts or 'unlimited'} pending"
+                        + (
+                            f"; last failure: {activity.last_failure}"
+                            if activity.last_failure
+                            else ""
+                        ),
                     )
                 )
         status_sa = _sa(description, temporal.SA_REQUEST_STATUS)

@@ -55,6 +55,7 @@ async def start_like_ingest(
             media_type="application/json",
             handler_status=RequestStatus.SCHEDULED,
             memo_on_completion=False,  # as the ingest handler starts it
+            local_first=True,
         ),
         id=request_id,
         task_queue=task_queue,

@@ -51,6 +51,11 @@ class WebhookRequestInput(BaseModel):
     # and replay as recorded; the ingest handler sets False: the memo only for FAILED, a
     # completed run's result carrying its state (one history event less).
     memo_on_completion: bool = True
+    # Absent (False) in inputs started before issue 19's third part, whose runs schedule
+    # ``resolve_patient`` / ``start_care_flow`` as activities and replay as recorded; the ingest
+    # handler sets True: each is tried once as a local activity first (one marker event), a
+    # regular activity only when that attempt fails or times out.
+    local_first: bool = False
 
 
 class ValidateRequestInput(BaseModel):

@@ -19,6 +19,8 @@ VALIDATE_REQUEST = "validate_request"
 RESOLVE_PATIENT = "resolve_patient"
 START_CARE_FLOW = "start_care_flow"
 FIND_ACTIVE_CARE_FLOW = "find_active_care_flow"
+# Tried once as local activities before they are scheduled (``workflows/request.py``).
+LOCAL_FIRST_ACTIVITIES = frozenset({RESOLVE_PATIENT, FIND_ACTIVE_CARE_FLOW, START_CARE_FLOW})
 CLAIM_DEBOUNCE_WINDOW = "claim_debounce_window"
 DEBOUNCE_WORKFLOW_TYPE = "DebounceWindowWorkflow"
 DEBOUNCE_RELEASE_SIGNAL = "release"

@@ -303,10 +303,12 @@ async def start_request(
     door_rejected: bool = False,
     is_test: bool = False,
     memo_on_completion: bool = False,
+    local_first: bool = True,
 ) -> WorkflowHandle[Any, RequestState]:
     """Start ``WebhookRequestWorkflow`` directly, as the ingest handler would; ``body`` None
     carries no body (a payload over the size limit); ``memo_on_completion`` True starts the
-    shape before issue 19's second part (memo at every settle)."""
+    shape before issue 19's second part (memo at every settle), ``local_first`` False the
+    shape before its third part (``resolve_patient`` / ``start_care_flow`` as activities only)."""
     request_id = request_ids.new_request_id(test=is_test)
     return await client.start_workflow(
         temporal.WORKFLOW_TYPE,
@@ -325,6 +327,7 @@ async def start_request(
             activity_max_attempts=2,
             activity_max_seconds=10,
             memo_on_completion=memo_on_completion,
+            local_first=local_first,
         ),
         id=request_id,
         task_queue=task_queue,

@@ -3,11 +3,21 @@
 Orchestration only: every decision that needs I/O is an activity. ``validate_request`` runs as a
 local activity (in the first workflow task, on the worker: one marker event instead of an
 activity's three events and a workflow task's three; its input, which holds the body, is not
-recorded again). The ``RequestStatus`` search attribute is written only when the status changes
-(with the other search attributes gathered meanwhile); once the request has settled, a run that
-completes returns its PHI-free state as its result and a run that fails writes it to the memo,
-which the request log reads when no worker answers the ``status`` query (contract §7; issue 19
-measures the shape). The state and those writes are ``workflows/request_book.py``'s.
+recorded again). ``resolve_patient``, ``find_active_care_flow`` and ``start_care_flow`` are tried
+once as local activities too, each bounded by ``LOCAL_ATTEMPT_TIMEOUT``: when the backend answers,
+the whole request runs in its first workflow task (9 history events for a SUCCESS). When that
+attempt fails retryably or times out, the activity is scheduled as a regular activity with the
+remaining attempts — visible under Pending Activities in the Temporal UI and in the request
+log's ``pending_activities`` with its attempt and last failure, retried with backoff — and the
+PROCESSING status is written before it waits. Both are idempotent (contract §7), so a local
+attempt whose answer was lost is safe to repeat.
+
+The ``RequestStatus`` search attribute is written only when the status changes (with the other
+search attributes gathered meanwhile), and not for in-flight statuses that settle in the same
+workflow task; once the request has settled, a run that completes returns its PHI-free state as
+its result and a run that fails writes it to the memo, which the request log reads when no
+worker answers the ``status`` query (contract §7; issue 19 measures the shape). The state and
+those writes are ``workflows/request_book.py``'s.
 
 Which run trusts which verdict — a request is validated at most twice, by the same pure
 ``careflow.validation.validate``:
@@ -30,13 +40,14 @@ the request log                        validates nothing: it reads the verdict f
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from activities.care_flows import CareFlowActivities
@@ -69,6 +80,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.request_book import RequestBook, attempt, codes, error_of
 
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# One local attempt: under the workflow task timeout (10 s), so it never needs a task heartbeat.
+LOCAL_ATTEMPT_TIMEOUT = timedelta(seconds=5)
 # Runs reset before retried requests claimed their debounce window replay without the claim.
 _DEBOUNCE_ON_RETRY = "debounce-on-retry"
 In = TypeVar("In")
@@ -100,6 +113,7 @@ class WebhookRequestWorkflow:
         )
         self._request = request
         self._book.memo_on_completion = request.memo_on_completion
+        self._book.hold_in_flight = request.local_first
         info = workflow.info()
         first_run = info.run_id == info.first_execution_run_id
         if request.door_rejected or request.body is None:
@@ -225,6 +239,7 @@ class WebhookRequestWorkflow:
                 profile=validation.profile,
             ),
             options,
+            local_first=request.local_first,
         )
         self._book.state.patient_id = patient.patient_id
         self._book.gather("PatientId", patient.patient_id)
@@ -243,6 +258,7 @@ class WebhookRequestWorkflow:
                     patient_id=patient.patient_id,
                 ),
                 options,
+                local_first=request.local_first,
             )
             if active.care_flow_id is not None:
                 self._ignore(
@@ -265,6 +281,7 @@ class WebhookRequestWorkflow:
                 data_points=validation.data_points,
             ),
             options,
+            local_first=request.local_first,
         )
         self._book.state.care_flow_id = care_flow.care_flow_id
         self._book.gather("CareFlowId", care_flow.care_flow_id)
@@ -277,19 +294,55 @@ class WebhookRequestWorkflow:
         return self._book.result()
 
     async def _activity(
-        self, method: Callable[[Any, In], Out], arg: In, options: dict[str, Any]
+        self,
+        method: Callable[[Any, In], Out],
+        arg: In,
+        options: dict[str, Any],
+        *,
+        local_first: bool = False,
     ) -> Out:
-        """Run an activity method; when it fails for good, end the request FAILED and the run
-        Failed."""
+        """Run an activity method — with ``local_first``, one local attempt first (module
+        docstring); when it fails for good, end the request FAILED and the run Failed.
+
+        The result's ``attempt`` counts the local attempt: a regular activity's attempt 1 after
+        a failed local one is attempt 2.
+        """
         name = method.__name__  # the activity type names are the method names (contract §7)
         try:
-            return await workflow.execute_activity_method(method, arg, **options)
-        except ActivityError as exc:
-            error = error_of(exc)
-            self._book.set(RequestStatus.FAILED, errors=[error], message=f"{name}: {error.code}")
+            if local_first:
+                try:
+                    return await workflow.execute_local_activity_method(
+                        method,
+                        arg,
+                        start_to_close_timeout=LOCAL_ATTEMPT_TIMEOUT,
+                        retry_policy=RetryPolicy(maximum_attempts=1),
+                    )
+                except FailureError as exc:
+                    # A local activity's last failure is raised as is (an ApplicationError or
+                    # TimeoutError), not wrapped in an ActivityError.
+                    policy: RetryPolicy = options["retry_policy"]
+                    if isinstance(exc, CancelledError):
+                        raise
+                    if policy.maximum_attempts == 1 or _non_retryable(exc):
+                        await self._fail(name, exc)
+                    options = {**options, "retry_policy": _one_attempt_fewer(policy)}
+                    self._book.note(f"{name}: {error_of(exc).code} on attempt 1 (local)")
+            self._book.hold_in_flight = False  # a reader may watch this wait: show PROCESSING
             self._book.flush()
-            await self._release_debounce_window()
-            raise ApplicationError(error.message, type=error.code, non_retryable=True) from exc
+            result: Any = await workflow.execute_activity_method(method, arg, **options)
+            if local_first:
+                result = result.model_copy(update={"attempt": result.attempt + 1})
+            return cast(Out, result)
+        except ActivityError as exc:
+            await self._fail(name, exc)
+
+    async def _fail(self, name: str, exc: BaseException) -> NoReturn:
+        """End the request FAILED for activity ``name``'s failure and fail the run."""
+        error = error_of(exc)
+        self._book.set(RequestStatus.FAILED, errors=[error], message=f"{name}: {error.code}")
+        self._book.flush()
+        await self._release_debounce_window()
+        raise ApplicationError(error.message, type=error.code, non_retryable=True) from exc
 
     async def _claim_debounce_window(
         self, request: WebhookRequestInput, validation: ValidationResult, options: dict[str, Any]
@@ -349,3 +402,20 @@ class WebhookRequestWorkflow:
             workflow.logger.info("debounce window already closed")
         self._book.note("debounce window released")
         self._book.flush()
+
+
+def _one_attempt_fewer(policy: RetryPolicy) -> RetryPolicy:
+    """The regular activity's retry policy after one local attempt (0, unbounded, stays so)."""
+    if policy.maximum_attempts <= 1:
+        return policy
+    return dataclasses.replace(policy, maximum_attempts=policy.maximum_attempts - 1)
+
+
+def _non_retryable(exc: BaseException) -> bool:
+    """Whether the failure, or the ``ApplicationError`` it wraps, is marked non-retryable."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ApplicationError):
+            return cause.non_retryable
+        cause = cause.__cause__
+    return False

@@ -4,7 +4,10 @@
 its timeline, and writes what operators see outside the worker only where it changed:
 
 - the ``RequestStatus`` search attribute (with the other search attributes gathered since) when
-  the status differs from the one written;
+  the status differs from the one written — and, while ``hold_in_flight`` is set, only once the
+  request has settled: a request whose local activities all succeed within its first workflow
+  task writes its status once (SUCCESS, with its ids), since an in-flight status written in the
+  same task as the settled one is an event no reader could ever see;
 - the PHI-free memo once the request has settled, only where the run's result cannot carry the
   state: a run that ends Failed. A run that completes returns ``result()``, which the request log
   reads from the completion event (one history event and the memo's copies in the mutable state
@@ -49,11 +52,16 @@ class RequestBook:
     Args:
         memo_on_completion: write the memo at every settle (runs started before issue 19's
             second part); False writes it only for FAILED, the result carrying the rest.
+
+    Attributes:
+        hold_in_flight: write no in-flight status (module docstring); the workflow clears it
+            before it waits for anything a reader could watch (a regular activity's retries).
     """
 
     def __init__(self, memo_on_completion: bool = True) -> None:
         self.state = RequestState(status=RequestStatus.RECEIVED)
         self.memo_on_completion = memo_on_completion
+        self.hold_in_flight = False
         self._search_attributes: dict[str, Any] = {}
 
     def gather(self, key: str, value: str) -> None:
@@ -85,6 +93,8 @@ class RequestBook:
 
     def flush(self) -> None:
         """Write what operators see, only where it changed (module docstring)."""
+        if self.hold_in_flight and self.state.status in IN_FLIGHT:
+            return
         current = workflow.info().typed_search_attributes
         if self.state.status.value != current.get(temporal.SA_REQUEST_STATUS):
             updates = [temporal.SA_REQUEST_STATUS.value_set(self.state.status.value)]

@@ -105,7 +105,7 @@ async def test_a_finished_run_holds_its_input_and_validation(
         async for event in handle.fetch_history_events()
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
     ]
-    assert len(completed) > 1
+    assert completed
     assert await history.first_workflow_task(handle) == completed[0]
     assert history.pending_activities(await handle.describe()) == []
 

@@ -19,7 +19,7 @@ from careflow.answers import Patient
 from careflow.models import Identifier
 from careflow.settings import Settings
 from persistence.store import Store
-from tests.conftest import Api, RunningWorker, free_port, serve_api
+from tests.conftest import Api, free_port, serve_api
 from tests.factories import open_webhook
 from worker import build_worker
 
@@ -61,6 +61,7 @@ async def test_backend_failing_twice_then_success(
             activity = pending_seen["pending_activities"][0]
             assert activity["activity_type"] == "resolve_patient"
             assert activity["last_failure"] == "backend_unavailable"
+            # Attempt 1 was the local one: the scheduled activity's attempts count it.
             assert activity["maximum_attempts"] == settings.activity_max_attempts
             assert activity["last_attempt_at"] and activity["next_attempt_at"]
             assert pending_seen["status"] == "PROCESSING"
@@ -94,17 +95,50 @@ async def test_retries_run_out_the_request_fails(
     assert done["errors"][0]["code"] == "backend_unavailable"
 
 
+class FlakyStartBackend(BuiltinBackend):
+    """The built-in backend, but the first care flow start fails (its local attempt), so the
+    request runs over two workflow tasks: the first resolves the patient and schedules
+    ``start_care_flow`` as an activity, the second completes it."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.failures_left = 1
+
+    def start_care_flow(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise BackendUnavailableError("database is locked")
+        return super().start_care_flow(*args, **kwargs)
+
+
 async def test_ui_style_reset_after_partial_success_keeps_one_care_flow(
-    api: Api, worker: RunningWorker, temporal_client: Client, store: Store
+    api: Api, temporal_client: Client, store: Store, settings: Settings
 ) -> None:
     hook_id = await open_webhook(api)
-    answer = await api.http.post(f"/hooks/{hook_id}", json={"a": 1})
-    request_id = answer.json()["request_id"]
-    done = await api.wait_status(request_id, {"SUCCESS"})
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with build_worker(
+            temporal_client, store, settings, executor, FlakyStartBackend(store)
+        ):
+            answer = await api.http.post(f"/hooks/{hook_id}", json={"a": 1})
+            request_id = answer.json()["request_id"]
+            done = await api.wait_status(request_id, {"SUCCESS"})
+            assert any(
+                "start_care_flow succeeded on attempt 2" in (t["message"] or "")
+                for t in done["timeline"]
+            )
+            await _reset_after_first_task(temporal_client, api, request_id, done)
+    assert store.patients.count_care_flows() == 1
+
+
+async def _reset_after_first_task(
+    temporal_client: Client, api: Api, request_id: str, done: dict[str, Any]
+) -> None:
+    """Reset to the task that resolved the patient (a partial replay), as the UI can, and
+    wait for the new run to succeed with the same care flow."""
     handle = temporal_client.get_workflow_handle(request_id)
-    # Reset to the task right after resolve_patient completed (a partial replay), as the UI can.
     events = [e async for e in handle.fetch_history_events()]
     completed_tasks = [e.event_id for e in events if e.event_type == 7]  # WORKFLOW_TASK_COMPLETED
+    assert len(completed_tasks) == 2
     await temporal_client.workflow_service.reset_workflow_execution(
         ResetWorkflowExecutionRequest(
             namespace=temporal_client.namespace,
@@ -125,4 +159,3 @@ async def test_ui_style_reset_after_partial_success_keeps_one_care_flow(
         await asyncio.sleep(0.1)
     assert again["status"] == "SUCCESS"
     assert again["care_flow_id"] == done["care_flow_id"]
-    assert store.patients.count_care_flows() == 1

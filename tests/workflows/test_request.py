@@ -72,9 +72,11 @@ async def test_success_sets_search_attributes_and_phi_free_result(
 async def test_success_history_writes_only_visible_changes(
     temporal_client: Client, settings: Settings, store: Store, worker: RunningWorker
 ) -> None:
-    """The cheaper shape (issue 19): validation as a local activity (one marker), the status
-    search attribute upserted only when it changes (RECEIVED → PROCESSING → SUCCESS, patient and
-    care flow ids with the last), no memo (the result holds the settled state): 20 events."""
+    """The cheaper shape (issue 19): validation, patient resolution and the care flow start as
+    local activities in the first workflow task (three markers), the status search attribute
+    written once when the request settles (RECEIVED → SUCCESS, with the patient, care flow and
+    definition ids), no memo (the result holds the settled state): 9 events. The timeline still
+    shows every status."""
     hook = store_webhook(store)
     body = {"age": "7", "patient_identifier": {"system": MRN_SYSTEM, "value": "MRN-SHAPE-1"}}
     handle = await start(temporal_client, settings, hook, body)
@@ -87,14 +89,19 @@ async def test_success_history_writes_only_visible_changes(
         if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes
             upserted.append(set(fields.indexed_fields))
-    assert kinds.count("MARKER_RECORDED") == 1
-    assert kinds.count("ACTIVITY_TASK_SCHEDULED") == 2
-    assert kinds.count("WORKFLOW_TASK_COMPLETED") == 3
+    assert kinds.count("MARKER_RECORDED") == 3
+    assert kinds.count("ACTIVITY_TASK_SCHEDULED") == 0
+    assert kinds.count("WORKFLOW_TASK_COMPLETED") == 1
     assert kinds.count("WORKFLOW_PROPERTIES_MODIFIED") == 0
-    assert len(upserted) == 2  # CareFlowDefinitionId too where the start did not set it
-    assert "RequestStatus" in upserted[0] and "PatientId" not in upserted[0]
-    assert {"RequestStatus", "PatientId", "CareFlowId"} <= upserted[1]
-    assert len(kinds) == 20
+    assert len(upserted) == 1
+    assert {"RequestStatus", "PatientId", "CareFlowId", "CareFlowDefinitionId"} <= upserted[0]
+    assert len(kinds) == 9
+    assert [entry.status for entry in state.timeline] == [
+        RequestStatus.RECEIVED,
+        RequestStatus.SCHEDULED,
+        RequestStatus.PROCESSING,
+        RequestStatus.SUCCESS,
+    ]
 
 
 async def test_unpublished_definition_fails_for_good(

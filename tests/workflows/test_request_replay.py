@@ -1,9 +1,12 @@
-"""Replay safety of ``WebhookRequestWorkflow`` across its shape change (issue 19, part 2).
+"""Replay safety of ``WebhookRequestWorkflow`` across its shape changes (issue 19).
 
-Runs started before the change wrote the settled state to the memo at every settle (a
-``WORKFLOW_PROPERTIES_MODIFIED`` event); runs started since write it only when they fail. The
-workflow tells the two apart by its input (``WebhookRequestInput.memo_on_completion``, absent —
-so True — in inputs started before), with no patch marker (which would cost an event per request).
+Runs started before the second change wrote the settled state to the memo at every settle (a
+``WORKFLOW_PROPERTIES_MODIFIED`` event); runs started since write it only when they fail. Runs
+started before the third scheduled ``resolve_patient`` and ``start_care_flow`` as activities;
+runs started since try each once as a local activity first. The workflow tells the shapes apart
+by its input (``WebhookRequestInput.memo_on_completion``, absent — so True — and
+``local_first``, absent — so False — in inputs started before), with no patch marker (which
+would cost an event per request).
 The stored histories were recorded from the workflow code at commit c31cedc (the shape before),
 encrypted with the tests' key ring.
 """
@@ -58,14 +61,18 @@ async def test_each_shape_writes_its_memo_and_replays(
     hook = store_webhook(store)
     body: dict[str, Any] = {"age": "7", "patient_identifier": {"system": MRN_SYSTEM, "value": "R1"}}
     queue = settings.careflow_task_queue
-    before = await start_request(temporal_client, queue, hook, body, memo_on_completion=True)
+    before = await start_request(
+        temporal_client, queue, hook, body, memo_on_completion=True, local_first=False
+    )
+    between = await start_request(temporal_client, queue, hook, body, local_first=False)
     now = await start_request(temporal_client, queue, hook, body)
-    for handle in (before, now):
+    for handle in (before, between, now):
         assert (await handle.result()).status == RequestStatus.SUCCESS
     assert (await (await before.describe()).memo_value(temporal.MEMO_STATE))["status"] == "SUCCESS"
+    assert await (await between.describe()).memo() == {}
     assert await (await now.describe()).memo() == {}
-    histories = [await h.fetch_history() for h in (before, now)]
-    assert [len(h.events) for h in histories] == [21, 20]
+    histories = [await h.fetch_history() for h in (before, between, now)]
+    assert [len(h.events) for h in histories] == [21, 20, 9]
     for history in histories:
         result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
         assert result.replay_failure is None, result.replay_failure
