@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import compileall
 import contextlib
 import logging
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from opentelemetry.trace import Tracer, TracerProvider
 from temporalio.client import Client
@@ -187,21 +185,8 @@ def build_worker(
     )
 
 
-def compile_workflow_modules() -> None:
-    """Write the bytecode of ``workflows/`` where it is missing or stale.
-
-    The workflow sandbox imports a workflow's module afresh for every run; without a bytecode
-    cache (``PYTHONDONTWRITEBYTECODE`` set, as on the development machines and in the
-    ``Dockerfile``) each run compiles it from source — 5.5 % of the worker's CPU samples in a
-    drain (issue 19). Best effort: a read-only tree (the image compiles at build) is left as is.
-    """
-    with contextlib.suppress(OSError):
-        compileall.compile_dir(Path(__file__).resolve().parent / "workflows", quiet=2)
-
-
 async def main() -> None:
     settings = get_settings()
-    compile_workflow_modules()
     if settings.careflow_worker_nice:
         # Before any thread starts (the SDK's runtime, the executors): threads inherit it.
         os.nice(settings.careflow_worker_nice)
