@@ -182,6 +182,9 @@ def build_worker(
         max_concurrent_activities=executor._max_workers,
         interceptors=interceptors,
         workflow_runner=WORKFLOW_RUNNER,
+        max_concurrent_workflow_tasks=settings.careflow_worker_workflow_task_slots,
+        # Two pollers (the sticky queue and the task queue) keep up with few slots.
+        max_concurrent_workflow_task_polls=2,
     )
 
 

@@ -99,6 +99,9 @@ class ValidationActivities:
         if request.is_test or request.ignore_enabled:
             result = without_enabled_check(result)
         update: dict[str, object] = {"attempt": activity.info().attempt}
+        definition = snapshot.definitions.get(result.care_flow_definition_id or "")
+        if definition is not None:
+            update["backend_kind"] = definition.backend.kind
         hook = snapshot.webhooks.get(request.webhook_id)
         debounce = hook.debounce if hook is not None else None
         key = evaluation.debounce_key

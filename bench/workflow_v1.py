@@ -4,8 +4,9 @@ A verbatim copy of ``workflows/request.py`` at commit 58fb716 (three activities,
 and memo written once per workflow task: 31 history events per SUCCESS request), registered as
 ``BenchWebhookRequestV1``. Unlike ``bench/reference.py`` (which subclasses the live workflow), this
 copy does not change when the live workflow does: ``make bench`` drains it with the real
-activities (``python bench/workflow_v1.py``, the worker of ``worker.build_worker`` with only the
-workflow swapped) side by side with the live one and reports ``e2e_vs_v1_ratio``. Only the live
+activities (``python bench/workflow_v1.py``, the worker of ``worker.build_worker`` with the
+workflow swapped and the worker tuning of that time: the SDK's default sandbox and workflow task
+slots) side by side with the live one and reports ``e2e_vs_v1_ratio``. Only the live
 activities' interfaces are shared; they stay backwards compatible with this input.
 
 Original module docstring:
@@ -304,6 +305,14 @@ def _snake(name: str) -> str:
 # --- the worker: worker.build_worker's arguments, real activities, this workflow ---------------
 
 
+# ``build_worker`` arguments added since v1 (issue 19's third part), left to the SDK's defaults.
+V1_UNTUNED = (
+    "workflow_runner",
+    "max_concurrent_workflow_tasks",
+    "max_concurrent_workflow_task_polls",
+)
+
+
 async def main() -> None:
     import logging
     from concurrent.futures import ThreadPoolExecutor
@@ -322,6 +331,8 @@ async def main() -> None:
     with ThreadPoolExecutor(max_workers=WORKER_THREADS) as executor:
         arguments = worker_arguments(client, settings, executor, store)
         arguments.update(workflows=[WebhookRequestWorkflowV1])
+        for tuned_since in V1_UNTUNED:  # the worker as v1 ran: the SDK's defaults
+            arguments.pop(tuned_since, None)
         worker = Worker(**arguments)
         logging.getLogger("bench.workflow_v1").info(
             "v1 worker polling task queue %s", settings.careflow_task_queue

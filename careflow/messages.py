@@ -85,6 +85,10 @@ class ValidationResult(BaseModel):
     conditions: ConditionsOutcome | None = None
     reasons: list[IgnoredReason] = Field(default_factory=list)
     skip_if_enrolled: bool = False
+    # The kind of the definition's backend (``builtin``, ``temporal``, ``awell``; None: unknown).
+    # Only the built-in backend's calls (its own database, milliseconds) are tried as local
+    # activities: a remote one's may take seconds, holding a workflow task slot meanwhile.
+    backend_kind: str | None = None
     # Set by ``validate_request`` for a SCHEDULED request whose webhook debounces and whose body
     # has a key: the window a retried run claims (``claim_debounce_window``).
     debounce_window_id: str | None = None

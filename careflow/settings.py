@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         careflow_worker_nice: the worker lowers its CPU priority by this much at start (Unix
             ``nice``, 0-19), so on a shared machine the API's answers win the CPU over the
             worker's draining; 0: unchanged.
+        careflow_worker_workflow_task_slots: workflow tasks the worker runs at once (each
+            request's first task runs its built-in backend calls as local activities). Few
+            slots pace a backlog's drain so the Temporal server still answers the API's starts
+            quickly: with the SDK's default of 100, a draining worker's task completions queued
+            ahead of the starts on the dev server (issue 19; ``bench/draining.py``).
         careflow_metrics_port: serve the API's Prometheus ``/metrics`` on this port instead of
             the API port (unset: on the API port).
         careflow_worker_metrics_port: the worker's Prometheus endpoint (Temporal SDK metrics and
@@ -110,6 +115,7 @@ class Settings(BaseSettings):
     careflow_body_read_seconds: float = Field(default=30.0, gt=0)
     careflow_log_format: Literal["text", "json"] = "text"
     careflow_worker_nice: int = Field(default=0, ge=0, le=19)
+    careflow_worker_workflow_task_slots: int = Field(default=4, ge=2)
     careflow_metrics_port: int | None = None
     careflow_worker_metrics_host: str = "127.0.0.1"
     careflow_worker_metrics_port: int | None = 8001

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
@@ -353,3 +354,19 @@ def unreachable_database(store: Store, settings: Settings) -> Iterator[None]:
     finally:
         store.dispose()
         away.rename(data_dir)
+
+
+async def activity_events(handle: WorkflowHandle[Any, Any]) -> list[tuple[str, str]]:
+    """The run's activities in history order: ``("activity", type)`` for each one scheduled,
+    ``("local", type)`` for each local activity's marker."""
+    from api import request_history
+
+    found = []
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            found.append(
+                ("activity", event.activity_task_scheduled_event_attributes.activity_type.name)
+            )
+        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            found.append(("local", str(request_history.local_activity_type(event))))
+    return found

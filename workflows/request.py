@@ -3,9 +3,13 @@
 Orchestration only: every decision that needs I/O is an activity. ``validate_request`` runs as a
 local activity (in the first workflow task, on the worker: one marker event instead of an
 activity's three events and a workflow task's three; its input, which holds the body, is not
-recorded again). ``resolve_patient``, ``find_active_care_flow`` and ``start_care_flow`` are tried
-once as local activities too, each bounded by ``LOCAL_ATTEMPT_TIMEOUT``: when the backend answers,
-the whole request runs in its first workflow task (9 history events for a SUCCESS). When that
+recorded again). For the built-in backend (its own database: milliseconds), ``resolve_patient``,
+``find_active_care_flow`` and ``start_care_flow`` are tried once as local activities too, each
+bounded by ``LOCAL_ATTEMPT_TIMEOUT``: when the backend answers, the whole request runs in its
+first workflow task (9 history events for a SUCCESS). Remote backends (Awell, a temporal
+backend waiting for its worker to pick the care flow up) may take seconds, which a local
+activity would spend holding one of the worker's few workflow task slots: theirs stay regular
+activities. When that
 attempt fails retryably or times out, the activity is scheduled as a regular activity with the
 remaining attempts — visible under Pending Activities in the Temporal UI and in the request
 log's ``pending_activities`` with its attempt and last failure, retried with backoff — and the
@@ -113,7 +117,6 @@ class WebhookRequestWorkflow:
         )
         self._request = request
         self._book.memo_on_completion = request.memo_on_completion
-        self._book.hold_in_flight = request.local_first
         info = workflow.info()
         first_run = info.run_id == info.first_execution_run_id
         if request.door_rejected or request.body is None:
@@ -225,6 +228,9 @@ class WebhookRequestWorkflow:
         ):
             return self._book.result()
         assert validation.care_flow_definition_id is not None
+        # The built-in backend answers in milliseconds; a remote one's calls stay activities.
+        local_first = request.local_first and validation.backend_kind == "builtin"
+        self._book.hold_in_flight = local_first
         self._book.set(
             RequestStatus.SCHEDULED, message=attempt("validate_request", validation.attempt)
         )
@@ -239,7 +245,7 @@ class WebhookRequestWorkflow:
                 profile=validation.profile,
             ),
             options,
-            local_first=request.local_first,
+            local_first=local_first,
         )
         self._book.state.patient_id = patient.patient_id
         self._book.gather("PatientId", patient.patient_id)
@@ -258,7 +264,7 @@ class WebhookRequestWorkflow:
                     patient_id=patient.patient_id,
                 ),
                 options,
-                local_first=request.local_first,
+                local_first=local_first,
             )
             if active.care_flow_id is not None:
                 self._ignore(
@@ -281,7 +287,7 @@ class WebhookRequestWorkflow:
                 data_points=validation.data_points,
             ),
             options,
-            local_first=request.local_first,
+            local_first=local_first,
         )
         self._book.state.care_flow_id = care_flow.care_flow_id
         self._book.gather("CareFlowId", care_flow.care_flow_id)

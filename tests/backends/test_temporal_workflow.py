@@ -23,11 +23,13 @@ from backends.temporal_workflow import TemporalWorkflowBackend, care_flow_workfl
 from careflow.settings import Settings
 from examples.care_flow import COMPLETE_SIGNAL, ExampleCareFlowResult
 from examples.care_flow_worker import build_example_worker
+from infra import temporal
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker, serve_api
 from tests.factories import (
     FHIR_POINTS,
     JSON,
+    activity_events,
     add_identifier_system,
     add_webhook,
     sample_payload,
@@ -149,6 +151,13 @@ async def test_care_flow_workflow_runs_with_the_data_points(
         assert care_flow_id == care_flow_workflow_id(request_id)
         assert detail["care_flow_ui_url"].endswith(f"/workflows/{care_flow_id}")
         assert set(detail["data_points"]) == {"mrn", "deceased", "contact_family"}
+        # A remote backend's calls (the pick-up wait may take seconds) stay regular activities;
+        # only validation is local.
+        assert await activity_events(temporal_client.get_workflow_handle(request_id)) == [
+            ("local", temporal.VALIDATE_REQUEST),
+            ("activity", temporal.RESOLVE_PATIENT),
+            ("activity", temporal.START_CARE_FLOW),
+        ]
 
         handle = temporal_client.get_workflow_handle(care_flow_id)
         ids = await handle.query("data_point_ids", result_type=list[str])

@@ -11,14 +11,13 @@ from temporalio.api.enums.v1 import EventType, ResetReapplyType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
-from api import request_history
 from careflow.messages import RequestState
 from careflow.models import RequestError, RequestStatus, Webhook
 from careflow.settings import Settings
 from infra import temporal
 from persistence.store import Store
 from tests.conftest import RunningWorker
-from tests.factories import MRN_SYSTEM, start_request, store_webhook
+from tests.factories import MRN_SYSTEM, activity_events, start_request, store_webhook
 
 
 async def start(
@@ -29,13 +28,7 @@ async def start(
 
 async def activities_scheduled(handle: WorkflowHandle[Any, Any]) -> list[str]:
     """Activity types in history order, local activities (their markers) included."""
-    names = []
-    async for event in handle.fetch_history_events():
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            names.append(event.activity_task_scheduled_event_attributes.activity_type.name)
-        elif event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
-            names.append(str(request_history.local_activity_type(event)))
-    return names
+    return [name for _, name in await activity_events(handle)]
 
 
 async def test_success_sets_search_attributes_and_phi_free_result(
