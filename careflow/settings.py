@@ -53,6 +53,9 @@ class Settings(BaseSettings):
             slots pace a backlog's drain so the Temporal server still answers the API's starts
             quickly: with the SDK's default of 100, a draining worker's task completions queued
             ahead of the starts on the dev server (issue 19; ``bench/draining.py``).
+        careflow_workflow_sandbox: run the workflows in Temporal's sandbox, which refuses
+            non-deterministic calls at run time at about 9 ms of worker CPU per request. The
+            test suite turns it on, so such a call fails CI; off in production.
         careflow_metrics_port: serve the API's Prometheus ``/metrics`` on this port instead of
             the API port (unset: on the API port).
         careflow_worker_metrics_port: the worker's Prometheus endpoint (Temporal SDK metrics and
@@ -116,6 +119,7 @@ class Settings(BaseSettings):
     careflow_log_format: Literal["text", "json"] = "text"
     careflow_worker_nice: int = Field(default=0, ge=0, le=19)
     careflow_worker_workflow_task_slots: int = Field(default=4, ge=2)
+    careflow_workflow_sandbox: bool = False
     careflow_metrics_port: int | None = None
     careflow_worker_metrics_host: str = "127.0.0.1"
     careflow_worker_metrics_port: int | None = 8001

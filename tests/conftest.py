@@ -85,6 +85,7 @@ def settings(tmp_path: Path, temporal_env: WorkflowEnvironment) -> Settings:
         activity_max_attempts=3,
         activity_max_seconds=20,
         config_refresh_seconds=0.2,
+        careflow_workflow_sandbox=True,  # a non-deterministic call in a workflow fails the test
     )
 
 
