@@ -15,8 +15,9 @@ the very arguments ``worker.build_worker`` passes to ``Worker`` (captured, not c
 the workflows and activities swapped, on a thread pool of the size ``worker.py`` uses, so tuning
 ``build_worker`` tunes the reference too.
 
-Like ``workflows/request.py``, this module runs in the workflow sandbox (re-imported per run), so
-its top-level imports follow that file's; the worker's own imports are inside ``main``.
+Like ``workflows/request.py``, this module may run in the workflow sandbox
+(``CAREFLOW_WORKFLOW_SANDBOX``), so its top-level imports follow that file's; the worker's own
+imports are inside ``main``.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def validate_request(request: messages.ValidateRequestInput) -> messages.Validat
         care_flow_definition_id="intake",
         data_points=dict(_DATA_POINTS),
         patient_identifier=_IDENTIFIER,
+        backend_kind="builtin",  # the bench's definition: local activities first, like ours
         attempt=activity.info().attempt,
     )
 
