@@ -156,10 +156,34 @@ def _traced(sink_port: int, side: str, **more: str) -> dict[str, str]:
     }
 
 
+# What ``make bench`` reports from this run (``bench/run.py``).
+KEYS = ("observability_ratio", "observability_api_cpu_ratio")
+
+
 async def main(profile_dir: Path | None = None) -> None:
     quick = os.environ.get("BENCH_QUICK") == "1"
     rounds, warmup, window = (2, 1.0, 4.0) if quick else (4, 2.0, 10.0)
-    before_dir = os.environ.get("BENCH_BEFORE_DIR")
+    result = await observability(
+        rounds, warmup, window, profile_dir, before_dir=os.environ.get("BENCH_BEFORE_DIR")
+    )
+    print(json.dumps(result), flush=True)
+
+
+async def observability(
+    rounds: int,
+    warmup: float,
+    window: float,
+    profile_dir: Path | None = None,
+    before_dir: str | None = None,
+) -> dict[str, object]:
+    """The run (module docstring): ``rounds`` ABBA rounds of ``window`` seconds per side after
+    ``warmup`` seconds; ``before_dir`` adds that checkout's API as the side ``before``.
+
+    Returns:
+        ``ratio`` (ingest rate on ÷ off), ``api_cpu_ratio`` (API CPU per accepted request on ÷
+        off), the samplers, and per side its rate, ratio, CPU ms per request, rounds, requests
+        and spans received.
+    """
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     with tempfile.TemporaryDirectory(prefix="careflow-bench-obs-") as tmp:
@@ -255,8 +279,10 @@ async def main(profile_dir: Path | None = None) -> None:
     if profile_dir:
         summarize_profiles(profile_dir)
     off_rate = mean(rates["off"])
+    off_cpu = mean(cpu_ms["off"])
     result: dict[str, object] = {
         "ratio": round(mean(rates["on"]) / off_rate, 3) if off_rate else None,
+        "api_cpu_ratio": round(mean(cpu_ms["on"]) / off_cpu, 3) if off_cpu else None,
         "sampler_on": f"default: parentbased_traceidratio {DEFAULT_SAMPLE_RATIO}",
         "sampler_all": "parentbased_always_on",
     }
@@ -270,7 +296,7 @@ async def main(profile_dir: Path | None = None) -> None:
             "requests": accepted[side],
             "spans": _Sink.spans.get(side, 0),
         }
-    print(json.dumps(result), flush=True)
+    return result
 
 
 if __name__ == "__main__":

@@ -54,7 +54,10 @@ with the real activities), history_events_per_request, actions_per_request (Temp
 billable actions counted from the history), server_cpu_ms_per_request (the dev server's CPU over
 enqueue and drain), temporal_bytes_per_request (growth of the pages temporal.db uses, WAL
 included), then burst_first_answer_p50_s where measured, and from ``bench/codec.py`` codec_on_rate,
-codec_off_rate, codec_e2e_ratio (end to end with the payload codec on ÷ off). The same object is
+codec_off_rate, codec_e2e_ratio (end to end with the payload codec on ÷ off), and from
+``bench/observability.py`` (two ABBA rounds of 6 s) observability_ratio (ingest rate with metrics
+and the default tracing on ÷ off) and observability_api_cpu_ratio (the API's CPU per request,
+on ÷ off). The same object is
 written to ``--out DIR`` (default ``bench/results``) as
 ``bench-<UTC time>-<size>-<topology>.json`` with the run's chart beside it (``.png``,
 ``bench/chart.py``).
@@ -81,6 +84,7 @@ if str(ROOT) not in sys.path:
 from bench.burst import run_burst  # noqa: E402
 from bench.chart import draw  # noqa: E402
 from bench.codec import codec_ratio  # noqa: E402
+from bench.observability import observability  # noqa: E402
 from bench.phases import CONCURRENCY, FHIR_BODY, configure, drain, run_load  # noqa: E402
 from bench.postgres import Postgres, topology, topology_name  # noqa: E402
 from bench.procs import free_ports, rss_mb  # noqa: E402
@@ -278,6 +282,8 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
 
     # codec_e2e_ratio: a stack of its own (bench/codec.py), codec on and off side by side.
     codec = await codec_ratio(max(12, sizes.e2e_requests // 2), 1 if mode == "smoke" else 3, 300)
+    # The metrics/tracing on ÷ off ratio (issue 18): API processes of their own, ABBA rounds.
+    obs = await observability(*((1, 0.5, 2.0) if mode == "smoke" else (2, 1.0, 6.0)))
     elapsed = time.monotonic() - started
     figures = report(
         phases,
@@ -293,6 +299,13 @@ async def bench(args: argparse.Namespace) -> dict[str, float]:
     )
     print(f"codec on/off end to end: {codec}", flush=True)
     figures.update(codec)
+    figures["observability_ratio"] = obs["ratio"]
+    figures["observability_api_cpu_ratio"] = obs["api_cpu_ratio"]
+    print(
+        f"metrics + tracing on ÷ off: ingest {obs['ratio']}, API CPU per request "
+        f"{obs['api_cpu_ratio']}",
+        flush=True,
+    )
     out = Path(args.out).resolve()
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     stem = out / f"bench-{stamp}-{mode}-{topology_name()}"
