@@ -262,6 +262,7 @@ class WebhookRequestWorkflow:
                 FindActiveCareFlowInput(
                     care_flow_definition_id=validation.care_flow_definition_id,
                     patient_id=patient.patient_id,
+                    request_id=request.request_id,
                 ),
                 options,
                 local_first=local_first,
