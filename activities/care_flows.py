@@ -47,7 +47,8 @@ class CareFlowActivities:
 
     @activity.defn(name=temporal.FIND_ACTIVE_CARE_FLOW)
     def find_active_care_flow(self, request: FindActiveCareFlowInput) -> FindActiveCareFlowResult:
-        """The patient's active care flow of the definition, for ``skip_if_enrolled``. Read-only.
+        """The patient's active care flow of the definition, for ``skip_if_enrolled``, other
+        than the one ``request.request_id`` started itself. Read-only.
 
         Raises:
             ApplicationError: retryable ``backend_unavailable``.
@@ -55,6 +56,6 @@ class CareFlowActivities:
         with backend_errors():
             backend = self._backends.for_definition(request.care_flow_definition_id)
             care_flow_id = backend.find_active_care_flow(
-                request.care_flow_definition_id, request.patient_id
+                request.care_flow_definition_id, request.patient_id, request.request_id
             )
         return FindActiveCareFlowResult(care_flow_id=care_flow_id, attempt=activity.info().attempt)

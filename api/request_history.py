@@ -111,7 +111,8 @@ def pending_activities(
         description: the run's description.
         local_first: the run tried ``resolve_patient``, ``find_active_care_flow`` and
             ``start_care_flow`` once as local activities before scheduling them
-            (``WebhookRequestInput.local_first``): their attempts count that one too.
+            (``WebhookRequestInput.local_first`` and a built-in backend, as the validation
+            marker's ``backend_kind`` says): their attempts count that one too.
     """
     pending = []
     for info in description.raw_description.pending_activities:

@@ -130,9 +130,15 @@ class RequestLog:
             state = state.model_copy(update={"status": RequestStatus.FAILED})
         if undecodable:
             state = state.model_copy(update={"errors": [*state.errors, *undecodable]})
-        pending = history.pending_activities(
-            description, local_first=request is not None and request.local_first
+        # As the run decided (workflows/request.py): only the built-in backend's calls were tried
+        # once locally first; a remote backend's activities count their attempts from 1.
+        local_first = (
+            request is not None
+            and request.local_first
+            and validation is not None
+            and validation.backend_kind == "builtin"
         )
+        pending = history.pending_activities(description, local_first=local_first)
         timeline = list(state.timeline)
         for activity in pending:
             if activity.attempt > 1:

@@ -367,15 +367,23 @@ class AwellBackend:
             backend="awell",
         )
 
-    def find_active_care_flow(self, care_flow_definition_id: str, patient_id: str) -> str | None:
+    def find_active_care_flow(
+        self, care_flow_definition_id: str, patient_id: str, request_id: str | None = None
+    ) -> str | None:
         """An active pathway (``starting``, ``active`` or ``missing_baseline_info``) of the
-        definition's pathway definition for the patient, or None."""
+        definition's pathway definition for the patient, not the one recorded as started for
+        ``request_id``, or None."""
         try:
             _, config = self._definition(care_flow_definition_id)
         except BackendRefusedError:
             return None
+        try:
+            record = self._store.backend_care_flows.get(request_id) if request_id else None
+        except TransientStoreError as exc:
+            raise BackendUnavailableError(str(exc)) from None
+        own = record.care_flow_id if record is not None else None
         for pathway in self.api.patient_pathways(patient_id, ACTIVE_PATHWAY_STATUSES):
-            if pathway.pathway_definition_id == config.pathway_definition_id:
+            if pathway.pathway_definition_id == config.pathway_definition_id and pathway.id != own:
                 return pathway.id
         return None
 

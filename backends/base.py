@@ -83,8 +83,12 @@ class CareFlowBackend(Protocol):
         """
         ...
 
-    def find_active_care_flow(self, care_flow_definition_id: str, patient_id: str) -> str | None:
-        """The id of the patient's active care flow of this definition, or None.
+    def find_active_care_flow(
+        self, care_flow_definition_id: str, patient_id: str, request_id: str | None = None
+    ) -> str | None:
+        """The id of the patient's active care flow of this definition, or None; the care flow
+        started for ``request_id`` (the asking request's own, ``start_care_flow``'s idempotency
+        key) does not count.
 
         "Active" is the backend's own notion (built-in: not completed; Temporal: a running
         execution; Awell: an active pathway). Read-only; used by ``skip_if_enrolled``.

@@ -59,12 +59,17 @@ class BuiltinBackend:
         except TransientStoreError as exc:
             raise BackendUnavailableError(str(exc)) from exc
 
-    def find_active_care_flow(self, care_flow_definition_id: str, patient_id: str) -> str | None:
-        """The earliest care flow of this definition started for the patient, or None.
+    def find_active_care_flow(
+        self, care_flow_definition_id: str, patient_id: str, request_id: str | None = None
+    ) -> str | None:
+        """The earliest care flow of this definition started for the patient (not the one
+        ``request_id`` started), or None.
 
         Built-in care flows have no completion yet (nothing ends them), so every one is active.
         """
         try:
-            return self._store.patients.find_care_flow_of(care_flow_definition_id, patient_id)
+            return self._store.patients.find_care_flow_of(
+                care_flow_definition_id, patient_id, request_id
+            )
         except TransientStoreError as exc:
             raise BackendUnavailableError(str(exc)) from exc

@@ -260,9 +260,11 @@ class TemporalWorkflowBackend:
                 )
             await asyncio.sleep(_POLL_SECONDS)
 
-    def find_active_care_flow(self, care_flow_definition_id: str, patient_id: str) -> str | None:
-        """The id of a running care-flow execution of this definition for this patient, or None
-        (a visibility query on the executions' search attributes).
+    def find_active_care_flow(
+        self, care_flow_definition_id: str, patient_id: str, request_id: str | None = None
+    ) -> str | None:
+        """The id of a running care-flow execution of this definition for this patient (not
+        ``request_id``'s own), or None (a visibility query on the executions' search attributes).
 
         Raises:
             BackendUnavailableError: Temporal or the store unreachable.
@@ -278,7 +280,8 @@ class TemporalWorkflowBackend:
             return None
         try:
             return self._runner.run(
-                self._find_active(config, care_flow_definition_id, patient_id), timeout=20
+                self._find_active(config, care_flow_definition_id, patient_id, request_id),
+                timeout=20,
             )
         except RPCError as exc:
             raise BackendUnavailableError(f"Temporal answered {exc.status.name}") from None
@@ -286,8 +289,13 @@ class TemporalWorkflowBackend:
             raise BackendUnavailableError("Temporal did not answer in time") from None
 
     async def _find_active(
-        self, config: TemporalBackendConfig, care_flow_definition_id: str, patient_id: str
+        self,
+        config: TemporalBackendConfig,
+        care_flow_definition_id: str,
+        patient_id: str,
+        request_id: str | None,
     ) -> str | None:
+        own = care_flow_workflow_id(request_id) if request_id is not None else None
         # The care-flow executions carry the (opaque, PHI-free) PatientId and
         # CareFlowDefinitionId search attributes; the workflow type keeps requests out.
         query = (
@@ -296,7 +304,7 @@ class TemporalWorkflowBackend:
             f"AND PatientId = {_quote(patient_id)} AND ExecutionStatus = 'Running'"
         )
         async for execution in self._client.list_workflows(query, limit=10):
-            if is_temporal_care_flow_id(execution.id):
+            if is_temporal_care_flow_id(execution.id) and execution.id != own:
                 return execution.id
         return None
 

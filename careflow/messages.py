@@ -136,6 +136,10 @@ class StartCareFlowInput(BaseModel):
 class FindActiveCareFlowInput(BaseModel):
     care_flow_definition_id: str
     patient_id: str
+    # The asking request: the care flow it started itself is no enrollment (a run that starts
+    # over after its ``start_care_flow`` committed, e.g. its first workflow task re-run after a
+    # worker died, or a reset). None in inputs scheduled before.
+    request_id: str | None = None
 
 
 class FindActiveCareFlowResult(BaseModel):

@@ -51,7 +51,13 @@ from typing import Any, NoReturn, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    TimeoutError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.care_flows import CareFlowActivities
@@ -262,6 +268,7 @@ class WebhookRequestWorkflow:
                 FindActiveCareFlowInput(
                     care_flow_definition_id=validation.care_flow_definition_id,
                     patient_id=patient.patient_id,
+                    request_id=request.request_id,
                 ),
                 options,
                 local_first=local_first,
@@ -324,15 +331,16 @@ class WebhookRequestWorkflow:
                         retry_policy=RetryPolicy(maximum_attempts=1),
                     )
                 except FailureError as exc:
-                    # A local activity's last failure is raised as is (an ApplicationError or
-                    # TimeoutError), not wrapped in an ActivityError.
+                    # An ActivityError whose cause is the activity's ApplicationError, or a
+                    # TimeoutError when the attempt outlived LOCAL_ATTEMPT_TIMEOUT.
                     policy: RetryPolicy = options["retry_policy"]
                     if isinstance(exc, CancelledError):
                         raise
                     if policy.maximum_attempts == 1 or _non_retryable(exc):
                         await self._fail(name, exc)
                     options = {**options, "retry_policy": _one_attempt_fewer(policy)}
-                    self._book.note(f"{name}: {error_of(exc).code} on attempt 1 (local)")
+                    code = "timeout" if _timed_out(exc) else error_of(exc).code
+                    self._book.note(f"{name}: {code} on attempt 1 (local)")
             self._book.hold_in_flight = False  # a reader may watch this wait: show PROCESSING
             self._book.flush()
             result: Any = await workflow.execute_activity_method(method, arg, **options)
@@ -415,6 +423,12 @@ def _one_attempt_fewer(policy: RetryPolicy) -> RetryPolicy:
     if policy.maximum_attempts <= 1:
         return policy
     return dataclasses.replace(policy, maximum_attempts=policy.maximum_attempts - 1)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether the local attempt failed by outliving its timeout (``error_of`` would call that
+    ``activity_retries_exhausted``, though the retries are only starting)."""
+    return isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError)
 
 
 def _non_retryable(exc: BaseException) -> bool:

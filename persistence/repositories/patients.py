@@ -169,15 +169,21 @@ class PatientRepository:
             ).first()
         return self._care_flow(row) if row is not None else None
 
-    def find_care_flow_of(self, care_flow_definition_id: str, patient_id: str) -> str | None:
-        """The id of the earliest care flow of a definition started for a patient, or None."""
+    def find_care_flow_of(
+        self, care_flow_definition_id: str, patient_id: str, request_id: str | None = None
+    ) -> str | None:
+        """The id of the earliest care flow of a definition started for a patient, or None;
+        with ``request_id``, other than the care flow that request started."""
+        conditions = [
+            care_flows.c.patient_id == patient_id,
+            care_flows.c.care_flow_definition_id == care_flow_definition_id,
+        ]
+        if request_id is not None:
+            conditions.append(care_flows.c.request_id != request_id)
         with self._db.transaction() as conn:
             found = conn.execute(
                 sa.select(care_flows.c.id)
-                .where(
-                    care_flows.c.patient_id == patient_id,
-                    care_flows.c.care_flow_definition_id == care_flow_definition_id,
-                )
+                .where(*conditions)
                 .order_by(care_flows.c.started_at, care_flows.c.id)
                 .limit(1)
             ).scalar()

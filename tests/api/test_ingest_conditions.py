@@ -7,9 +7,14 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import uuid
 from typing import Any
 
 import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType, ResetReapplyType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import Client
 
 from persistence.store import Store
 from tests.conftest import Api, RunningWorker
@@ -358,3 +363,40 @@ async def test_ignored_answer_is_json_for_form_posts(api: Api, worker: RunningWo
         f"/hooks/{hook['id']}", content=b'{"event": ["c", "b"]}', headers=JSON
     )
     assert matched.status_code == 202
+
+
+async def test_skip_if_enrolled_rerun_after_its_own_start_still_succeeds(
+    api: Api, worker: RunningWorker, store: Store, temporal_client: Client
+) -> None:
+    """The request's own care flow is no enrollment: a run that starts over after
+    ``start_care_flow`` committed (a worker killed before its first workflow task completed,
+    which re-runs the local activities; here the Temporal UI's reset to that task) finds the care
+    flow this request started and succeeds with it instead of IGNORED ``already_enrolled``."""
+    hook = await calcom_webhook(api, skip_if_enrolled=True)
+    first = await post_sample(api, hook["id"], CALCOM)
+    request_id = first.json()["request_id"]
+    started = await api.wait_status(request_id, {"SUCCESS", "FAILED"})
+    assert started["status"] == "SUCCESS"
+
+    handle = temporal_client.get_workflow_handle(request_id)
+    first_task = [
+        e.event_id
+        async for e in handle.fetch_history_events()
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    ][0]
+    reset = await temporal_client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=temporal_client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=request_id),
+            reason="test",
+            workflow_task_finish_event_id=first_task,
+            request_id=uuid.uuid4().hex,
+            reset_reapply_type=ResetReapplyType.RESET_REAPPLY_TYPE_NONE,
+        )
+    )
+    await temporal_client.get_workflow_handle(request_id, run_id=reset.run_id).result()
+    again = await api.wait_status(request_id, {"SUCCESS", "IGNORED", "FAILED"})
+    assert again["status"] == "SUCCESS", again
+    assert again["care_flow_id"] == started["care_flow_id"]
+    assert again["reasons"] == []
+    assert store.patients.count_care_flows() == 1

@@ -6,6 +6,7 @@ log (its pending activities), so it has no single module to mirror."""
 from __future__ import annotations
 
 import asyncio
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -159,3 +160,39 @@ async def _reset_after_first_task(
         await asyncio.sleep(0.1)
     assert again["status"] == "SUCCESS"
     assert again["care_flow_id"] == done["care_flow_id"]
+
+
+class LateStartBackend(BuiltinBackend):
+    """The built-in backend, but the first care flow start commits and then answers after the
+    local attempt's 5 s (a slow database): its outcome is lost to the workflow."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.late_left = 1
+
+    def start_care_flow(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().start_care_flow(*args, **kwargs)
+        if self.late_left > 0:
+            self.late_left -= 1
+            time.sleep(5.5)
+        return result
+
+
+async def test_a_local_attempt_that_times_out_after_committing_leaves_one_care_flow(
+    api: Api, temporal_client: Client, store: Store, settings: Settings
+) -> None:
+    """The timed-out local ``start_care_flow`` is retried as an activity, which finds the care
+    flow the late attempt started; the timeline names the timeout (not run-out retries)."""
+    hook_id = await open_webhook(api)
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with build_worker(
+            temporal_client, store, settings, executor, LateStartBackend(store)
+        ):
+            answer = await api.http.post(f"/hooks/{hook_id}", json={"a": 1})
+            request_id = answer.json()["request_id"]
+            done = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=40)
+    assert done["status"] == "SUCCESS", done
+    messages = [t["message"] for t in done["timeline"]]
+    assert "start_care_flow: timeout on attempt 1 (local)" in messages, messages
+    assert messages[-1] == "care flow already started; start_care_flow succeeded on attempt 2"
+    assert store.patients.count_care_flows() == 1

@@ -82,8 +82,12 @@ def test_the_active_care_flow_is_the_patients_earliest_of_the_definition(store: 
     backend.start_care_flow("intake", someone.id, {}, "req_2")
     assert backend.find_active_care_flow("intake", patient.id) is None
     first, _ = backend.start_care_flow("intake", patient.id, {}, "req_3")
+    # The asking request's own care flow is no enrollment (a run that starts over after it).
+    assert backend.find_active_care_flow("intake", patient.id, "req_3") is None
     backend.start_care_flow("intake", patient.id, {}, "req_4")
     assert backend.find_active_care_flow("intake", patient.id) == first.id
+    assert backend.find_active_care_flow("intake", patient.id, "req_3") != first.id
+    assert backend.find_active_care_flow("intake", patient.id, "req_4") == first.id
 
 
 def test_a_refusal_carries_its_code_and_message() -> None:

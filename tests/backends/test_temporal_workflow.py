@@ -345,6 +345,11 @@ async def test_find_active_care_flow_sees_only_running_executions(
             await asyncio.sleep(0.1)
         assert await active(patient_id) == care_flow_id
         assert await active("pat_other") is None
+        # The request that started it does not count it (a run that starts over after it).
+        own = await asyncio.to_thread(
+            backend.find_active_care_flow, "intake", patient_id, answer.json()["request_id"]
+        )
+        assert own is None
         handle = temporal_client.get_workflow_handle(care_flow_id)
         await handle.signal(COMPLETE_SIGNAL)
         await handle.result()
@@ -432,3 +437,51 @@ async def test_an_execution_this_service_did_not_start_is_not_a_care_flow(
         assert answer.json()["errors"][0]["code"] == "care_flow_not_found"
     finally:
         await handle.terminate("test")
+
+
+async def test_a_remote_backends_pending_attempts_are_counted_from_one(
+    settings: Settings, store: Store, temporal_client: Client
+) -> None:
+    """A temporal-backend request tries nothing locally (issue 19: only the built-in backend's
+    calls are local first), so the request log adds no local attempt to its pending
+    ``start_care_flow``: attempt 1 of 2 while the first pick-up wait runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from worker import build_worker
+
+    settings = settings.model_copy(
+        update={"care_flow_pickup_seconds": 3.0, "activity_max_attempts": 2}
+    )
+    queue = f"care-flows-{uuid.uuid4().hex[:8]}"  # nobody serves it
+    executor = ThreadPoolExecutor(max_workers=4)
+    try:
+        async with (
+            serve_api(settings) as api,
+            build_worker(temporal_client, store, settings, executor),
+        ):
+            hook_id = await temporal_webhook(api, queue)
+            answer = await api.http.post(
+                f"/hooks/{hook_id}", content=sample_payload(), headers=JSON
+            )
+            request_id = answer.json()["request_id"]
+            seen: list[dict[str, Any]] = []
+            for _ in range(100):
+                detail = (await api.admin("GET", f"/v1/requests/{request_id}")).json()
+                if detail["status"] == "FAILED":
+                    break
+                seen.extend(
+                    a
+                    for a in detail["pending_activities"]
+                    if a["activity_type"] == "start_care_flow"
+                )
+                await asyncio.sleep(0.1)
+            assert seen, "start_care_flow was never seen pending"
+            assert seen[0]["attempt"] == 1 and seen[0]["maximum_attempts"] == 2, seen[0]
+            assert {a["attempt"] for a in seen} <= {1, 2}
+            done = await api.wait_status(request_id, {"SUCCESS", "FAILED"}, timeout=60)
+            assert done["status"] == "FAILED"
+            assert not any("attempt 3" in (t["message"] or "") for t in done["timeline"]), done[
+                "timeline"
+            ]
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)

@@ -262,6 +262,11 @@ async def test_find_active_care_flow_sees_active_pathways(
         return await asyncio.to_thread(backend.find_active_care_flow, "visit-follow-up", patient_id)
 
     assert await active(detail["patient_id"]) == detail["care_flow_id"]
+    # The request that started the pathway does not count it (a run that starts over after it).
+    own = await asyncio.to_thread(
+        backend.find_active_care_flow, "visit-follow-up", detail["patient_id"], detail["request_id"]
+    )
+    assert own is None
     stand_in.pathways[detail["care_flow_id"]]["status"] = "completed"
     assert await active(detail["patient_id"]) is None
     assert stand_in.invalid == []
