@@ -90,8 +90,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows.request_book import RequestBook, attempt, codes, error_of
 
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# One local attempt: under the workflow task timeout (10 s), so it never needs a task heartbeat.
-LOCAL_ATTEMPT_TIMEOUT = timedelta(seconds=5)
+# One local attempt holds one of the worker's few workflow task slots
+# (CAREFLOW_WORKER_WORKFLOW_TASK_SLOTS) while it runs, so it is short: the built-in backend
+# answers in milliseconds; a slower answer (a locked database) goes on as a regular activity,
+# leaving the slot to other requests (review of issue 19: with 5 s, four slow requests held up
+# every other one for seconds).
+LOCAL_ATTEMPT_TIMEOUT = timedelta(seconds=1)
 # Runs reset before retried requests claimed their debounce window replay without the claim.
 _DEBOUNCE_ON_RETRY = "debounce-on-retry"
 In = TypeVar("In")

@@ -23,6 +23,7 @@ from persistence.store import Store
 from tests.conftest import Api, free_port, serve_api
 from tests.factories import open_webhook
 from worker import build_worker
+from workflows.request import LOCAL_ATTEMPT_TIMEOUT
 
 
 class FlakyBackend(BuiltinBackend):
@@ -164,7 +165,7 @@ async def _reset_after_first_task(
 
 class LateStartBackend(BuiltinBackend):
     """The built-in backend, but the first care flow start commits and then answers after the
-    local attempt's 5 s (a slow database): its outcome is lost to the workflow."""
+    local attempt's timeout (a slow database): its outcome is lost to the workflow."""
 
     def __init__(self, store: Store) -> None:
         super().__init__(store)
@@ -174,7 +175,7 @@ class LateStartBackend(BuiltinBackend):
         result = super().start_care_flow(*args, **kwargs)
         if self.late_left > 0:
             self.late_left -= 1
-            time.sleep(5.5)
+            time.sleep(LOCAL_ATTEMPT_TIMEOUT.total_seconds() + 0.5)
         return result
 
 
