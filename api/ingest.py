@@ -35,6 +35,7 @@ from api.metrics import ApiMetrics
 from api.request_log import RequestLog
 from api.start_gate import StartGate, TemporalUnavailableError
 from careflow import logs, request_ids, signatures
+from careflow.errors import TransientStoreError
 from careflow.keyed_ids import id_hash_key
 from careflow.messages import ValidationResult, WebhookRequestInput
 from careflow.models import RequestError, RequestStatus, TestPayload, Webhook
@@ -50,6 +51,10 @@ from workflows.request import WebhookRequestWorkflow
 log = logging.getLogger("api.ingest")
 
 START_TIMEOUT = timedelta(seconds=5)
+
+
+# How old the configuration cache may be before a request naming an unknown webhook checks it.
+MISS_REFRESH_SECONDS = 0.1
 
 
 @dataclass
@@ -86,6 +91,7 @@ class IngestService:
         # Backpressure: at most careflow_max_concurrent_starts start_workflow calls in flight.
         self._gate = StartGate(settings, self._metrics)
         self._evaluator = Evaluator(config, settings)
+        self._miss_refresh = asyncio.Lock()
 
     def start_queue_full(self) -> int | None:
         """Whether a new request would only queue for a start slot (``StartGate.queue_full``).
@@ -131,6 +137,23 @@ class IngestService:
         """The live (not deleted) webhook with this id from the cache, or None."""
         hook = self._config.snapshot.webhooks.get(webhook_id)
         return None if hook is None or hook.deleted else hook
+
+    async def webhook_checked(self, webhook_id: str) -> Webhook | None:
+        """``webhook``, but on a miss the configuration is checked again first when the cache
+        is older than ``MISS_REFRESH_SECONDS``: a webhook created through another API process
+        answers at once instead of 404 until this process's next refresh (a sender drops a
+        delivery answered 404). One check at a time; a store that cannot be read keeps the
+        snapshot."""
+        hook = self.webhook(webhook_id)
+        if hook is not None or self._config.age_seconds() < MISS_REFRESH_SECONDS:
+            return hook
+        async with self._miss_refresh:
+            if self._config.age_seconds() >= MISS_REFRESH_SECONDS:
+                try:
+                    await asyncio.to_thread(self._config.refresh)
+                except TransientStoreError:
+                    log.warning("configuration check after an unknown webhook id failed")
+        return self.webhook(webhook_id)
 
     async def reject_too_large(self, hook: Webhook, *, test: bool) -> Outcome:
         """413: logged REJECTED ``payload_too_large``, payload omitted."""

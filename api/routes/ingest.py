@@ -192,7 +192,7 @@ async def _handle(
     webhook_id: str, request: Request, services: ServicesDep, *, test: bool
 ) -> JSONResponse:
     ingest = services.ingest
-    hook = ingest.webhook(webhook_id)
+    hook = await ingest.webhook_checked(webhook_id)
     if hook is None:
         tracing.hide_unknown_path("/hooks/{webhook_id}" + ("/test" if test else ""))
         return _error(404, "webhook_not_found", "no webhook with this id")

@@ -12,7 +12,7 @@ import pytest
 from temporalio.client import Client
 
 from api import request_history
-from api.ingest import IngestService
+from api.ingest import MISS_REFRESH_SECONDS, IngestService
 from api.paging import PageTokens
 from api.request_log import RequestLog
 from api.start_gate import StartOverloadedError
@@ -101,6 +101,26 @@ def test_deleted_and_unknown_webhooks_are_not_found(
     assert ingest.webhook(live.id) == live
     assert ingest.webhook(deleted.id) is None
     assert ingest.webhook("wh_nope") is None
+
+
+async def test_a_webhook_created_elsewhere_is_found_before_the_next_refresh(
+    temporal_client: Client, store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another API process created it after this one's last refresh (an hour apart here): the
+    miss checks the store, so the sender is not answered 404 (scaled chaos run, issue 19)."""
+    ingest = _service(temporal_client, store, settings)
+    hook = store_webhook(store)
+    assert ingest.webhook(hook.id) is None  # the cache has not seen it
+    await asyncio.sleep(MISS_REFRESH_SECONDS)
+    assert await ingest.webhook_checked(hook.id) == hook
+    # Unknown ids check at most once per MISS_REFRESH_SECONDS, however many arrive at once.
+    checks: list[int] = []
+    revision = store.revision
+    monkeypatch.setattr(store, "revision", lambda: checks.append(1) or revision())
+    await asyncio.sleep(MISS_REFRESH_SECONDS)
+    answers = await asyncio.gather(*(ingest.webhook_checked("wh_nope") for _ in range(50)))
+    assert answers == [None] * 50
+    assert len(checks) == 1
 
 
 class _GatedClient:
