@@ -5,11 +5,11 @@ local activity (in the first workflow task, on the worker: one marker event inst
 activity's three events and a workflow task's three; its input, which holds the body, is not
 recorded again). For the built-in backend (its own database: milliseconds), ``resolve_patient``,
 ``find_active_care_flow`` and ``start_care_flow`` are tried once as local activities too, each
-bounded by ``LOCAL_ATTEMPT_TIMEOUT``: when the backend answers, the whole request runs in its
-first workflow task (9 history events for a SUCCESS). Remote backends (Awell, a temporal
-backend waiting for its worker to pick the care flow up) may take seconds, which a local
-activity would spend holding one of the worker's few workflow task slots: theirs stay regular
-activities. When that
+bounded by ``LOCAL_ATTEMPT_TIMEOUT`` (``activity_calls``): when the backend answers, the whole
+request runs in its first workflow task (9 history events for a SUCCESS). Remote backends
+(Awell, a temporal backend waiting for its worker to pick the care flow up) may take seconds,
+which a local activity would spend holding one of the worker's few workflow task slots:
+theirs stay regular activities. When that
 attempt fails retryably or times out, the activity is scheduled as a regular activity with the
 remaining attempts — visible under Pending Activities in the Temporal UI and in the request
 log's ``pending_activities`` with its attempt and last failure, retried with backoff — and the
@@ -44,19 +44,15 @@ the request log                        validates nothing: it reads the verdict f
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
-    CancelledError,
-    FailureError,
-    TimeoutError,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -83,19 +79,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from careflow.models import RequestStatus
     from infra import temporal
-    from workflows.debounce import DebounceWindowWorkflow
 
     # Deterministic, no module-level state: passed through, so the sandbox does not import
     # (or, without bytecode caches, compile) it afresh for every run as it must this module.
+    from workflows.activity_calls import ActivityCalls
+    from workflows.debounce import DebounceWindowWorkflow
     from workflows.request_book import RequestBook, attempt, codes, error_of
 
 _ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# One local attempt holds one of the worker's few workflow task slots
-# (CAREFLOW_WORKER_WORKFLOW_TASK_SLOTS) while it runs, so it is short: the built-in backend
-# answers in milliseconds; a slower answer (a locked database) goes on as a regular activity,
-# leaving the slot to other requests (review of issue 19: with 5 s, four slow requests held up
-# every other one for seconds).
-LOCAL_ATTEMPT_TIMEOUT = timedelta(seconds=1)
 # Runs reset before retried requests claimed their debounce window replay without the claim.
 _DEBOUNCE_ON_RETRY = "debounce-on-retry"
 In = TypeVar("In")
@@ -114,6 +105,7 @@ class WebhookRequestWorkflow:
         self._book = RequestBook()
         self._request: WebhookRequestInput | None = None
         self._window_id: str | None = None  # the debounce window a retried run claimed
+        self._calls = ActivityCalls(self._book, self._release_debounce_window)
 
     @workflow.query(name=temporal.STATUS_QUERY)
     def status(self) -> RequestState:
@@ -246,7 +238,7 @@ class WebhookRequestWorkflow:
         )
         self._book.set(RequestStatus.PROCESSING)
         self._book.flush()
-        patient: ResolvePatientResult = await self._activity(
+        patient: ResolvePatientResult = await self._calls.run(
             PatientActivities.resolve_patient,
             ResolvePatientInput(
                 request_id=request.request_id,
@@ -267,7 +259,7 @@ class WebhookRequestWorkflow:
         self._book.note(f"{what}; {attempt('resolve_patient', patient.attempt)}")
         self._book.flush()
         if validation.skip_if_enrolled:
-            active: FindActiveCareFlowResult = await self._activity(
+            active: FindActiveCareFlowResult = await self._calls.run(
                 CareFlowActivities.find_active_care_flow,
                 FindActiveCareFlowInput(
                     care_flow_definition_id=validation.care_flow_definition_id,
@@ -289,7 +281,7 @@ class WebhookRequestWorkflow:
                     ]
                 )
                 return self._book.result()
-        care_flow: StartCareFlowResult = await self._activity(
+        care_flow: StartCareFlowResult = await self._calls.run(
             CareFlowActivities.start_care_flow,
             StartCareFlowInput(
                 request_id=request.request_id,
@@ -310,58 +302,6 @@ class WebhookRequestWorkflow:
         self._book.flush()
         return self._book.result()
 
-    async def _activity(
-        self,
-        method: Callable[[Any, In], Out],
-        arg: In,
-        options: dict[str, Any],
-        *,
-        local_first: bool = False,
-    ) -> Out:
-        """Run an activity method — with ``local_first``, one local attempt first (module
-        docstring); when it fails for good, end the request FAILED and the run Failed.
-
-        The result's ``attempt`` counts the local attempt: a regular activity's attempt 1 after
-        a failed local one is attempt 2.
-        """
-        name = method.__name__  # the activity type names are the method names (contract §7)
-        try:
-            if local_first:
-                try:
-                    return await workflow.execute_local_activity_method(
-                        method,
-                        arg,
-                        start_to_close_timeout=LOCAL_ATTEMPT_TIMEOUT,
-                        retry_policy=RetryPolicy(maximum_attempts=1),
-                    )
-                except FailureError as exc:
-                    # An ActivityError whose cause is the activity's ApplicationError, or a
-                    # TimeoutError when the attempt outlived LOCAL_ATTEMPT_TIMEOUT.
-                    policy: RetryPolicy = options["retry_policy"]
-                    if isinstance(exc, CancelledError):
-                        raise
-                    if policy.maximum_attempts == 1 or _non_retryable(exc):
-                        await self._fail(name, exc)
-                    options = {**options, "retry_policy": _one_attempt_fewer(policy)}
-                    code = "timeout" if _timed_out(exc) else error_of(exc).code
-                    self._book.note(f"{name}: {code} on attempt 1 (local)")
-            self._book.hold_in_flight = False  # a reader may watch this wait: show PROCESSING
-            self._book.flush()
-            result: Any = await workflow.execute_activity_method(method, arg, **options)
-            if local_first:
-                result = result.model_copy(update={"attempt": result.attempt + 1})
-            return cast(Out, result)
-        except ActivityError as exc:
-            await self._fail(name, exc)
-
-    async def _fail(self, name: str, exc: BaseException) -> NoReturn:
-        """End the request FAILED for activity ``name``'s failure and fail the run."""
-        error = error_of(exc)
-        self._book.set(RequestStatus.FAILED, errors=[error], message=f"{name}: {error.code}")
-        self._book.flush()
-        await self._release_debounce_window()
-        raise ApplicationError(error.message, type=error.code, non_retryable=True) from exc
-
     async def _claim_debounce_window(
         self, request: WebhookRequestInput, validation: ValidationResult, options: dict[str, Any]
     ) -> bool:
@@ -373,7 +313,7 @@ class WebhookRequestWorkflow:
             Callable[[Any, ClaimDebounceInput], ClaimDebounceResult],
             DebounceActivities.claim_debounce_window,
         )
-        claimed = await self._activity(
+        claimed = await self._calls.run(
             claim,
             ClaimDebounceInput(
                 request_id=request.request_id,
@@ -420,26 +360,3 @@ class WebhookRequestWorkflow:
             workflow.logger.info("debounce window already closed")
         self._book.note("debounce window released")
         self._book.flush()
-
-
-def _one_attempt_fewer(policy: RetryPolicy) -> RetryPolicy:
-    """The regular activity's retry policy after one local attempt (0, unbounded, stays so)."""
-    if policy.maximum_attempts <= 1:
-        return policy
-    return dataclasses.replace(policy, maximum_attempts=policy.maximum_attempts - 1)
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """Whether the local attempt failed by outliving its timeout (``error_of`` would call that
-    ``activity_retries_exhausted``, though the retries are only starting)."""
-    return isinstance(exc, TimeoutError) or isinstance(exc.__cause__, TimeoutError)
-
-
-def _non_retryable(exc: BaseException) -> bool:
-    """Whether the failure, or the ``ApplicationError`` it wraps, is marked non-retryable."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ApplicationError):
-            return cause.non_retryable
-        cause = cause.__cause__
-    return False

@@ -23,7 +23,7 @@ from persistence.store import Store
 from tests.conftest import Api, free_port, serve_api
 from tests.factories import open_webhook
 from worker import build_worker
-from workflows.request import LOCAL_ATTEMPT_TIMEOUT
+from workflows.activity_calls import LOCAL_ATTEMPT_TIMEOUT
 
 
 class FlakyBackend(BuiltinBackend):
